@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "CloudTap",
+    platforms: [.macOS(.v14), .iOS(.v17)],
+    products: [
+        .library(name: "PaymentCore", targets: ["PaymentCore"]),
+        .library(name: "EMV", targets: ["EMV"]),
+        .library(name: "PaymentCrypto", targets: ["PaymentCrypto"]),
+        .executable(name: "cloudtap", targets: ["cloudtap"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "PaymentCore"),
+        .target(name: "EMV", dependencies: ["PaymentCore"]),
+        .target(
+            name: "PaymentCrypto",
+            dependencies: [
+                "PaymentCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "cloudtap",
+            dependencies: [
+                "PaymentCore", "EMV", "PaymentCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "PaymentCoreTests", dependencies: ["PaymentCore"]),
+        .testTarget(name: "EMVTests", dependencies: ["EMV"], resources: [.copy("Vectors")]),
+        .testTarget(name: "PaymentCryptoTests", dependencies: ["PaymentCrypto", "EMV"], resources: [.copy("Vectors")]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,82 @@
+/// A primary account number (ISO/IEC 7812): 12 to 19 decimal digits whose last digit is the
+/// Luhn check digit.
+///
+/// A `PAN` never prints itself in full: `description` and `debugDescription` show the first six
+/// and last four digits (PCI DSS 3.4 masking). Use ``digits`` deliberately where the full number
+/// is needed (cryptography, the vault).
+public struct PAN: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    /// The full number. Reading it is a deliberate act; never log it.
+    public let digits: String
+
+    /// Errors for text that is not a PAN.
+    public enum Error: Swift.Error, Hashable, Sendable, CustomStringConvertible {
+        case notDigits(offset: Int)
+        case badLength(Int)
+        case badCheckDigit(expected: Character)
+
+        public var description: String {
+            switch self {
+            case .notDigits(let o): return "card number has a non-digit at offset \(o)"
+            case .badLength(let n): return "card number must have 12 to 19 digits, got \(n)"
+            case .badCheckDigit(let c): return "card number fails the Luhn check (check digit should be \(c))"
+            }
+        }
+    }
+
+    /// Parses and Luhn-checks a card number. Spaces are ignored.
+    public init(_ text: some StringProtocol) throws(PAN.Error) {
+        let compact = try PAN.digitsOnly(text)
+        let expected = Luhn.checkDigit(for: compact.dropLast())
+        guard compact.last == expected else { throw .badCheckDigit(expected: expected) }
+        self.digits = compact
+    }
+
+    /// A number taken without the Luhn check, for replaying published vectors whose PANs were
+    /// never meant to pass it. Length and digit checks still apply.
+    public init(unchecked text: some StringProtocol) throws(PAN.Error) {
+        self.digits = try PAN.digitsOnly(text)
+    }
+
+    private static func digitsOnly(_ text: some StringProtocol) throws(PAN.Error) -> String {
+        let compact = String(text.filter { $0 != " " })
+        if let bad = compact.utf8.firstIndex(where: { $0 < 48 || $0 > 57 }) {
+            throw .notDigits(offset: compact.utf8.distance(from: compact.utf8.startIndex, to: bad))
+        }
+        guard (12...19).contains(compact.utf8.count) else { throw .badLength(compact.utf8.count) }
+        return compact
+    }
+
+    /// The issuer identification number (first 6 digits; the first 8 are the IIN under ISO/IEC 7812-1:2017).
+    public var bin: String { String(digits.prefix(6)) }
+    /// The last four digits, as printed on receipts.
+    public var lastFour: String { String(digits.suffix(4)) }
+
+    /// First six and last four digits, the middle masked with `*`.
+    public var masked: String {
+        let hidden = max(digits.count - 10, 0)
+        return digits.prefix(6) + String(repeating: "*", count: hidden) + digits.suffix(4)
+    }
+
+    public var description: String { masked }
+    public var debugDescription: String { "PAN(\(masked))" }
+}
+
+/// Masks every run of 12–19 digits in free text, for log lines and traces built from
+/// strings that may carry card numbers.
+public func maskCardNumbers(in text: String) -> String {
+    var out = ""
+    var run = ""
+    func flush() {
+        if (12...19).contains(run.count) {
+            out += run.prefix(6) + String(repeating: "*", count: run.count - 10) + run.suffix(4)
+        } else {
+            out += run
+        }
+        run = ""
+    }
+    for c in text {
+        if c.isASCII && c.isNumber { run.append(c) } else { flush(); out.append(c) }
+    }
+    flush()
+    return out
+}

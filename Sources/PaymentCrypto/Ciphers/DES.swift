@@ -1,0 +1,164 @@
+import PaymentCore
+
+/// Ciphers that payment systems still depend on but that are weak by today's standards:
+/// single DES (56-bit) and Triple DES (two- and three-key). Use them for interoperability
+/// with EMV, ISO 9564 and ISO 9797, never for new designs.
+public enum Legacy {}
+
+extension Legacy {
+    /// DES and Triple DES (FIPS 46-3, NIST SP 800-67 TDEA, keying options 1–3).
+    ///
+    /// An 8-byte key is single DES; 16 bytes is two-key 3DES (K1‖K2, K3 = K1); 24 bytes is
+    /// three-key 3DES. Parity bits are ignored. The encryption is table-driven: the eight
+    /// S-boxes are merged with permutation P into 64-entry word tables, IP and FP are byte
+    /// tables, and in 3DES the FP/IP pairs between stages cancel and are skipped.
+    public struct TripleDES: BlockCipher, CustomStringConvertible {
+        private let schedule: KeySchedule
+        public var blockSize: Int { 8 }
+        /// 8, 16 or 24.
+        public let keyLength: Int
+        private let kcvText: String
+
+        public init(key: [UInt8]) throws(CryptoError) {
+            guard [8, 16, 24].contains(key.count) else { throw .keyLength("DES/3DES", "8, 16 or 24", key.count) }
+            keyLength = key.count
+            let k1 = Array(key[0..<8])
+            if key.count == 8 {
+                schedule = KeySchedule(stages: [(k1, false)], reverse: [(k1, true)])
+            } else {
+                let k2 = Array(key[8..<16])
+                let k3 = key.count == 24 ? Array(key[16..<24]) : k1
+                schedule = KeySchedule(
+                    stages: [(k1, false), (k2, true), (k3, false)],
+                    reverse: [(k3, true), (k2, false), (k1, true)]
+                )
+            }
+            let probe = schedule.run(0, encrypt: true)
+            kcvText = probe.bigEndianBytes().prefix(3).hexString
+        }
+
+        /// Encrypts a block held as a big-endian 64-bit integer.
+        @inlinable @inline(__always)
+        public func encrypt(_ block: UInt64) -> UInt64 { _run(block, true) }
+        /// Decrypts a block held as a big-endian 64-bit integer.
+        @inlinable @inline(__always)
+        public func decrypt(_ block: UInt64) -> UInt64 { _run(block, false) }
+
+        @usableFromInline
+        func _run(_ block: UInt64, _ encrypt: Bool) -> UInt64 { schedule.run(block, encrypt: encrypt) }
+
+        public func encrypt(block: [UInt8]) -> [UInt8] {
+            precondition(block.count == 8, "DES block must be 8 bytes")
+            return encrypt(block.bigEndianUInt64).bigEndianBytes()
+        }
+
+        public func decrypt(block: [UInt8]) -> [UInt8] {
+            precondition(block.count == 8, "DES block must be 8 bytes")
+            return decrypt(block.bigEndianUInt64).bigEndianBytes()
+        }
+
+        /// The key is never printed; its check value identifies it.
+        public var description: String { "TripleDES(\(keyLength * 8)-bit, KCV \(kcvText))" }
+    }
+}
+
+/// The expanded key: per stage, 16 rounds of two 32-bit subkey words laid out for the SP
+/// tables. Immutable after init and shared by value semantics of the owning struct.
+final class KeySchedule: @unchecked Sendable {
+    private let forward: UnsafeMutablePointer<UInt32>
+    private let backward: UnsafeMutablePointer<UInt32>
+    private let stageCount: Int
+
+    init(stages: [([UInt8], Bool)], reverse: [([UInt8], Bool)]) {
+        stageCount = stages.count
+        forward = .allocate(capacity: 32 * stages.count)
+        backward = .allocate(capacity: 32 * stages.count)
+        for (s, (key, decrypt)) in stages.enumerated() {
+            KeySchedule.expand(key, decrypt: decrypt, into: forward + 32 * s)
+        }
+        for (s, (key, decrypt)) in reverse.enumerated() {
+            KeySchedule.expand(key, decrypt: decrypt, into: backward + 32 * s)
+        }
+    }
+
+    deinit {
+        // Clear the subkeys before giving the memory back.
+        forward.update(repeating: 0, count: 32 * stageCount)
+        backward.update(repeating: 0, count: 32 * stageCount)
+        forward.deallocate()
+        backward.deallocate()
+    }
+
+    /// FIPS 46-3 key schedule: PC-1, rotations, PC-2; each 48-bit subkey split into eight
+    /// 6-bit groups, packed as (S1,S3,S5,S7) and (S2,S4,S6,S8) bytes.
+    static func expand(_ key: [UInt8], decrypt: Bool, into out: UnsafeMutablePointer<UInt32>) {
+        let k = key.bigEndianUInt64
+        var cd: UInt64 = 0
+        for (i, from) in DESTables.pc1.enumerated() where (k >> (64 - from)) & 1 == 1 {
+            cd |= 1 << (55 - i)
+        }
+        var c = UInt32(cd >> 28), d = UInt32(cd & 0x0FFF_FFFF)
+        var rounds: [(UInt32, UInt32)] = []
+        for shift in DESTables.shifts {
+            c = ((c << shift) | (c >> (28 - shift))) & 0x0FFF_FFFF
+            d = ((d << shift) | (d >> (28 - shift))) & 0x0FFF_FFFF
+            let joined = UInt64(c) << 28 | UInt64(d)
+            var sub: UInt64 = 0
+            for (i, from) in DESTables.pc2.enumerated() where (joined >> (56 - from)) & 1 == 1 {
+                sub |= 1 << (47 - i)
+            }
+            func group(_ j: Int) -> UInt32 { UInt32((sub >> (42 - 6 * j)) & 0x3F) }
+            let even = group(0) << 24 | group(2) << 16 | group(4) << 8 | group(6)
+            let odd = group(1) << 24 | group(3) << 16 | group(5) << 8 | group(7)
+            rounds.append((even, odd))
+        }
+        if decrypt { rounds.reverse() }
+        for (i, r) in rounds.enumerated() {
+            out[2 * i] = r.0
+            out[2 * i + 1] = r.1
+        }
+    }
+
+    @inline(__always)
+    private static func f(_ r: UInt32, _ k: UnsafeMutablePointer<UInt32>, _ sp: UnsafePointer<UInt32>) -> UInt32 {
+        let w1 = ((r >> 3) | (r << 29)) ^ k[0]
+        let w2 = ((r << 1) | (r >> 31)) ^ k[1]
+        return sp[Int((w1 >> 24) & 0x3F)]
+            | sp[128 + Int((w1 >> 16) & 0x3F)]
+            | sp[256 + Int((w1 >> 8) & 0x3F)]
+            | sp[384 + Int(w1 & 0x3F)]
+            | sp[64 + Int((w2 >> 24) & 0x3F)]
+            | sp[192 + Int((w2 >> 16) & 0x3F)]
+            | sp[320 + Int((w2 >> 8) & 0x3F)]
+            | sp[448 + Int(w2 & 0x3F)]
+    }
+
+    @inline(__always)
+    private static func permute(_ x: UInt64, _ table: UnsafePointer<UInt64>) -> UInt64 {
+        table[Int(x >> 56)]
+            | table[256 + Int((x >> 48) & 0xFF)]
+            | table[512 + Int((x >> 40) & 0xFF)]
+            | table[768 + Int((x >> 32) & 0xFF)]
+            | table[1024 + Int((x >> 24) & 0xFF)]
+            | table[1280 + Int((x >> 16) & 0xFF)]
+            | table[1536 + Int((x >> 8) & 0xFF)]
+            | table[1792 + Int(x & 0xFF)]
+    }
+
+    func run(_ block: UInt64, encrypt: Bool) -> UInt64 {
+        let sp = DESTables.sp
+        var k = encrypt ? forward : backward
+        let x = KeySchedule.permute(block, DESTables.ipTable)
+        var l = UInt32(truncatingIfNeeded: x >> 32)
+        var r = UInt32(truncatingIfNeeded: x)
+        for stage in 0..<stageCount {
+            if stage > 0 { swap(&l, &r) }
+            for _ in 0..<8 {
+                l ^= KeySchedule.f(r, k, sp)
+                r ^= KeySchedule.f(l, k + 2, sp)
+                k += 4
+            }
+        }
+        return KeySchedule.permute(UInt64(r) << 32 | UInt64(l), DESTables.fpTable)
+    }
+}
