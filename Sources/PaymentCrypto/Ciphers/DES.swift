@@ -47,6 +47,10 @@ extension Legacy {
         @usableFromInline
         func _run(_ block: UInt64, _ encrypt: Bool) -> UInt64 { schedule.run(block, encrypt: encrypt) }
 
+        /// Single DES under K1 only (for a 16- or 24-byte key): the chaining steps of ISO 9797-1
+        /// MAC algorithm 3.
+        public func encryptUnderFirstKey(_ block: UInt64) -> UInt64 { schedule.runFirstStage(block) }
+
         public func encrypt(block: [UInt8]) -> [UInt8] {
             precondition(block.count == 8, "DES block must be 8 bytes")
             return encrypt(block.bigEndianUInt64).bigEndianBytes()
@@ -89,33 +93,27 @@ final class KeySchedule: @unchecked Sendable {
         backward.deallocate()
     }
 
-    /// FIPS 46-3 key schedule: PC-1, rotations, PC-2; each 48-bit subkey split into eight
-    /// 6-bit groups, packed as (S1,S3,S5,S7) and (S2,S4,S6,S8) bytes.
+    /// FIPS 46-3 key schedule: PC-1, the rotations, PC-2; each 48-bit subkey stored as two
+    /// words of four 6-bit groups, (S1,S3,S5,S7) and (S2,S4,S6,S8), ready for the SP tables.
     static func expand(_ key: [UInt8], decrypt: Bool, into out: UnsafeMutablePointer<UInt32>) {
-        let k = key.bigEndianUInt64
-        var cd: UInt64 = 0
-        for (i, from) in DESTables.pc1.enumerated() where (k >> (64 - from)) & 1 == 1 {
-            cd |= 1 << (55 - i)
-        }
-        var c = UInt32(cd >> 28), d = UInt32(cd & 0x0FFF_FFFF)
-        var rounds: [(UInt32, UInt32)] = []
-        for shift in DESTables.shifts {
+        let cd = permute(key.bigEndianUInt64, DESTables.pc1Table)
+        var c = UInt32(truncatingIfNeeded: cd >> 28) & 0x0FFF_FFFF
+        var d = UInt32(truncatingIfNeeded: cd) & 0x0FFF_FFFF
+        let pc2 = DESTables.pc2Table
+        for (round, shift) in DESTables.shifts.enumerated() {
             c = ((c << shift) | (c >> (28 - shift))) & 0x0FFF_FFFF
             d = ((d << shift) | (d >> (28 - shift))) & 0x0FFF_FFFF
-            let joined = UInt64(c) << 28 | UInt64(d)
-            var sub: UInt64 = 0
-            for (i, from) in DESTables.pc2.enumerated() where (joined >> (56 - from)) & 1 == 1 {
-                sub |= 1 << (47 - i)
-            }
-            func group(_ j: Int) -> UInt32 { UInt32((sub >> (42 - 6 * j)) & 0x3F) }
-            let even = group(0) << 24 | group(2) << 16 | group(4) << 8 | group(6)
-            let odd = group(1) << 24 | group(3) << 16 | group(5) << 8 | group(7)
-            rounds.append((even, odd))
-        }
-        if decrypt { rounds.reverse() }
-        for (i, r) in rounds.enumerated() {
-            out[2 * i] = r.0
-            out[2 * i + 1] = r.1
+            let x = UInt64(c) << 28 | UInt64(d)
+            let packed = pc2[Int((x >> 48) & 0xFF)]
+                | pc2[256 + Int((x >> 40) & 0xFF)]
+                | pc2[512 + Int((x >> 32) & 0xFF)]
+                | pc2[768 + Int((x >> 24) & 0xFF)]
+                | pc2[1024 + Int((x >> 16) & 0xFF)]
+                | pc2[1280 + Int((x >> 8) & 0xFF)]
+                | pc2[1536 + Int(x & 0xFF)]
+            let slot = decrypt ? 15 - round : round
+            out[2 * slot] = UInt32(truncatingIfNeeded: packed >> 32)
+            out[2 * slot + 1] = UInt32(truncatingIfNeeded: packed)
         }
     }
 
@@ -146,12 +144,22 @@ final class KeySchedule: @unchecked Sendable {
     }
 
     func run(_ block: UInt64, encrypt: Bool) -> UInt64 {
+        run(block, schedule: encrypt ? forward : backward, stages: stageCount)
+    }
+
+    /// Single DES under the first key (K1) alone: the inner steps of the retail MAC.
+    func runFirstStage(_ block: UInt64) -> UInt64 {
+        run(block, schedule: forward, stages: 1)
+    }
+
+    @inline(__always)
+    private func run(_ block: UInt64, schedule: UnsafeMutablePointer<UInt32>, stages: Int) -> UInt64 {
         let sp = DESTables.sp
-        var k = encrypt ? forward : backward
+        var k = schedule
         let x = KeySchedule.permute(block, DESTables.ipTable)
         var l = UInt32(truncatingIfNeeded: x >> 32)
         var r = UInt32(truncatingIfNeeded: x)
-        for stage in 0..<stageCount {
+        for stage in 0..<stages {
             if stage > 0 { swap(&l, &r) }
             for _ in 0..<8 {
                 l ^= KeySchedule.f(r, k, sp)

@@ -87,19 +87,17 @@ enum DESTables {
         return UnsafePointer(table)
     }()
 
-    /// Byte-indexed tables for a 64-bit permutation: `table[256 * byteIndex + byte]` is the
-    /// contribution of that input byte to the output.
-    static func permutationTable(_ perm: [Int]) -> UnsafePointer<UInt64> {
-        let table = UnsafeMutablePointer<UInt64>.allocate(capacity: 8 * 256)
-        for byteIndex in 0..<8 {
+    /// Byte-indexed tables for a bit permutation of an `inputBytes`-long big-endian value:
+    /// `table[256 * byteIndex + byte]` is that input byte's contribution to the output.
+    /// `destinations(k)` gives the output bit positions (0 = least significant) fed by input
+    /// bit k, counting k from 0 at the most significant input bit.
+    static func byteTable(inputBytes: Int, destinations: (Int) -> [Int]) -> UnsafePointer<UInt64> {
+        let table = UnsafeMutablePointer<UInt64>.allocate(capacity: inputBytes * 256)
+        for byteIndex in 0..<inputBytes {
             for byte in 0..<256 {
                 var out: UInt64 = 0
-                for (i, from) in perm.enumerated() {
-                    let fromByte = (from - 1) / 8
-                    let fromBit = 7 - (from - 1) % 8
-                    if fromByte == byteIndex && (byte >> fromBit) & 1 == 1 {
-                        out |= 1 << (63 - i)
-                    }
+                for bit in 0..<8 where (byte >> (7 - bit)) & 1 == 1 {
+                    for position in destinations(8 * byteIndex + bit) { out |= 1 << position }
                 }
                 table[256 * byteIndex + byte] = out
             }
@@ -107,10 +105,34 @@ enum DESTables {
         return UnsafePointer(table)
     }
 
-    nonisolated(unsafe) static let ipTable: UnsafePointer<UInt64> = permutationTable(ip)
+    /// Output positions fed by input bit k under a FIPS-style table (`perm[i]` = 1-based input
+    /// bit of output bit i, outputs counted from the most significant of `outputBits`).
+    static func destinations(_ perm: [Int], outputBits: Int) -> (Int) -> [Int] {
+        var map = [[Int]](repeating: [], count: 64)
+        for (i, from) in perm.enumerated() { map[from - 1].append(outputBits - 1 - i) }
+        return { map[$0] }
+    }
+
+    nonisolated(unsafe) static let ipTable: UnsafePointer<UInt64> =
+        byteTable(inputBytes: 8, destinations: destinations(ip, outputBits: 64))
     nonisolated(unsafe) static let fpTable: UnsafePointer<UInt64> = {
         var inverse = [Int](repeating: 0, count: 64)
         for (i, from) in ip.enumerated() { inverse[from - 1] = i + 1 }
-        return permutationTable(inverse)
+        return byteTable(inputBytes: 8, destinations: destinations(inverse, outputBits: 64))
+    }()
+    /// PC-1 from the 64-bit key to the 56-bit C‖D.
+    nonisolated(unsafe) static let pc1Table: UnsafePointer<UInt64> =
+        byteTable(inputBytes: 8, destinations: destinations(pc1, outputBits: 56))
+    /// PC-2 from the 56-bit C‖D straight to the two packed subkey words: the 6-bit groups for
+    /// S1, S3, S5, S7 in the high word's bytes 3…0 and S2, S4, S6, S8 in the low word's.
+    nonisolated(unsafe) static let pc2Table: UnsafePointer<UInt64> = {
+        var map = [[Int]](repeating: [], count: 56)
+        for (i, from) in pc2.enumerated() {
+            let group = i / 6, bitInGroup = i % 6
+            let word = group % 2 == 0 ? 32 : 0
+            let base = word + 24 - 8 * (group / 2)
+            map[from - 1].append(base + 5 - bitInGroup)
+        }
+        return byteTable(inputBytes: 7, destinations: { map[$0] })
     }()
 }

@@ -46,14 +46,13 @@ public enum ISO9797 {
         _ data: [UInt8], key: [UInt8], padding: MACPadding, length: Int = 8
     ) throws(CryptoError) -> [UInt8] {
         guard key.count == 16 else { throw .keyLength("retail MAC", "16", key.count) }
-        let left = try Legacy.TripleDES(key: Array(key[0..<8]))
-        let full = try Legacy.TripleDES(key: key)
-        return retailMAC(data, single: left, full: full, padding: padding, length: length)
+        return retailMAC(data, key: try Legacy.TripleDES(key: key), padding: padding, length: length)
     }
 
-    /// Retail MAC with keys already expanded (the hot path of ARQC verification).
+    /// Retail MAC with the key already expanded (the hot path of ARQC verification): the
+    /// chaining uses K1 alone, the last block the full two-key 3DES.
     public static func retailMAC(
-        _ data: [UInt8], single: Legacy.TripleDES, full: Legacy.TripleDES, padding: MACPadding, length: Int = 8
+        _ data: [UInt8], key full: Legacy.TripleDES, padding: MACPadding, length: Int = 8
     ) -> [UInt8] {
         let padded = padding.pad(data, blockSize: 8)
         var chain: UInt64 = 0
@@ -63,7 +62,7 @@ public enum ISO9797 {
                 var word: UInt64 = 0
                 for i in 0..<8 { word = word << 8 | UInt64(p[8 * b + i]) }
                 chain ^= word
-                chain = b == blocks - 1 ? full.encrypt(chain) : single.encrypt(chain)
+                chain = b == blocks - 1 ? full.encrypt(chain) : full.encryptUnderFirstKey(chain)
             }
         }
         return Array(chain.bigEndianBytes().prefix(length))

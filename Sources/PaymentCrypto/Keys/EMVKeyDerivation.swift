@@ -1,0 +1,98 @@
+import Crypto
+import PaymentCore
+
+/// Card (ICC master) key and session key derivation: EMV 4.4 Book 2 Annex A1.3–A1.4 and the
+/// UnionPay/PBOC session key.
+public enum EMVKeyDerivation {
+    /// The 8-byte derivation data Y of option A: the rightmost 16 digits of PAN‖PSN, packed BCD,
+    /// left-filled with zeros when shorter (EMV 4.4 Book 2 A1.4.1).
+    public static func optionAInput(pan: PAN, psn: String) throws(EncodingError) -> [UInt8] {
+        let digits = pan.digits + psn
+        let rightmost = String(digits.suffix(16))
+        return try BCD.pack(rightmost, byteCount: 8)
+    }
+
+    /// Option A: MK = ALG(IMK)[Y] ‖ ALG(IMK)[Y ⊕ FF…FF], odd parity (EMV 4.4 Book 2 A1.4.1).
+    /// For SM4 (PBOC 3.0 JR/T 0025.17), MK = SM4(IMK)[Y ‖ ~Y] in one block.
+    ///
+    /// PBOC printouts show the 3DES card key before parity adjustment; pass `oddParity: false`
+    /// to match them. Parity bits do not enter DES, so every cryptogram is the same either way.
+    public static func optionA(
+        imk: [UInt8], pan: PAN, psn: String = "00", algorithm: KeyAlgorithm = .tdes, oddParity: Bool = true
+    ) throws(CryptoError) -> [UInt8] {
+        let y: [UInt8]
+        do { y = try optionAInput(pan: pan, psn: psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
+        return try diversify(key: imk, y, algorithm: algorithm, oddParity: oddParity)
+    }
+
+    /// ALG(K)[Y] ‖ ALG(K)[~Y] for an 8-byte Y: two 3DES blocks (odd parity unless asked not
+    /// to), or one 16-byte SM4/AES block.
+    public static func diversify(key: [UInt8], _ y: [UInt8], algorithm: KeyAlgorithm, oddParity: Bool = true) throws(CryptoError) -> [UInt8] {
+        precondition(y.count == 8, "diversification data is 8 bytes")
+        let notY = y.map { ~$0 }
+        switch algorithm {
+        case .tdes:
+            let c = try Legacy.TripleDES(key: key)
+            let raw = c.encrypt(block: y) + c.encrypt(block: notY)
+            return oddParity ? KeyTools.oddParity(raw) : raw
+        case .sm4:
+            return try SM4(key: key).encrypt(block: y + notY)
+        case .aes:
+            return try AESCipher(key: key).encrypt(block: y + notY)
+        }
+    }
+
+    /// Option B for PANs longer than 16 digits (EMV 4.4 Book 2 A1.4.2): SHA-1 over PAN‖PSN
+    /// (BCD, left-padded with a zero nibble to whole bytes); the hash's decimal digits in order,
+    /// then if fewer than 16 its letters A–F decimalised to 0–5, give the 16-digit Y; then as
+    /// option A. PANs of 16 digits or fewer use option A.
+    public static func optionB(imk: [UInt8], pan: PAN, psn: String = "00", algorithm: KeyAlgorithm = .tdes) throws(CryptoError) -> [UInt8] {
+        guard pan.digits.count > 16 else { return try optionA(imk: imk, pan: pan, psn: psn, algorithm: algorithm) }
+        let x: [UInt8]
+        do { x = try BCD.pack(pan.digits + psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
+        let hashHex = Insecure.SHA1.hash(data: x).map { $0 }.hexString
+        var digits = hashHex.filter { $0.isNumber }
+        if digits.count < 16 {
+            let letters = hashHex.filter { !$0.isNumber }.prefix(16 - digits.count)
+            digits += letters.map { Character(String(Int($0.hexDigitValue!) - 10)) }
+        }
+        let y: [UInt8]
+        do { y = try BCD.pack(String(digits.prefix(16))) } catch { throw CryptoError("\(error)") }
+        return try diversify(key: imk, y, algorithm: algorithm)
+    }
+
+    /// The EMV common session key derivation (EMV 4.4 Book 2 A1.3.1):
+    /// SK = ALG(MK)[R with byte 3 = F0] ‖ ALG(MK)[R with byte 3 = 0F] for 3DES (odd parity);
+    /// for 16-byte-block ciphers, SK = ALG(MK)[R] with R 16 bytes. `r` is 8 bytes for 3DES
+    /// (e.g. ATC‖00…00 for Visa CVN 18, ATC‖0000‖UN for Mastercard).
+    public static func commonSessionKey(mk: [UInt8], r: [UInt8], algorithm: KeyAlgorithm = .tdes) throws(CryptoError) -> [UInt8] {
+        switch algorithm {
+        case .tdes:
+            guard r.count == 8 else { throw CryptoError("diversification value R must be 8 bytes, got \(r.count)") }
+            let c = try Legacy.TripleDES(key: mk)
+            var left = r, right = r
+            left[2] = 0xF0
+            right[2] = 0x0F
+            return KeyTools.oddParity(c.encrypt(block: left) + c.encrypt(block: right))
+        case .sm4, .aes:
+            let block = r.count == 16 ? r : r + [UInt8](repeating: 0, count: max(0, 16 - r.count))
+            return try algorithm.cipher(mk).encrypt(block: Array(block.prefix(16)))
+        }
+    }
+
+    /// The UnionPay/PBOC session key (PBOC 2.0/3.0, JR/T 0025.5 Annex):
+    /// SK = ALG(MK)[00…00‖ATC ‖ 00…00‖~ATC] — for 3DES two blocks, for SM4 one 16-byte block.
+    /// Note that it differs from the EMV common session key.
+    public static func unionPaySessionKey(cardKey: [UInt8], atc: [UInt8], algorithm: KeyAlgorithm = .tdes) throws(CryptoError) -> [UInt8] {
+        guard atc.count == 2 else { throw CryptoError("ATC must be 2 bytes, got \(atc.count)") }
+        let zeros = [UInt8](repeating: 0, count: 6)
+        let input = zeros + atc + zeros + atc.map { ~$0 }
+        switch algorithm {
+        case .tdes:
+            let c = try Legacy.TripleDES(key: cardKey)
+            return c.encrypt(block: Array(input[0..<8])) + c.encrypt(block: Array(input[8..<16]))
+        case .sm4, .aes:
+            return try algorithm.cipher(cardKey).encrypt(block: input)
+        }
+    }
+}
