@@ -18,7 +18,7 @@ public enum DataFormat: String, Sendable, Hashable {
 
 /// Where a data element comes from.
 public enum DataSource: String, Sendable, Hashable {
-    case card = "ICC", terminal, issuer, network
+    case card, terminal, issuer, network
 }
 
 /// What the dictionary knows of one tag.
@@ -52,7 +52,7 @@ public struct TagDictionary: Sendable {
     /// Parses the table: `tag | name | format | min-max | source | templates`.
     static func parse(_ text: String) -> [TagInfo] {
         text.split(separator: "\n").compactMap { line in
-            let cols = line.split(separator: "|").map { $0.trimmingCharacters(in: " ") }
+            let cols = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: " ") }
             guard cols.count == 6, let tag = try? Tag(hex: cols[0]), let format = DataFormat(rawValue: cols[2]),
                   let source = DataSource(rawValue: cols[4]) else { return nil }
             let bounds = cols[3].split(separator: "-").compactMap { Int($0) }

@@ -1,0 +1,59 @@
+import Testing
+@testable import PaymentCore
+
+@Suite("PaymentCore")
+struct PaymentCoreTests {
+    @Test("hex parses upper, lower and spaced text, and names bad characters")
+    func hex() throws {
+        #expect(try [UInt8](hex: "0a Ff 10") == [0x0A, 0xFF, 0x10])
+        #expect([UInt8]([0xDE, 0xAD]).hexString == "DEAD")
+        #expect(throws: EncodingError.oddHexLength(3)) { try [UInt8](hex: "ABC") }
+        #expect(throws: EncodingError.invalidHexCharacter("G", offset: 2)) { try [UInt8](hex: "ABGD") }
+    }
+
+    @Test("BCD packs n and cn formats and rejects non-digits")
+    func bcd() throws {
+        #expect(try BCD.pack("3850", byteCount: 6).hexString == "000000003850")
+        #expect(try BCD.pack("123", padNibble: 0xF, leftAligned: true).hexString == "123F")
+        #expect(try BCD.unpack([0x62, 0x10, 0x3F], allowTrailingF: true) == "62103")
+        #expect(throws: EncodingError.self) { try BCD.pack("12a4") }
+        #expect(throws: EncodingError.self) { try BCD.unpack([0x1A]) }
+        #expect(throws: EncodingError.self) { try BCD.pack("1234567", byteCount: 3) }
+    }
+
+    @Test("Luhn check digits", arguments: [("79927398713", true), ("79927398710", false), ("6210220110002707354", true), ("4761739001010010", true)])
+    func luhn(number: String, valid: Bool) {
+        #expect(Luhn.isValid(number) == valid)
+    }
+
+    @Test("a PAN is Luhn-checked and never prints in full")
+    func pan() throws {
+        let pan = try PAN("6210 2201 1000 2707 354")
+        #expect(pan.digits == "6210220110002707354")
+        #expect(pan.masked == "621022*********7354")
+        #expect("\(pan)" == "621022*********7354")
+        #expect(String(reflecting: pan) == "PAN(621022*********7354)")
+        #expect(pan.lastFour == "7354")
+        #expect(throws: PAN.Error.badCheckDigit(expected: "4")) { try PAN("6210220110002707355") }
+        #expect(throws: PAN.Error.badLength(5)) { try PAN("12345") }
+        #expect(throws: PAN.Error.notDigits(offset: 3)) { try PAN("621x220110002707354") }
+        #expect(maskCardNumbers(in: "card 6210220110002707354 at 12:00") == "card 621022*********7354 at 12:00")
+    }
+
+    @Test("amounts are exact minor units with their currency")
+    func amount() throws {
+        let a = try Amount("1,288.00", currency: .cny)
+        #expect(a.minorUnits == 128_800)
+        #expect(a.description == "1288.00 CNY")
+        #expect(a.n12 == "000000128800")
+        #expect(try Amount("38.5", currency: .cny).minorUnits == 3850)
+        #expect(try Amount("500", currency: .jpy).description == "500 JPY")
+        #expect(throws: Amount.Error.tooManyDecimals("1.234", allowed: 2)) { try Amount("1.234", currency: .cny) }
+        #expect(throws: Amount.Error.self) { try Amount("12a", currency: .cny) }
+        #expect(throws: Amount.Error.self) { try Amount(".5", currency: .cny) }
+        #expect(throws: Amount.Error.self) { try a.adding(Amount(minorUnits: 1, currency: .usd)) }
+        #expect(Currency(code: "156") == .cny)
+        #expect(Currency(code: "cny")?.numericString == "156")
+        #expect(Amount(minorUnits: -5, currency: .cny).description == "-0.05 CNY")
+    }
+}
