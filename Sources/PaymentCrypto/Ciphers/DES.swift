@@ -22,17 +22,10 @@ extension Legacy {
         public init(key: [UInt8]) throws(CryptoError) {
             guard [8, 16, 24].contains(key.count) else { throw .keyLength("DES/3DES", "8, 16 or 24", key.count) }
             keyLength = key.count
-            let k1 = Array(key[0..<8])
-            if key.count == 8 {
-                schedule = KeySchedule(stages: [(k1, false)], reverse: [(k1, true)])
-            } else {
-                let k2 = Array(key[8..<16])
-                let k3 = key.count == 24 ? Array(key[16..<24]) : k1
-                schedule = KeySchedule(
-                    stages: [(k1, false), (k2, true), (k3, false)],
-                    reverse: [(k3, true), (k2, false), (k1, true)]
-                )
-            }
+            let parts = stride(from: 0, to: key.count, by: 8).map { Array(key[$0..<$0 + 8]) }
+            schedule = parts.count == 1
+                ? KeySchedule(keys: parts, stages: [(0, false)])
+                : KeySchedule(keys: parts, stages: [(0, false), (1, true), (parts.count == 3 ? 2 : 0, false)])
             let probe = schedule.run(0, encrypt: true)
             kcvText = probe.bigEndianBytes().prefix(3).hexString
         }
@@ -73,15 +66,32 @@ final class KeySchedule: @unchecked Sendable {
     private let backward: UnsafeMutablePointer<UInt32>
     private let stageCount: Int
 
-    init(stages: [([UInt8], Bool)], reverse: [([UInt8], Bool)]) {
+    /// - Parameters:
+    ///   - keys: the distinct 8-byte DES keys (K1, K2[, K3]); each is expanded once.
+    ///   - stages: per stage, which key and whether it decrypts (EDE: E K1, D K2, E K3).
+    init(keys: [[UInt8]], stages: [(key: Int, decrypt: Bool)]) {
         stageCount = stages.count
         forward = .allocate(capacity: 32 * stages.count)
         backward = .allocate(capacity: 32 * stages.count)
-        for (s, (key, decrypt)) in stages.enumerated() {
-            KeySchedule.expand(key, decrypt: decrypt, into: forward + 32 * s)
+        let expanded = UnsafeMutablePointer<UInt32>.allocate(capacity: 32 * keys.count)
+        defer {
+            expanded.update(repeating: 0, count: 32 * keys.count)
+            expanded.deallocate()
         }
-        for (s, (key, decrypt)) in reverse.enumerated() {
-            KeySchedule.expand(key, decrypt: decrypt, into: backward + 32 * s)
+        for (i, key) in keys.enumerated() { KeySchedule.expand(key, into: expanded + 32 * i) }
+        // Decryption runs the stages in reverse order, each in the opposite direction.
+        for (s, stage) in stages.enumerated() {
+            KeySchedule.copy(expanded + 32 * stage.key, reversed: stage.decrypt, to: forward + 32 * s)
+            KeySchedule.copy(expanded + 32 * stage.key, reversed: !stage.decrypt, to: backward + 32 * (stages.count - 1 - s))
+        }
+    }
+
+    /// Copies 16 rounds of subkeys, in reverse round order for decryption.
+    private static func copy(_ from: UnsafeMutablePointer<UInt32>, reversed: Bool, to out: UnsafeMutablePointer<UInt32>) {
+        for round in 0..<16 {
+            let source = reversed ? 15 - round : round
+            out[2 * round] = from[2 * source]
+            out[2 * round + 1] = from[2 * source + 1]
         }
     }
 
@@ -95,7 +105,7 @@ final class KeySchedule: @unchecked Sendable {
 
     /// FIPS 46-3 key schedule: PC-1, the rotations, PC-2; each 48-bit subkey stored as two
     /// words of four 6-bit groups, (S1,S3,S5,S7) and (S2,S4,S6,S8), ready for the SP tables.
-    static func expand(_ key: [UInt8], decrypt: Bool, into out: UnsafeMutablePointer<UInt32>) {
+    static func expand(_ key: [UInt8], into out: UnsafeMutablePointer<UInt32>) {
         let cd = permute(key.bigEndianUInt64, DESTables.pc1Table)
         var c = UInt32(truncatingIfNeeded: cd >> 28) & 0x0FFF_FFFF
         var d = UInt32(truncatingIfNeeded: cd) & 0x0FFF_FFFF
@@ -111,9 +121,8 @@ final class KeySchedule: @unchecked Sendable {
                 | pc2[1024 + Int((x >> 16) & 0xFF)]
                 | pc2[1280 + Int((x >> 8) & 0xFF)]
                 | pc2[1536 + Int(x & 0xFF)]
-            let slot = decrypt ? 15 - round : round
-            out[2 * slot] = UInt32(truncatingIfNeeded: packed >> 32)
-            out[2 * slot + 1] = UInt32(truncatingIfNeeded: packed)
+            out[2 * round] = UInt32(truncatingIfNeeded: packed >> 32)
+            out[2 * round + 1] = UInt32(truncatingIfNeeded: packed)
         }
     }
 

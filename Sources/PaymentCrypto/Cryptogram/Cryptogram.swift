@@ -50,11 +50,15 @@ public enum Cryptogram {
     /// The key the card holds, derived on the issuer side from the issuer master key: the card
     /// key by option A or B, and for cloud profiles the limited-use key named by the IAD.
     public static func cardKey(profile: CryptogramProfile, imk: [UInt8], pan: PAN, psn: String, iad: [UInt8]) throws(CryptoError) -> [UInt8] {
-        let mk: [UInt8]
-        switch profile.cardKey {
-        case .optionA: mk = try EMVKeyDerivation.optionA(imk: imk, pan: pan, psn: psn, algorithm: profile.algorithm)
-        case .optionB: mk = try EMVKeyDerivation.optionB(imk: imk, pan: pan, psn: psn, algorithm: profile.algorithm)
+        try cardKey(profile: profile, imk: IssuerMasterKey(imk, algorithm: profile.algorithm), pan: pan, psn: psn, iad: iad)
+    }
+
+    /// As ``cardKey(profile:imk:pan:psn:iad:)`` with the issuer master key already expanded.
+    public static func cardKey(profile: CryptogramProfile, imk: IssuerMasterKey, pan: PAN, psn: String, iad: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard imk.algorithm == profile.algorithm else {
+            throw CryptoError("\(profile) needs a \(profile.algorithm.rawValue) issuer master key, not \(imk.algorithm.rawValue)")
         }
+        let mk = try imk.cardKey(pan: pan, psn: psn, method: profile.cardKey)
         guard profile.sessionKey == .limitedUseKey else { return mk }
         let cloud = try CloudIAD(bytes: iad)
         return try EMVKeyDerivation.limitedUseKey(cardKey: mk, index: cloud.keyIndex, algorithm: profile.algorithm)
@@ -64,6 +68,14 @@ public enum Cryptogram {
     /// errors are for malformed input.
     public static func verify(
         profile: CryptogramProfile, imk: [UInt8], pan: PAN, psn: String, data: TransactionData, arqc: [UInt8]
+    ) throws(CryptoError) -> Bool {
+        try verify(profile: profile, imk: IssuerMasterKey(imk, algorithm: profile.algorithm), pan: pan, psn: psn, data: data, arqc: arqc)
+    }
+
+    /// As ``verify(profile:imk:pan:psn:data:arqc:)`` with the issuer master key already expanded
+    /// (the issuer's hot path: a card key, a session key and one MAC per call).
+    public static func verify(
+        profile: CryptogramProfile, imk: IssuerMasterKey, pan: PAN, psn: String, data: TransactionData, arqc: [UInt8]
     ) throws(CryptoError) -> Bool {
         let key = try cardKey(profile: profile, imk: imk, pan: pan, psn: psn, iad: data.iad)
         let expected = try generate(profile: profile, cardKey: key, data: data)

@@ -12,6 +12,16 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
         let info: KeyInfo
         let block: String
         let clear: [UInt8]
+        /// Issuer master keys are kept expanded for the authorization hot path.
+        let imk: IssuerMasterKey?
+
+        init(info: KeyInfo, block: String, clear: [UInt8]) throws {
+            self.info = info
+            self.block = block
+            self.clear = clear
+            let isIMK = [.issuerMasterKeyAC, .issuerMasterKeyOther, .issuerMasterKeySMC, .issuerMasterKeySMI].contains(info.usage)
+            self.imk = isIMK ? try IssuerMasterKey(clear, algorithm: info.algorithm) : nil
+        }
     }
 
     private let lock = NSLock()
@@ -30,7 +40,7 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
         for (name, block) in keyBlocks {
             let (header, key) = try TR31.unwrap(block, kbpk: masterKey)
             let info = try SoftwareHSM.info(name: name, header: header, key: key)
-            keys[name] = Held(info: info, block: block, clear: key)
+            keys[name] = try Held(info: info, block: block, clear: key)
         }
     }
 
@@ -56,7 +66,7 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
         let info = try SoftwareHSM.info(name: name, header: header, key: key)
         try lock.withLock {
             guard keys[name] == nil else { throw KeyHoldingError.keyExists(name) }
-            keys[name] = Held(info: info, block: block, clear: key)
+            keys[name] = try Held(info: info, block: block, clear: key)
         }
         return info
     }
@@ -88,16 +98,14 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
     // MARK: EMV
 
     public func verifyARQC(imk: String, profile: CryptogramProfile, pan: PAN, psn: String, data: TransactionData, arqc: [UInt8]) throws -> Bool {
-        let key = try clear(imk, for: [.issuerMasterKeyAC])
-        return try Cryptogram.verify(profile: profile, imk: key, pan: pan, psn: psn, data: data, arqc: arqc)
+        return try Cryptogram.verify(profile: profile, imk: try issuerMasterKey(imk), pan: pan, psn: psn, data: data, arqc: arqc)
     }
 
     public func generateARPC(
         imk: String, profile: CryptogramProfile, pan: PAN, psn: String, data: TransactionData, arqc: [UInt8],
         arc: [UInt8], csu: [UInt8], proprietaryData: [UInt8]
     ) throws -> [UInt8] {
-        let key = try clear(imk, for: [.issuerMasterKeyAC])
-        let cardKey = try Cryptogram.cardKey(profile: profile, imk: key, pan: pan, psn: psn, iad: data.iad)
+        let cardKey = try Cryptogram.cardKey(profile: profile, imk: try issuerMasterKey(imk), pan: pan, psn: psn, iad: data.iad)
         return try Cryptogram.arpc(profile: profile, cardKey: cardKey, data: data, arqc: arqc, arc: arc, csu: csu, proprietaryData: proprietaryData)
     }
 
@@ -165,6 +173,14 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
     private func held(_ name: String) throws -> Held {
         guard let h = lock.withLock({ keys[name] }) else { throw KeyHoldingError.unknownKey(name) }
         return h
+    }
+
+    private func issuerMasterKey(_ name: String) throws -> IssuerMasterKey {
+        let h = try held(name)
+        guard h.info.usage == .issuerMasterKeyAC, let imk = h.imk else {
+            throw KeyHoldingError.wrongUsage(name: name, has: h.info.usage, needs: [.issuerMasterKeyAC])
+        }
+        return imk
     }
 
     /// The clear key, for use inside this component only, after checking its usage.

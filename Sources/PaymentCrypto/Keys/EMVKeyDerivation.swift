@@ -20,26 +20,24 @@ public enum EMVKeyDerivation {
     public static func optionA(
         imk: [UInt8], pan: PAN, psn: String = "00", algorithm: KeyAlgorithm = .tdes, oddParity: Bool = true
     ) throws(CryptoError) -> [UInt8] {
-        let y: [UInt8]
-        do { y = try optionAInput(pan: pan, psn: psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
-        return try diversify(key: imk, y, algorithm: algorithm, oddParity: oddParity)
+        try IssuerMasterKey(imk, algorithm: algorithm).cardKey(pan: pan, psn: psn, method: .optionA, oddParity: oddParity)
     }
 
     /// ALG(K)[Y] ‖ ALG(K)[~Y] for an 8-byte Y: two 3DES blocks (odd parity unless asked not
     /// to), or one 16-byte SM4/AES block.
     public static func diversify(key: [UInt8], _ y: [UInt8], algorithm: KeyAlgorithm, oddParity: Bool = true) throws(CryptoError) -> [UInt8] {
+        diversify(cipher: try algorithm.cipher(key), y, oddParity: oddParity)
+    }
+
+    /// As ``diversify(key:_:algorithm:oddParity:)`` with the key already expanded.
+    public static func diversify(cipher: any BlockCipher, _ y: [UInt8], oddParity: Bool = true) -> [UInt8] {
         precondition(y.count == 8, "diversification data is 8 bytes")
         let notY = y.map { ~$0 }
-        switch algorithm {
-        case .tdes:
-            let c = try Legacy.TripleDES(key: key)
-            let raw = c.encrypt(block: y) + c.encrypt(block: notY)
+        if cipher.blockSize == 8 {
+            let raw = cipher.encrypt(block: y) + cipher.encrypt(block: notY)
             return oddParity ? KeyTools.oddParity(raw) : raw
-        case .sm4:
-            return try SM4(key: key).encrypt(block: y + notY)
-        case .aes:
-            return try AESCipher(key: key).encrypt(block: y + notY)
         }
+        return cipher.encrypt(block: y + notY)
     }
 
     /// Option B for PANs longer than 16 digits (EMV 4.4 Book 2 A1.4.2): SHA-1 over PAN‖PSN
@@ -47,7 +45,15 @@ public enum EMVKeyDerivation {
     /// then if fewer than 16 its letters A–F decimalised to 0–5, give the 16-digit Y; then as
     /// option A. PANs of 16 digits or fewer use option A.
     public static func optionB(imk: [UInt8], pan: PAN, psn: String = "00", algorithm: KeyAlgorithm = .tdes) throws(CryptoError) -> [UInt8] {
-        guard pan.digits.count > 16 else { return try optionA(imk: imk, pan: pan, psn: psn, algorithm: algorithm) }
+        try IssuerMasterKey(imk, algorithm: algorithm).cardKey(pan: pan, psn: psn, method: .optionB)
+    }
+
+    /// Y for option B: 16 decimal digits chosen from SHA-1(PAN‖PSN); option A's Y for PANs of
+    /// 16 digits or fewer.
+    static func optionBInput(pan: PAN, psn: String) throws(CryptoError) -> [UInt8] {
+        guard pan.digits.count > 16 else {
+            do { return try optionAInput(pan: pan, psn: psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
+        }
         let x: [UInt8]
         do { x = try BCD.pack(pan.digits + psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
         let hashHex = Insecure.SHA1.hash(data: x).map { $0 }.hexString
@@ -56,9 +62,7 @@ public enum EMVKeyDerivation {
             let letters = hashHex.filter { !$0.isNumber }.prefix(16 - digits.count)
             digits += letters.map { Character(String(Int($0.hexDigitValue!) - 10)) }
         }
-        let y: [UInt8]
-        do { y = try BCD.pack(String(digits.prefix(16))) } catch { throw CryptoError("\(error)") }
-        return try diversify(key: imk, y, algorithm: algorithm)
+        do { return try BCD.pack(String(digits.prefix(16))) } catch { throw CryptoError("\(error)") }
     }
 
     /// The EMV common session key derivation (EMV 4.4 Book 2 A1.3.1):
@@ -95,4 +99,31 @@ public enum EMVKeyDerivation {
             return try algorithm.cipher(cardKey).encrypt(block: input)
         }
     }
+}
+
+/// An issuer master key, expanded once, from which card keys are derived.
+public struct IssuerMasterKey: Sendable, CustomStringConvertible {
+    public let algorithm: KeyAlgorithm
+    let cipher: any BlockCipher
+
+    public init(_ key: [UInt8], algorithm: KeyAlgorithm) throws(CryptoError) {
+        self.algorithm = algorithm
+        self.cipher = try algorithm.cipher(key)
+    }
+
+    /// The card (ICC master) key for a PAN and PSN by option A or option B.
+    public func cardKey(
+        pan: PAN, psn: String, method: CryptogramProfile.CardKeyMethod, oddParity: Bool = true
+    ) throws(CryptoError) -> [UInt8] {
+        let y: [UInt8]
+        switch method {
+        case .optionA:
+            do { y = try EMVKeyDerivation.optionAInput(pan: pan, psn: psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
+        case .optionB:
+            y = try EMVKeyDerivation.optionBInput(pan: pan, psn: psn)
+        }
+        return EMVKeyDerivation.diversify(cipher: cipher, y, oddParity: oddParity)
+    }
+
+    public var description: String { "IssuerMasterKey(\(cipher))" }
 }
