@@ -81,7 +81,32 @@ def emv_vectors():
     arqc = c16.generate_ac(**data, cvr=iad16[2:8])
     profiles.append({"profile": "16", "imk": h(imk), "pan": mpan, "psn": psn, "elements": elements, "iad": h(iad16), "arqc": h(arqc),
                      "arc": "3030", "arpc": h(c16.generate_arpc(arqc, b"00"))})
-    return {"source": "pyemv %s kd.derive_icc_mk_a/b and cvn.VisaCVN10/VisaCVN18/MasterCardCVN16" % pyemv.__version__, "cardKeys": keys, "profiles": profiles}
+    # UnionPay CVN 01 (3DES) from pyemv's option A and MAC, with the PBOC session key.
+    upan = "6210220110002707354"
+    iad01 = bytes.fromhex("07010103A0000001")
+    mk = kd.derive_icc_mk_a(imk, upan, psn)
+    atc = data["tag_9f36"]
+    sk = DES3.new(mk, DES3.MODE_ECB).encrypt(bytes(6) + atc + bytes(6) + bytes(b ^ 0xFF for b in atc))
+    arqc = __import__("pyemv.mac", fromlist=["mac"]).mac_iso9797_3(sk[:8], sk[8:], bytes.fromhex(elements) + iad01[3:7], 2)
+    arpc = DES3.new(sk, DES3.MODE_ECB).encrypt(bytes(a ^ b for a, b in zip(arqc, b"00" + bytes(6))))
+    profiles.append({"profile": "01", "imk": h(imk), "pan": upan, "psn": psn, "elements": elements, "iad": h(iad01), "arqc": h(arqc), "arc": "3030", "arpc": h(arpc)})
+    # UnionPay SM4 (algorithm 04) with the SM4 of the cryptography package (OpenSSL).
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    def sm4(key, block):
+        e = Cipher(algorithms.SM4(key), modes.ECB()).encryptor(); return e.update(block) + e.finalize()
+    iad04 = bytes.fromhex("07010103A0000004")
+    y = bytes.fromhex((upan + psn)[-16:])
+    mk4 = sm4(imk, y + bytes(b ^ 0xFF for b in y))
+    sk4 = sm4(mk4, bytes(6) + atc + bytes(6) + bytes(b ^ 0xFF for b in atc))
+    msg = bytes.fromhex(elements) + iad04[3:7] + b"\x80"
+    msg += bytes((16 - len(msg) % 16) % 16)
+    chain = bytes(16)
+    for i in range(0, len(msg), 16):
+        chain = sm4(sk4, bytes(a ^ b for a, b in zip(chain, msg[i:i + 16])))
+    arqc4 = chain[:8]
+    arpc4 = sm4(sk4, bytes(a ^ b for a, b in zip(arqc4 + bytes(8), b"00" + bytes(14))))[:8]
+    profiles.append({"profile": "sm4", "imk": h(imk), "pan": upan, "psn": psn, "elements": elements, "iad": h(iad04), "arqc": h(arqc4), "arc": "3030", "arpc": h(arpc4)})
+    return {"source": "pyemv %s kd.derive_icc_mk_a/b, cvn.VisaCVN10/VisaCVN18/MasterCardCVN16, mac_iso9797_3 with the PBOC session key (CVN 01); SM4 from the cryptography package (OpenSSL) for the SM4 profile" % pyemv.__version__, "cardKeys": keys, "profiles": profiles}
 
 def pin_vectors():
     blocks = []

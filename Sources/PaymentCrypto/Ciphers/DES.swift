@@ -17,17 +17,13 @@ extension Legacy {
         public var blockSize: Int { 8 }
         /// 8, 16 or 24.
         public let keyLength: Int
-        private let kcvText: String
 
         public init(key: [UInt8]) throws(CryptoError) {
             guard [8, 16, 24].contains(key.count) else { throw .keyLength("DES/3DES", "8, 16 or 24", key.count) }
             keyLength = key.count
-            let parts = stride(from: 0, to: key.count, by: 8).map { Array(key[$0..<$0 + 8]) }
-            schedule = parts.count == 1
-                ? KeySchedule(keys: parts, stages: [(0, false)])
-                : KeySchedule(keys: parts, stages: [(0, false), (1, true), (parts.count == 3 ? 2 : 0, false)])
-            let probe = schedule.run(0, encrypt: true)
-            kcvText = probe.bigEndianBytes().prefix(3).hexString
+            schedule = key.count == 8
+                ? KeySchedule(key: key, keyCount: 1, stages: [(0, false)])
+                : KeySchedule(key: key, keyCount: key.count / 8, stages: [(0, false), (1, true), (key.count == 24 ? 2 : 0, false)])
         }
 
         /// Encrypts a block held as a big-endian 64-bit integer.
@@ -55,35 +51,47 @@ extension Legacy {
         }
 
         /// The key is never printed; its check value identifies it.
-        public var description: String { "TripleDES(\(keyLength * 8)-bit, KCV \(kcvText))" }
+        public var description: String {
+            "TripleDES(\(keyLength * 8)-bit, KCV \(encrypt(0).bigEndianBytes().prefix(3).hexString))"
+        }
     }
 }
 
 /// The expanded key: per stage, 16 rounds of two 32-bit subkey words laid out for the SP
 /// tables. Immutable after init and shared by value semantics of the owning struct.
 final class KeySchedule: @unchecked Sendable {
-    private let forward: UnsafeMutablePointer<UInt32>
-    private let backward: UnsafeMutablePointer<UInt32>
+    /// Forward subkeys (32 words per stage) followed by the backward ones.
+    private let words: UnsafeMutablePointer<UInt32>
+    private var forward: UnsafeMutablePointer<UInt32> { words }
+    private var backward: UnsafeMutablePointer<UInt32> { words + 32 * stageCount }
     private let stageCount: Int
 
     /// - Parameters:
-    ///   - keys: the distinct 8-byte DES keys (K1, K2[, K3]); each is expanded once.
+    ///   - key: `keyCount` DES keys of 8 bytes (K1, K2[, K3]); each is expanded once.
     ///   - stages: per stage, which key and whether it decrypts (EDE: E K1, D K2, E K3).
-    init(keys: [[UInt8]], stages: [(key: Int, decrypt: Bool)]) {
+    init(key: [UInt8], keyCount: Int, stages: [(key: Int, decrypt: Bool)]) {
         stageCount = stages.count
-        forward = .allocate(capacity: 32 * stages.count)
-        backward = .allocate(capacity: 32 * stages.count)
-        let expanded = UnsafeMutablePointer<UInt32>.allocate(capacity: 32 * keys.count)
-        defer {
-            expanded.update(repeating: 0, count: 32 * keys.count)
-            expanded.deallocate()
+        words = .allocate(capacity: 64 * stages.count)
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 32 * keyCount) { expanded in
+            let base = expanded.baseAddress!
+            for i in 0..<keyCount {
+                var k: UInt64 = 0
+                for j in 0..<8 { k = k << 8 | UInt64(key[8 * i + j]) }
+                KeySchedule.expand(k, into: base + 32 * i)
+            }
+            // Decryption runs the stages in reverse order, each in the opposite direction.
+            for (s, stage) in stages.enumerated() {
+                KeySchedule.copy(base + 32 * stage.key, reversed: stage.decrypt, to: words + 32 * s)
+                KeySchedule.copy(base + 32 * stage.key, reversed: !stage.decrypt, to: words + 32 * (2 * stages.count - 1 - s))
+            }
+            expanded.update(repeating: 0)
         }
-        for (i, key) in keys.enumerated() { KeySchedule.expand(key, into: expanded + 32 * i) }
-        // Decryption runs the stages in reverse order, each in the opposite direction.
-        for (s, stage) in stages.enumerated() {
-            KeySchedule.copy(expanded + 32 * stage.key, reversed: stage.decrypt, to: forward + 32 * s)
-            KeySchedule.copy(expanded + 32 * stage.key, reversed: !stage.decrypt, to: backward + 32 * (stages.count - 1 - s))
-        }
+    }
+
+    deinit {
+        // Clear the subkeys before giving the memory back.
+        words.update(repeating: 0, count: 64 * stageCount)
+        words.deallocate()
     }
 
     /// Copies 16 rounds of subkeys, in reverse round order for decryption.
@@ -95,18 +103,11 @@ final class KeySchedule: @unchecked Sendable {
         }
     }
 
-    deinit {
-        // Clear the subkeys before giving the memory back.
-        forward.update(repeating: 0, count: 32 * stageCount)
-        backward.update(repeating: 0, count: 32 * stageCount)
-        forward.deallocate()
-        backward.deallocate()
-    }
 
     /// FIPS 46-3 key schedule: PC-1, the rotations, PC-2; each 48-bit subkey stored as two
     /// words of four 6-bit groups, (S1,S3,S5,S7) and (S2,S4,S6,S8), ready for the SP tables.
-    static func expand(_ key: [UInt8], into out: UnsafeMutablePointer<UInt32>) {
-        let cd = permute(key.bigEndianUInt64, DESTables.pc1Table)
+    static func expand(_ key: UInt64, into out: UnsafeMutablePointer<UInt32>) {
+        let cd = permute(key, DESTables.pc1Table)
         var c = UInt32(truncatingIfNeeded: cd >> 28) & 0x0FFF_FFFF
         var d = UInt32(truncatingIfNeeded: cd) & 0x0FFF_FFFF
         let pc2 = DESTables.pc2Table

@@ -8,6 +8,7 @@ import PaymentCore
 public struct SM4: BlockCipher, CustomStringConvertible {
     public var blockSize: Int { 16 }
     private let roundKeys: [UInt32]
+    private let reversedRoundKeys: [UInt32]
 
     public init(key: [UInt8]) throws(CryptoError) {
         guard key.count == 16 else { throw .keyLength("SM4", "16", key.count) }
@@ -22,6 +23,7 @@ public struct SM4: BlockCipher, CustomStringConvertible {
             rk[i] = next
         }
         roundKeys = rk
+        reversedRoundKeys = rk.reversed()
     }
 
     public func encrypt(block: [UInt8]) -> [UInt8] { crypt(block, decrypt: false) }
@@ -31,19 +33,25 @@ public struct SM4: BlockCipher, CustomStringConvertible {
         precondition(block.count == 16, "SM4 block must be 16 bytes")
         var x0 = SM4.word(block, 0), x1 = SM4.word(block, 4), x2 = SM4.word(block, 8), x3 = SM4.word(block, 12)
         let t = SM4.t
-        roundKeys.withUnsafeBufferPointer { rk in
-            for i in stride(from: 0, to: 32, by: 4) {
-                let k0 = decrypt ? rk[31 - i] : rk[i]
-                let k1 = decrypt ? rk[30 - i] : rk[i + 1]
-                let k2 = decrypt ? rk[29 - i] : rk[i + 2]
-                let k3 = decrypt ? rk[28 - i] : rk[i + 3]
-                x0 ^= SM4.round(x1 ^ x2 ^ x3 ^ k0, t)
-                x1 ^= SM4.round(x2 ^ x3 ^ x0 ^ k1, t)
-                x2 ^= SM4.round(x3 ^ x0 ^ x1 ^ k2, t)
-                x3 ^= SM4.round(x0 ^ x1 ^ x2 ^ k3, t)
+        (decrypt ? reversedRoundKeys : roundKeys).withUnsafeBufferPointer { rk in
+            var i = 0
+            while i < 32 {
+                x0 ^= SM4.round(x1 ^ x2 ^ x3 ^ rk[i], t)
+                x1 ^= SM4.round(x2 ^ x3 ^ x0 ^ rk[i + 1], t)
+                x2 ^= SM4.round(x3 ^ x0 ^ x1 ^ rk[i + 2], t)
+                x3 ^= SM4.round(x0 ^ x1 ^ x2 ^ rk[i + 3], t)
+                i += 4
             }
         }
-        return x3.bigEndianBytes() + x2.bigEndianBytes() + x1.bigEndianBytes() + x0.bigEndianBytes()
+        return [UInt8](unsafeUninitializedCapacity: 16) { out, count in
+            for (j, w) in [x3, x2, x1, x0].enumerated() {
+                out[4 * j] = UInt8(truncatingIfNeeded: w >> 24)
+                out[4 * j + 1] = UInt8(truncatingIfNeeded: w >> 16)
+                out[4 * j + 2] = UInt8(truncatingIfNeeded: w >> 8)
+                out[4 * j + 3] = UInt8(truncatingIfNeeded: w)
+            }
+            count = 16
+        }
     }
 
     @inline(__always)

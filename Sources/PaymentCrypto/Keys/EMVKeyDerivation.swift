@@ -7,9 +7,28 @@ public enum EMVKeyDerivation {
     /// The 8-byte derivation data Y of option A: the rightmost 16 digits of PAN‖PSN, packed BCD,
     /// left-filled with zeros when shorter (EMV 4.4 Book 2 A1.4.1).
     public static func optionAInput(pan: PAN, psn: String) throws(EncodingError) -> [UInt8] {
-        let digits = pan.digits + psn
-        let rightmost = String(digits.suffix(16))
-        return try BCD.pack(rightmost, byteCount: 8)
+        let nibbles = try panPSNNibbles(pan: pan, psn: psn)
+        var y = [UInt8](repeating: 0, count: 8)
+        let digits = nibbles.suffix(16)
+        let offset = 16 - digits.count
+        for (i, d) in digits.enumerated() {
+            let position = offset + i
+            y[position / 2] |= position % 2 == 0 ? d << 4 : d
+        }
+        return y
+    }
+
+    /// The digits of PAN ‖ PSN as nibble values; the PSN must be two digits.
+    static func panPSNNibbles(pan: PAN, psn: String) throws(EncodingError) -> [UInt8] {
+        guard psn.utf8.count == 2 else { throw .wrongLength(what: "PAN sequence number", expected: "2 digits", actual: psn.utf8.count) }
+        var nibbles: [UInt8] = []
+        nibbles.reserveCapacity(pan.digits.utf8.count + 2)
+        for c in pan.digits.utf8 { nibbles.append(c &- 48) }
+        for (i, c) in psn.utf8.enumerated() {
+            guard c >= 48, c <= 57 else { throw .invalidDigit(Character(Unicode.Scalar(c)), offset: i) }
+            nibbles.append(c - 48)
+        }
+        return nibbles
     }
 
     /// Option A: MK = ALG(IMK)[Y] ‖ ALG(IMK)[Y ⊕ FF…FF], odd parity (EMV 4.4 Book 2 A1.4.1).
@@ -54,15 +73,16 @@ public enum EMVKeyDerivation {
         guard pan.digits.count > 16 else {
             do { return try optionAInput(pan: pan, psn: psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
         }
-        let x: [UInt8]
-        do { x = try BCD.pack(pan.digits + psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
-        let hashHex = Insecure.SHA1.hash(data: x).map { $0 }.hexString
-        var digits = hashHex.filter { $0.isNumber }
-        if digits.count < 16 {
-            let letters = hashHex.filter { !$0.isNumber }.prefix(16 - digits.count)
-            digits += letters.map { Character(String(Int($0.hexDigitValue!) - 10)) }
+        var nibbles: [UInt8]
+        do { nibbles = try panPSNNibbles(pan: pan, psn: psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
+        if nibbles.count % 2 == 1 { nibbles.insert(0, at: 0) }
+        let x = stride(from: 0, to: nibbles.count, by: 2).map { nibbles[$0] << 4 | nibbles[$0 + 1] }
+        let hashNibbles = Insecure.SHA1.hash(data: x).flatMap { [$0 >> 4, $0 & 0x0F] }
+        var chosen = hashNibbles.filter { $0 <= 9 }.prefix(16).map { $0 }
+        if chosen.count < 16 {
+            chosen += hashNibbles.filter { $0 > 9 }.prefix(16 - chosen.count).map { $0 - 10 }
         }
-        do { return try BCD.pack(String(digits.prefix(16))) } catch { throw CryptoError("\(error)") }
+        return stride(from: 0, to: 16, by: 2).map { chosen[$0] << 4 | chosen[$0 + 1] }
     }
 
     /// The EMV common session key derivation (EMV 4.4 Book 2 A1.3.1):

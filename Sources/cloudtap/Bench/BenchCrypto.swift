@@ -37,7 +37,8 @@ struct BenchCrypto: ParsableCommand {
         var rows: [(String, Double, String)] = []
         func row(_ name: String, _ ns: Double, _ note: String = "") {
             rows.append((name, ns, note))
-            print(String(format: "%-44@ %10.1f ns  %@", name as NSString, ns, note as NSString))
+            let label = name.padding(toLength: 48, withPad: " ", startingAt: 0)
+            print(label + String(format: "%10.1f ns  ", ns) + note)
         }
         var rng = SystemRandomNumberGenerator()
         func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) } }
