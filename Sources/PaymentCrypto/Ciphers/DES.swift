@@ -21,9 +21,20 @@ extension Legacy {
         public init(key: [UInt8]) throws(CryptoError) {
             guard [8, 16, 24].contains(key.count) else { throw .keyLength("DES/3DES", "8, 16 or 24", key.count) }
             keyLength = key.count
-            schedule = key.count == 8
-                ? KeySchedule(key: key, keyCount: 1, stages: [(0, false)])
-                : KeySchedule(key: key, keyCount: key.count / 8, stages: [(0, false), (1, true), (key.count == 24 ? 2 : 0, false)])
+            func part(_ i: Int) -> UInt64 {
+                guard 8 * i < key.count else { return 0 }
+                var k: UInt64 = 0
+                for j in 0..<8 { k = k << 8 | UInt64(key[8 * i + j]) }
+                return k
+            }
+            schedule = KeySchedule(keys: (part(0), part(1), part(2)), keyCount: key.count / 8)
+        }
+
+        /// A two-key 3DES key from its halves as big-endian integers (no byte arrays: the
+        /// cryptogram hot path derives keys this way).
+        public init(k1: UInt64, k2: UInt64) {
+            keyLength = 16
+            schedule = KeySchedule(keys: (k1, k2, 0), keyCount: 2)
         }
 
         /// Encrypts a block held as a big-endian 64-bit integer.
@@ -66,19 +77,22 @@ final class KeySchedule: @unchecked Sendable {
     private var backward: UnsafeMutablePointer<UInt32> { words + 32 * stageCount }
     private let stageCount: Int
 
+    /// EDE stages for one key (single DES), two keys (K1 K2 K1) and three keys.
+    private static let stagesByKeyCount: [[(key: Int, decrypt: Bool)]] = [
+        [], [(0, false)], [(0, false), (1, true), (0, false)], [(0, false), (1, true), (2, false)],
+    ]
+
     /// - Parameters:
-    ///   - key: `keyCount` DES keys of 8 bytes (K1, K2[, K3]); each is expanded once.
-    ///   - stages: per stage, which key and whether it decrypts (EDE: E K1, D K2, E K3).
-    init(key: [UInt8], keyCount: Int, stages: [(key: Int, decrypt: Bool)]) {
+    ///   - keys: K1, K2, K3 as big-endian integers; the first `keyCount` are used, each expanded once.
+    init(keys: (UInt64, UInt64, UInt64), keyCount: Int) {
+        let stages = KeySchedule.stagesByKeyCount[keyCount]
         stageCount = stages.count
         words = .allocate(capacity: 64 * stages.count)
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 32 * keyCount) { expanded in
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 96) { expanded in
             let base = expanded.baseAddress!
-            for i in 0..<keyCount {
-                var k: UInt64 = 0
-                for j in 0..<8 { k = k << 8 | UInt64(key[8 * i + j]) }
-                KeySchedule.expand(k, into: base + 32 * i)
-            }
+            KeySchedule.expand(keys.0, into: base)
+            if keyCount > 1 { KeySchedule.expand(keys.1, into: base + 32) }
+            if keyCount > 2 { KeySchedule.expand(keys.2, into: base + 64) }
             // Decryption runs the stages in reverse order, each in the opposite direction.
             for (s, stage) in stages.enumerated() {
                 KeySchedule.copy(base + 32 * stage.key, reversed: stage.decrypt, to: words + 32 * s)

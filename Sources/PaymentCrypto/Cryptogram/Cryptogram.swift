@@ -43,6 +43,10 @@ public enum Cryptogram {
     /// Generates an ARQC (or TC/AAC: the computation is the same) as the card does, from the
     /// key the card holds.
     public static func generate(profile: CryptogramProfile, cardKey: [UInt8], data: TransactionData) throws(CryptoError) -> [UInt8] {
+        if profile.algorithm == .tdes {
+            let held = try Legacy.TripleDES(key: cardKey)
+            return try tdesAC(profile: profile, key: tdesACKey(profile: profile, held: held, data: data), data: data).bigEndianBytes()
+        }
         let sk = try sessionKey(profile: profile, cardKey: cardKey, data: data)
         return try mac(try macInput(profile: profile, data: data), key: sk, algorithm: profile.algorithm, padding: profile.padding)
     }
@@ -77,6 +81,12 @@ public enum Cryptogram {
     public static func verify(
         profile: CryptogramProfile, imk: IssuerMasterKey, pan: PAN, psn: String, data: TransactionData, arqc: [UInt8]
     ) throws(CryptoError) -> Bool {
+        if profile.algorithm == .tdes, imk.algorithm == .tdes, let tdes = imk.cipher as? Legacy.TripleDES {
+            let held = try tdesHeldKey(profile: profile, imk: tdes, pan: pan, psn: psn, iad: data.iad)
+            let ac = try tdesAC(profile: profile, key: tdesACKey(profile: profile, held: held, data: data), data: data)
+            guard arqc.count == 8 else { return false }
+            return ac ^ arqc.bigEndianUInt64 == 0
+        }
         let key = try cardKey(profile: profile, imk: imk, pan: pan, psn: psn, iad: data.iad)
         let expected = try generate(profile: profile, cardKey: key, data: data)
         return constantTimeEqual(expected, arqc)

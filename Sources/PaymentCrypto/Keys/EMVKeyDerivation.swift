@@ -73,16 +73,29 @@ public enum EMVKeyDerivation {
         guard pan.digits.count > 16 else {
             do { return try optionAInput(pan: pan, psn: psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
         }
-        var nibbles: [UInt8]
+        let nibbles: [UInt8]
         do { nibbles = try panPSNNibbles(pan: pan, psn: psn) } catch { throw CryptoError("PAN/PSN: \(error)") }
-        if nibbles.count % 2 == 1 { nibbles.insert(0, at: 0) }
-        let x = stride(from: 0, to: nibbles.count, by: 2).map { nibbles[$0] << 4 | nibbles[$0 + 1] }
-        let hashNibbles = Insecure.SHA1.hash(data: x).flatMap { [$0 >> 4, $0 & 0x0F] }
-        var chosen = hashNibbles.filter { $0 <= 9 }.prefix(16).map { $0 }
-        if chosen.count < 16 {
-            chosen += hashNibbles.filter { $0 > 9 }.prefix(16 - chosen.count).map { $0 - 10 }
+        // X = PAN ‖ PSN as BCD, a zero nibble in front when the count is odd.
+        let odd = nibbles.count % 2
+        var x = [UInt8](repeating: 0, count: (nibbles.count + 1) / 2)
+        for (i, d) in nibbles.enumerated() {
+            let position = i + odd
+            x[position / 2] |= position % 2 == 0 ? d << 4 : d
         }
-        return stride(from: 0, to: 16, by: 2).map { chosen[$0] << 4 | chosen[$0 + 1] }
+        let digest = Insecure.SHA1.hash(data: x)
+        // Decimal digits of the hash in order; then, if short, its letters A–F as 0–5.
+        var y: UInt64 = 0
+        var taken = 0
+        for pass in 0..<2 where taken < 16 {
+            for byte in digest {
+                for nibble in [byte >> 4, byte & 0x0F] where taken < 16 {
+                    let isDigit = nibble <= 9
+                    if pass == 0 && isDigit { y = y << 4 | UInt64(nibble); taken += 1 }
+                    if pass == 1 && !isDigit { y = y << 4 | UInt64(nibble - 10); taken += 1 }
+                }
+            }
+        }
+        return y.bigEndianBytes()
     }
 
     /// The EMV common session key derivation (EMV 4.4 Book 2 A1.3.1):

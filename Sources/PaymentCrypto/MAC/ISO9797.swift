@@ -54,7 +54,12 @@ public enum ISO9797 {
     public static func retailMAC(
         _ data: [UInt8], key full: Legacy.TripleDES, padding: MACPadding, length: Int = 8
     ) -> [UInt8] {
-        let padded = padding.pad(data, blockSize: 8)
+        let chain = retailMACWord(padding.pad(data, blockSize: 8), key: full)
+        return Array(chain.bigEndianBytes().prefix(length))
+    }
+
+    /// The retail MAC of data already padded to whole blocks, as a 64-bit word.
+    static func retailMACWord(_ padded: [UInt8], key: Legacy.TripleDES) -> UInt64 {
         var chain: UInt64 = 0
         let blocks = padded.count / 8
         padded.withUnsafeBufferPointer { p in
@@ -62,9 +67,9 @@ public enum ISO9797 {
                 var word: UInt64 = 0
                 for i in 0..<8 { word = word << 8 | UInt64(p[8 * b + i]) }
                 chain ^= word
-                chain = b == blocks - 1 ? full.encrypt(chain) : full.encryptUnderFirstKey(chain)
+                chain = b == blocks - 1 ? key.encrypt(chain) : key.encryptUnderFirstKey(chain)
             }
         }
-        return Array(chain.bigEndianBytes().prefix(length))
+        return chain
     }
 }
