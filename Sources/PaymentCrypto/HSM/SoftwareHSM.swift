@@ -14,6 +14,8 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
         let clear: [UInt8]
         /// Issuer master keys are kept expanded for the authorization hot path.
         let imk: IssuerMasterKey?
+        /// 3DES PIN keys are kept expanded for PIN translation.
+        let pinKey: Legacy.TripleDES?
 
         init(info: KeyInfo, block: String, clear: [UInt8]) throws {
             self.info = info
@@ -21,6 +23,7 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
             self.clear = clear
             let isIMK = [.issuerMasterKeyAC, .issuerMasterKeyOther, .issuerMasterKeySMC, .issuerMasterKeySMI].contains(info.usage)
             self.imk = isIMK ? try IssuerMasterKey(clear, algorithm: info.algorithm) : nil
+            self.pinKey = info.usage == .pinEncryption && info.algorithm == .tdes ? try Legacy.TripleDES(key: clear) : nil
         }
     }
 
@@ -112,6 +115,13 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
     // MARK: PIN
 
     public func translatePIN(_ block: EncryptedPINBlock, from: PINZone, to: PINZone) throws -> EncryptedPINBlock {
+        // The common case — format 0 to format 0 between 3DES keys — on expanded keys.
+        if from.format == .iso0, to.format == .iso0, block.format == .iso0, let fromPAN = from.pan, let toPAN = to.pan {
+            let source = try held(from.keyName), destination = try held(to.keyName)
+            if let s = source.pinKey, let d = destination.pinKey {
+                return EncryptedPINBlock(format: .iso0, bytes: try ISO9564.translateFormat0(block.bytes, from: s, sourcePAN: fromPAN, to: d, destinationPAN: toPAN))
+            }
+        }
         let source = try clear(from.keyName, for: [.pinEncryption])
         let destination = try clear(to.keyName, for: [.pinEncryption])
         return try ISO9564.translate(

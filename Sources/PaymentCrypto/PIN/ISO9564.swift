@@ -60,7 +60,7 @@ public enum ISO9564 {
         _ block: [UInt8], from sourceKey: Legacy.TripleDES, sourcePAN: PAN, to destinationKey: Legacy.TripleDES, destinationPAN: PAN
     ) throws -> [UInt8] {
         guard block.count == 8 else { throw PINBlock.Error.wrongBlockLength(expected: 8, actual: block.count) }
-        let clear = sourceKey.decrypt(block.bigEndianUInt64) ^ (try PINBlock.panBlock(sourcePAN)).bigEndianUInt64
+        let clear = sourceKey.decrypt(block.bigEndianUInt64) ^ (try PINBlock.panBlockWord(sourcePAN))
         // Check the PIN field: control 0, length 4–12, digits, F fill.
         let control = clear >> 60, n = Int((clear >> 56) & 0xF)
         guard control == 0 else { throw PINBlock.Error.wrongControlField(expected: 0, found: Int(control)) }
@@ -70,7 +70,7 @@ public enum ISO9564 {
             if i < n { guard nibble <= 9 else { throw PINBlock.Error.malformed("non-digit in PIN field") } }
             else { guard nibble == 0xF else { throw PINBlock.Error.malformed("fill is not F") } }
         }
-        let out = clear ^ (try PINBlock.panBlock(destinationPAN)).bigEndianUInt64
+        let out = clear ^ (try PINBlock.panBlockWord(destinationPAN))
         return destinationKey.encrypt(out).bigEndianBytes()
     }
 }

@@ -119,9 +119,16 @@ public struct PINBlock: Sendable, Hashable, CustomStringConvertible {
 
     /// The format 0/3 PAN block: 0000 ‖ the 12 rightmost PAN digits excluding the check digit.
     static func panBlock(_ pan: PAN) throws(PINBlock.Error) -> [UInt8] {
-        let withoutCheck = pan.digits.dropLast()
-        guard withoutCheck.count >= 12 else { throw .panTooShort }
-        return pack([0, 0, 0, 0] + withoutCheck.suffix(12).utf8.map { $0 - 48 })
+        try panBlockWord(pan).bigEndianBytes()
+    }
+
+    /// The format 0/3 PAN block as a 64-bit word.
+    static func panBlockWord(_ pan: PAN) throws(PINBlock.Error) -> UInt64 {
+        let utf8 = pan.digits.utf8
+        guard utf8.count >= 13 else { throw .panTooShort }
+        var word: UInt64 = 0
+        for c in utf8.dropLast().suffix(12) { word = word << 4 | UInt64(c &- 48) }
+        return word
     }
 
     /// The format 4 PAN field (ISO 9564-1:2017 §9.4.2): M (PAN length − 12) ‖ PAN ‖ 0 fill,

@@ -37,7 +37,7 @@ struct BenchCrypto: ParsableCommand {
         var rows: [(String, Double, String)] = []
         func row(_ name: String, _ ns: Double, _ note: String = "") {
             rows.append((name, ns, note))
-            let label = name.padding(toLength: 48, withPad: " ", startingAt: 0)
+            let label = name.padding(toLength: 56, withPad: " ", startingAt: 0)
             print(label + String(format: "%10.1f ns  ", ns) + note)
         }
         var rng = SystemRandomNumberGenerator()
