@@ -33,7 +33,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PaymentCoreTests", dependencies: ["PaymentCore"]),
-        .testTarget(name: "EMVTests", dependencies: ["EMV"], resources: [.copy("Vectors")]),
+        .testTarget(name: "EMVTests", dependencies: ["EMV"]),
         .testTarget(name: "PaymentCryptoTests", dependencies: ["PaymentCrypto", "EMV"], resources: [.copy("Vectors")]),
     ],
     swiftLanguageModes: [.v6]
