@@ -57,3 +57,13 @@ struct PaymentCoreTests {
         #expect(Amount(minorUnits: -5, currency: .cny).description == "-0.05 CNY")
     }
 }
+
+@Suite("Checksums")
+struct ChecksumTests {
+    @Test("CRC-16/CCITT-FALSE check value and the Pix MPM example")
+    func crc() {
+        #expect(CRC16.ccittFalse(Array("123456789".utf8)) == 0x29B1)
+        let pix = "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-4266554400005204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***6304"
+        #expect(CRC16.ccittFalse(Array(pix.utf8)) == 0x1D3D)
+    }
+}

@@ -18,6 +18,24 @@ struct HSMTests {
         }
     }
 
+    struct Published: Decodable {
+        let vectors: [V]
+        struct V: Decodable { let kbpk, keyBlock, key, algorithm, kcv, usage, modeOfUse: String }
+    }
+
+    @Test("TR-31:2018 A.7.4 and HSM-made version D blocks unwrap to the published keys and KCVs")
+    func tr31Published() throws {
+        let f = try loadVectors("tr31", as: Published.self)
+        for v in f.vectors {
+            let (header, key) = try TR31.unwrap(v.keyBlock, kbpk: hex(v.kbpk))
+            #expect(key.hexString == v.key)
+            #expect(header.keyUsage == v.usage)
+            #expect(String(header.modeOfUse) == v.modeOfUse)
+            let algorithm = try #require(KeyAlgorithm(rawValue: v.algorithm))
+            #expect(try KeyTools.kcv(key, algorithm: algorithm).hexString == v.kcv)
+        }
+    }
+
     @Test("an altered TR-31 block or the wrong KBPK is refused")
     func tr31Tamper() throws {
         let kbpk = [UInt8](repeating: 0x11, count: 32)
