@@ -35,6 +35,7 @@ let package = Package(
         .testTarget(name: "PaymentCoreTests", dependencies: ["PaymentCore"]),
         .testTarget(name: "EMVTests", dependencies: ["EMV"]),
         .testTarget(name: "PaymentCryptoTests", dependencies: ["PaymentCrypto", "EMV"], resources: [.copy("Vectors")]),
+        .testTarget(name: "CLITests", dependencies: ["cloudtap"]),
     ],
     swiftLanguageModes: [.v6]
 )

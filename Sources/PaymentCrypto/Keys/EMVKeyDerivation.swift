@@ -98,10 +98,12 @@ public enum EMVKeyDerivation {
         return y.bigEndianBytes()
     }
 
-    /// The EMV common session key derivation (EMV 4.4 Book 2 A1.3.1):
-    /// SK = ALG(MK)[R with byte 3 = F0] ‖ ALG(MK)[R with byte 3 = 0F] for 3DES (odd parity);
-    /// for 16-byte-block ciphers, SK = ALG(MK)[R] with R 16 bytes. `r` is 8 bytes for 3DES
-    /// (e.g. ATC‖00…00 for Visa CVN 18, ATC‖0000‖UN for Mastercard).
+    /// The EMV common session key derivation (EMV 4.4 Book 2 A1.3.1): byte 3 of R (index 2) is
+    /// replaced by `F0` for the left part and `0F` for the right part.
+    /// - 3DES: R is 8 bytes (ATC‖00…00 for Visa CVN 18, ATC‖0000‖UN for Mastercard);
+    ///   SK = 3DES(MK)[R, F0] ‖ 3DES(MK)[R, 0F], odd parity.
+    /// - 16-byte-block ciphers (AES-128, SM4): R is 16 bytes (shorter R is zero-filled on the
+    ///   right); SK = ALG(MK)[R, F0], one block.
     public static func commonSessionKey(mk: [UInt8], r: [UInt8], algorithm: KeyAlgorithm = .tdes) throws(CryptoError) -> [UInt8] {
         switch algorithm {
         case .tdes:
@@ -112,8 +114,11 @@ public enum EMVKeyDerivation {
             right[2] = 0x0F
             return KeyTools.oddParity(c.encrypt(block: left) + c.encrypt(block: right))
         case .sm4, .aes:
-            let block = r.count == 16 ? r : r + [UInt8](repeating: 0, count: max(0, 16 - r.count))
-            return try algorithm.cipher(mk).encrypt(block: Array(block.prefix(16)))
+            guard r.count <= 16 else { throw CryptoError("diversification value R must be at most 16 bytes, got \(r.count)") }
+            guard mk.count == 16 else { throw CryptoError("the common session key is derived here for 128-bit keys only") }
+            var block = r + [UInt8](repeating: 0, count: 16 - r.count)
+            block[2] = 0xF0
+            return try algorithm.cipher(mk).encrypt(block: block)
         }
     }
 

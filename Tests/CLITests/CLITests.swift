@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+/// Runs the built `cloudtap` binary as a user would.
+struct CLI {
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    static var binary: URL {
+        // The test runner lives in the build directory beside the executable.
+        let runner = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
+        var dir = runner.deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("cloudtap").path), dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("cloudtap")
+    }
+
+    static func run(_ arguments: [String]) throws -> Result {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+}
+
+@Suite("cloudtap tools")
+struct CLITests {
+    /// The published Visa CVN 18 transaction data (shared/VECTORS.md) as TLV.
+    static let cvn18Data = "9F0206000000009999" + "9F0306000000000000" + "9F1A020840" + "95058000048000" + "5F2A020840"
+        + "9A03991231" + "9C0101" + "9F370452BF4585" + "82021800" + "9F36020FFF" + "9F100706011203A0B800"
+
+    @Test("arqc, verify-arqc and arpc reproduce the Visa CVN 18 vector")
+    func cryptogram() throws {
+        let common = ["--cvn", "18", "--imk", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "--pan", "1234567890123456", "--no-luhn", "--data", Self.cvn18Data]
+        let arqc = try CLI.run(["crypto", "arqc"] + common + ["--json"])
+        #expect(arqc.status == 0, "\(arqc.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(arqc.stdout.utf8)) as? [String: String]
+        #expect(object?["arqc"] == "769577B5ABE9FE62")
+        #expect(try CLI.run(["crypto", "verify-arqc"] + common + ["--arqc", "769577B5ABE9FE62"]).status == 0)
+        let bad = try CLI.run(["crypto", "verify-arqc"] + common + ["--arqc", "769577B5ABE9FE63"])
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("INVALID"))
+        let arpc = try CLI.run(["crypto", "arpc"] + common + ["--arqc", "769577B5ABE9FE62", "--csu", "00000000"])
+        #expect(arpc.stdout.contains("76503F48"))
+    }
+
+    @Test("the UnionPay session key and PIN block vectors")
+    func keysAndPINs() throws {
+        let sk = try CLI.run(["crypto", "session-key", "--mk", "B8A15DA5F7043C317D9FD8F8DFE2BD75", "--atc", "03D3"])
+        #expect(sk.stdout.contains("4A43440B2D932ACDC4E2776ED562EE43"))
+        let pb = try CLI.run(["crypto", "pinblock", "encode", "--pin", "1234", "--pan", "4012345678909"])
+        #expect(pb.stdout.contains("041274EDCBA9876F"))
+        let cvv = try CLI.run(["crypto", "cvv", "--cvk", "0123456789ABCDEFFEDCBA9876543210", "--pan", "1234567890123456", "--no-luhn", "--expiry", "9912", "--service-code", "220"])
+        #expect(cvv.stdout.contains("170"))
+    }
+
+    @Test("bad input gets a clear error naming the option, and exit status 1")
+    func badInput() throws {
+        let hex = try CLI.run(["crypto", "kcv", "--key", "01X3"])
+        #expect(hex.status == 1)
+        #expect(hex.stderr.contains("--key: 'X' at offset 2 is not a hex digit"))
+        let luhn = try CLI.run(["crypto", "derive-card-key", "--imk", "0123456789ABCDEFFEDCBA9876543210", "--pan", "6210220110002707355"])
+        #expect(luhn.status == 1)
+        #expect(luhn.stderr.contains("fails the Luhn check"))
+        let length = try CLI.run(["crypto", "derive-card-key", "--imk", "0123", "--pan", "6210220110002707354"])
+        #expect(length.stderr.contains("--imk: must be 16 bytes, got 2"))
+        let tlv = try CLI.run(["tlv", "decode", "9F2608AABB"])
+        #expect(tlv.status == 1)
+        #expect(tlv.stderr.contains("tag 9F26 at offset 2"))
+    }
+
+    @Test("tlv decode names tags and masks the card number")
+    func tlv() throws {
+        let r = try CLI.run(["tlv", "decode", "700A5A086234567890123456"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("5A Application Primary Account Number (PAN)"))
+        #expect(r.stdout.contains("623456******3456"))
+        #expect(!r.stdout.contains("6234567890123456"))
+    }
+}
