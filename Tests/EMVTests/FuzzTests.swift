@@ -12,16 +12,7 @@ struct FuzzTests {
         ProcessInfo.processInfo.environment["CLOUDTAP_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 20_000
     }
 
-    struct Rng: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias Rng = SeededRandomNumberGenerator
 
     static let seeds: [[UInt8]] = [
         TLVTests.gpoResponse,
@@ -50,7 +41,7 @@ struct FuzzTests {
 
     @Test("TLV, DOL and APDU decoders never trap")
     func decoders() {
-        var rng = Rng(state: UInt64(Date().timeIntervalSince1970))
+        var rng = Rng(seed: UInt64(Date().timeIntervalSince1970))
         var decoded = 0
         for _ in 0..<Self.iterations {
             let bytes = Self.input(&rng)
