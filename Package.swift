@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "PaymentCore", targets: ["PaymentCore"]),
         .library(name: "EMV", targets: ["EMV"]),
         .library(name: "PaymentCrypto", targets: ["PaymentCrypto"]),
+        .library(name: "ISO8583", targets: ["ISO8583"]),
         .executable(name: "cloudtap", targets: ["cloudtap"]),
     ],
     dependencies: [
@@ -25,16 +26,18 @@ let package = Package(
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
+        .target(name: "ISO8583", dependencies: ["PaymentCore", "EMV"], resources: [.copy("Dialects")]),
         .executableTarget(
             name: "cloudtap",
             dependencies: [
-                "PaymentCore", "EMV", "PaymentCrypto",
+                "PaymentCore", "EMV", "PaymentCrypto", "ISO8583",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "PaymentCoreTests", dependencies: ["PaymentCore"]),
         .testTarget(name: "EMVTests", dependencies: ["EMV"]),
         .testTarget(name: "PaymentCryptoTests", dependencies: ["PaymentCrypto", "EMV"], resources: [.copy("Vectors")]),
+        .testTarget(name: "ISO8583Tests", dependencies: ["ISO8583"], resources: [.copy("Samples")]),
         .testTarget(name: "CLITests", dependencies: ["cloudtap"]),
     ],
     swiftLanguageModes: [.v6]

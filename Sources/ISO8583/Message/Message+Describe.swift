@@ -1,0 +1,89 @@
+import EMV
+import PaymentCore
+
+extension Message {
+    /// A field-by-field description for logs and traces. Card data is masked by the spec's
+    /// sensitivity marks (DE2, DE35, DE45 as PANs and tracks; DE52 and keys hidden; DE55 with
+    /// card-data tags masked) unless `reveal` is set, which only test tools should do.
+    public func describe(spec: MessageSpec, reveal: Bool = false) -> String {
+        var lines = ["MTI \(mti)"]
+        if let h = spec.header {
+            for f in h.fields { lines.append("  header.\(f.name) = \(header[f.name] ?? "")") }
+        }
+        for n in fieldNumbers {
+            let fs = spec[n]
+            let name = fs?.description ?? "(not in dialect)"
+            let shown = fs.map { Message.display(values[n]!, spec: $0, reveal: reveal) } ?? "\(values[n]!.count) bytes"
+            let label = "DE" + String(n).leftPadded(to: 3)
+            lines.append("\(label) \(name): \(shown)")
+            if let composite = fs?.composite, composite.kind != .tlv, let subs = try? Message.subfields(values[n]!, composite, path: "DE\(n)") {
+                for (id, desc, v) in subs {
+                    let masked = reveal ? v : Message.maskSubfield(v, composite.subfields.first { $0.id == id }?.sensitivity)
+                    lines.append("      .\(id) \(desc): \(masked)")
+                }
+            }
+            if fs?.composite?.kind == .tlv, let items = try? TLV.decodeTree(values[n]!) {
+                for line in TLVPrinter(revealCardData: reveal).render(items).split(separator: "\n") {
+                    lines.append("      " + line)
+                }
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The value as a person reads it, masked by sensitivity.
+    static func display(_ value: [UInt8], spec: FieldSpec, reveal: Bool) -> String {
+        let isBinary = spec.type == .b
+        if !reveal {
+            switch spec.sensitivity {
+            case .pan?:
+                return maskCardNumbers(in: String(decoding: value, as: UTF8.self))
+            case .track?:
+                let text = String(decoding: value, as: UTF8.self)
+                guard let sep = text.firstIndex(where: { $0 == "=" || $0 == "D" || $0 == "^" }) else { return maskCardNumbers(in: text) }
+                return maskCardNumbers(in: String(text[..<sep])) + String(text[sep]) + String(repeating: "*", count: text.distance(from: sep, to: text.endIndex) - 1)
+            case .secret?:
+                return "**** (\(value.count) \(isBinary ? "bytes" : "characters"))"
+            case .emv?:
+                return "\(value.count) bytes of EMV data"
+            case nil:
+                break
+            }
+        }
+        return isBinary ? value.hexString : String(decoding: value, as: UTF8.self)
+    }
+
+    static func maskSubfield(_ value: String, _ sensitivity: Sensitivity?) -> String {
+        switch sensitivity {
+        case .pan?, .track?: return maskCardNumbers(in: value)
+        case .secret?: return "****"
+        default: return value
+        }
+    }
+
+    /// Subfields of a positional or tagged field as (id, description, value).
+    static func subfields(_ value: [UInt8], _ composite: CompositeSpec, path: String) throws(ISO8583Error) -> [(String, String, String)] {
+        switch composite.kind {
+        case .positional:
+            return try Positional.split(value, composite, path: path).map { ($0.0.id, $0.0.description, String(decoding: $0.1, as: UTF8.self)) }
+        case .tagged:
+            return try Tagged.parse(value, composite, path: path).map { tag, v in
+                (tag, composite.subfields.first { $0.id == tag }?.description ?? "(unknown tag)", String(decoding: v, as: UTF8.self))
+            }
+        case .tlv:
+            return []
+        }
+    }
+
+    /// The subfields of field `n` (positional or tagged) by id, e.g. `subfields(90, spec:)["2"]`.
+    public func subfields(_ n: Int, spec: MessageSpec) throws(ISO8583Error) -> [String: String] {
+        guard let value = values[n], let composite = spec[n]?.composite else { return [:] }
+        var out: [String: String] = [:]
+        for (id, _, v) in try Message.subfields(value, composite, path: "DE\(n)") { out[id] = v }
+        return out
+    }
+}
+
+extension String {
+    func leftPadded(to n: Int) -> String { String(repeating: " ", count: max(0, n - count)) + self }
+}
