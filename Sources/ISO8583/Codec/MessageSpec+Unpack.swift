@@ -92,7 +92,11 @@ extension MessageSpec {
             let text: String
             switch field.encoding {
             case .binary, .hex, .bcd: text = raw.hexString
-            case .ascii: text = String(decoding: raw, as: UTF8.self)
+            case .ascii:
+                guard raw.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else {
+                    throw ISO8583Error(.badCharacter("header field is not printable ASCII"), path: path, offset: start)
+                }
+                text = String(decoding: raw, as: UTF8.self)
             case .ebcdic: text = String(decoding: raw.map { EBCDIC.toASCII[Int($0)] ?? 63 }, as: UTF8.self)
             }
             switch field.role {

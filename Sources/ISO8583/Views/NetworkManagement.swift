@@ -3,8 +3,8 @@ import PaymentCore
 /// Network management (0800/0810): sign-on, sign-off, echo and key exchange.
 ///
 /// The network dialect carries the code in DE70; the terminal dialect in DE60.3 (with the
-/// batch number in DE60.2). Key exchange carries the new key wrapped under the zone master key
-/// (never in clear) in DE62 at the terminal and DE96 with its check value in DE53 on the network.
+/// batch number in DE60.2). Key exchange carries the new key only wrapped under the zone master
+/// key (a TR-31 block or a key under the ZMK), never in clear, in DE62 in both dialects.
 public struct NetworkManagement: Sendable, Hashable {
     public enum Style: Sendable, Hashable { case network, terminal }
 
@@ -44,7 +44,7 @@ public struct NetworkManagement: Sendable, Hashable {
         case .network:
             m[33] = institutionID
             m[70] = code.rawValue
-            m.set(96, bytes: keyData)
+            m.set(62, bytes: keyData)
         case .terminal:
             m[60] = "00" + batchNumber + code.rawValue
             m.set(62, bytes: keyData)
@@ -66,7 +66,7 @@ public struct NetworkManagement: Sendable, Hashable {
             guard let code = NetworkManagementCode(rawValue: c) else { throw ISO8583Error(.invalidValue("unknown code \(c)"), path: "DE70", offset: 0) }
             self.code = code
             batchNumber = "000000"
-            keyData = m.bytes(96)
+            keyData = m.bytes(62)
         } else if let de60 = m[60], de60.count >= 11 {
             let chars = Array(de60)
             batchNumber = String(chars[2..<8])
