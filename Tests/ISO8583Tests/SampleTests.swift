@@ -79,8 +79,10 @@ struct SampleTests {
     func networkHeader() throws {
         let sample = Sample.all.first { $0.name == "network-0800-sign-on" }!
         let m = try MessageSpec.network.unpack(sample.bytes)
-        #expect(m.header["totalLength"] == String(format: "%04d", sample.bytes.count))
-        #expect(m.header["headerLength"] == "2E")
+        let h = m.headerFields(spec: .network)
+        #expect(h["totalLength"] == String(format: "%04d", sample.bytes.count))
+        #expect(h["headerLength"] == "2E")
+        #expect(h["destination"] == "00010000   ")
         var wrong = sample.bytes
         wrong[5] = UInt8(ascii: "9")  // total length's last digit
         #expect(throws: ISO8583Error.self) { try MessageSpec.network.unpack(wrong) }

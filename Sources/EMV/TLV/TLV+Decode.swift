@@ -98,3 +98,55 @@ extension TLV {
         return length
     }
 }
+
+extension TLV {
+    /// Checks that `bytes` is well-formed BER-TLV, templates included (to ``maximumDepth``),
+    /// without building any objects — the cheap check a codec makes on every DE55.
+    public static func validate(_ bytes: [UInt8], baseOffset: Int = 0) throws(TLVError) {
+        try validate(bytes, from: 0, to: bytes.count, baseOffset: baseOffset, depth: 0)
+    }
+
+    private static func validate(_ bytes: [UInt8], from start: Int, to end: Int, baseOffset: Int, depth: Int) throws(TLVError) {
+        var i = start
+        while i < end {
+            if bytes[i] == 0x00 || bytes[i] == 0xFF { i += 1; continue }
+            let tagStart = i
+            // Tag (at most 4 bytes).
+            var raw = UInt32(bytes[i])
+            if bytes[i] & 0x1F == 0x1F {
+                repeat {
+                    i += 1
+                    guard i < end else { throw TLVError(.truncatedTag, tag: nil, offset: baseOffset + i) }
+                    guard i - tagStart < 4 else { throw TLVError(.tagTooLong, tag: nil, offset: baseOffset + tagStart) }
+                    raw = raw << 8 | UInt32(bytes[i])
+                } while bytes[i] & 0x80 != 0
+            }
+            i += 1
+            let tag = Tag(raw)
+            // Length.
+            guard i < end else { throw TLVError(.truncatedLength, tag: tag, offset: baseOffset + i) }
+            let lengthStart = i
+            let first = bytes[i]
+            i += 1
+            var length = 0
+            if first < 0x80 {
+                length = Int(first)
+            } else if first == 0x80 {
+                throw TLVError(.indefiniteLength, tag: tag, offset: baseOffset + lengthStart)
+            } else {
+                let n = Int(first & 0x7F)
+                guard n <= 4 else { throw TLVError(.lengthTooLong(lengthBytes: n), tag: tag, offset: baseOffset + lengthStart) }
+                guard i + n <= end else { throw TLVError(.truncatedLength, tag: tag, offset: baseOffset + i) }
+                for _ in 0..<n { length = length << 8 | Int(bytes[i]); i += 1 }
+            }
+            guard length <= end - i else {
+                throw TLVError(.valueOverrun(declared: length, available: end - i), tag: tag, offset: baseOffset + lengthStart)
+            }
+            if bytes[tagStart] & 0x20 != 0 {
+                guard depth < maximumDepth else { throw TLVError(.nestingTooDeep, tag: tag, offset: baseOffset + i) }
+                try validate(bytes, from: i, to: i + length, baseOffset: baseOffset, depth: depth + 1)
+            }
+            i += length
+        }
+    }
+}

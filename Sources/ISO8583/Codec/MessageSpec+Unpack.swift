@@ -7,14 +7,21 @@ extension MessageSpec {
     public func unpack(_ bytes: [UInt8]) throws(ISO8583Error) -> Message {
         var r = Reader(bytes)
         var message = Message(mti: "")
-        if let header { message.header = try unpackHeader(header, from: &r) }
+        message.storage.reserveCapacity(bytes.count)
+        if let header {
+            let start = r.offset
+            try checkHeader(header, from: &r)
+            message.receivedHeader = Array(bytes[start..<r.offset])
+        }
         message.mti = try unpackMTI(from: &r)
         let maps = try unpackBitmaps(from: &r)
 
         for n in 2...maxField where isSet(n, maps) {
             if tertiaryBitmap && n == 65 { continue }
-            guard let spec = table[n] else { throw ISO8583Error(.missingSpec, path: "DE\(n)", offset: r.offset) }
-            message.values[n] = try unpackField(n, spec: spec, from: &r)
+            guard let codec = codecs[n] else { throw ISO8583Error(.missingSpec, path: "DE\(n)", offset: r.offset) }
+            let start = message.storage.count
+            try unpackField(n, codec: codec, from: &r, into: &message.storage)
+            message.setSpan(n, start: start, count: message.storage.count - start)
         }
         guard r.remaining == 0 else { throw ISO8583Error(.trailingBytes(r.remaining), path: "message", offset: r.offset) }
         return message
@@ -32,8 +39,7 @@ extension MessageSpec {
 
     func unpackMTI(from r: inout Reader) throws(ISO8583Error) -> String {
         let start = r.offset
-        let spec = FieldSpec(description: "MTI", type: .n, length: 4, encoding: mtiEncoding == .bcd ? .bcd : mtiEncoding)
-        let value = try r.readValue(units: 4, spec: spec, path: "MTI")
+        let value = try r.readValue(units: 4, codec: mtiCodec, path: "MTI")
         guard value.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
             throw ISO8583Error(.badCharacter("MTI is not four digits"), path: "MTI", offset: start)
         }
@@ -67,51 +73,55 @@ extension MessageSpec {
     }
 
     /// Reads one field: prefix, value, and the checks of its type and composite layout.
-    func unpackField(_ n: Int, spec: FieldSpec, from r: inout Reader) throws(ISO8583Error) -> [UInt8] {
-        let start = r.offset
-        let units: Int
-        if spec.prefix == .fixed {
-            units = spec.length
-        } else {
-            units = try r.readPrefix(digits: spec.prefix.digits, encoding: spec.prefixEncoding, path: "DE\(n)")
-            guard units <= spec.length else { throw ISO8583Error(.tooLong(length: units, maximum: spec.length), path: "DE\(n)", offset: start) }
-        }
-        let value = try r.readValue(units: units, spec: spec, path: "DE\(n)")
-        if spec.type != .b || spec.composite != nil {
-            try validate(value, spec: spec, path: "DE\(n)", offset: start)
-        }
-        return value
+    func unpackField(_ n: Int, codec: FieldCodec, from r: inout Reader) throws(ISO8583Error) -> [UInt8] {
+        var out: [UInt8] = []
+        try unpackField(n, codec: codec, from: &r, into: &out)
+        return out
     }
 
-    private func unpackHeader(_ spec: HeaderSpec, from r: inout Reader) throws(ISO8583Error) -> [String: String] {
-        var out: [String: String] = [:]
-        for field in spec.fields {
-            let path = "header.\(field.name)"
+    /// Reads one field and appends its value to `out`.
+    func unpackField(_ n: Int, codec: FieldCodec, from r: inout Reader, into out: inout [UInt8]) throws(ISO8583Error) {
+        let start = r.offset
+        let units: Int
+        if codec.isFixed {
+            units = codec.length
+        } else {
+            units = try r.readPrefix(digits: codec.prefixDigits, encoding: codec.prefixEncoding, path: "DE\(n)")
+            guard units <= codec.length else { throw ISO8583Error(.tooLong(length: units, maximum: codec.length), path: "DE\(n)", offset: start) }
+        }
+        let valueStart = out.count
+        try r.readValue(units: units, codec: codec, into: &out, path: "DE\(n)")
+        if codec.type != .b || codec.composite != nil {
+            try validate(out[valueStart...], codec: codec, field: n, offset: start)
+        }
+    }
+
+
+    /// Checks the header's computed fields and characters, without building its values.
+    private func checkHeader(_ spec: HeaderSpec, from r: inout Reader) throws(ISO8583Error) {
+        for (index, field) in headerLayout.enumerated() {
+            var path: String { "header.\(spec.fields[index].name)" }
             let start = r.offset
             let raw = try r.take(field.length, path: path)
-            let text: String
-            switch field.encoding {
-            case .binary, .hex, .bcd: text = raw.hexString
-            case .ascii:
-                guard raw.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else {
-                    throw ISO8583Error(.badCharacter("header field is not printable ASCII"), path: path, offset: start)
-                }
-                text = String(decoding: raw, as: UTF8.self)
-            case .ebcdic: text = String(decoding: raw.map { EBCDIC.toASCII[Int($0)] ?? 63 }, as: UTF8.self)
+            if field.encoding == .ascii, !raw.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) {
+                throw ISO8583Error(.badCharacter("header field is not printable ASCII"), path: path, offset: start)
             }
             switch field.role {
             case .headerLength?:
                 let v = raw.reduce(0) { $0 << 8 | Int($1) }
                 guard v == spec.length else { throw ISO8583Error(.badLength("header length \(v), expected \(spec.length)"), path: path, offset: start) }
             case .totalLength?:
-                guard let v = Int(text), v == r.bytes.count else {
-                    throw ISO8583Error(.badLength("total length '\(text)' but the message has \(r.bytes.count) bytes"), path: path, offset: start)
+                var v = 0
+                for c in raw {
+                    guard c >= 48, c <= 57 else { throw ISO8583Error(.badLength("total length is not digits"), path: path, offset: start) }
+                    v = v * 10 + Int(c - 48)
+                }
+                guard v == r.bytes.count else {
+                    throw ISO8583Error(.badLength("total length \(v) but the message has \(r.bytes.count) bytes"), path: path, offset: start)
                 }
             default:
                 break
             }
-            out[field.name] = text
         }
-        return out
     }
 }

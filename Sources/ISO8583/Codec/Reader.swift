@@ -47,35 +47,31 @@ struct Reader {
         }
     }
 
-    /// Reads `units` of value in `encoding` and returns the value bytes.
-    mutating func readValue(units: Int, spec: FieldSpec, path: @autoclosure () -> String) throws(ISO8583Error) -> [UInt8] {
+    /// Reads `units` of value and appends the decoded value to `out`.
+    mutating func readValue(units: Int, codec spec: FieldCodec, into out: inout [UInt8], path: @autoclosure () -> String) throws(ISO8583Error) {
         let start = offset
         let raw = try take(spec.encoding.byteCount(units: units), path: path())
         switch spec.encoding {
         case .ascii, .binary:
-            return Array(raw)
+            out.append(contentsOf: raw)
         case .ebcdic:
-            var out = [UInt8]()
-            out.reserveCapacity(raw.count)
             for b in raw {
                 guard let a = EBCDIC.toASCII[Int(b)] else {
                     throw ISO8583Error(.badCharacter("byte \([b].hexString) is not printable EBCDIC"), path: path(), offset: start)
                 }
                 out.append(a)
             }
-            return out
         case .hex:
-            do { return try [UInt8](hex: String(decoding: raw, as: UTF8.self)) } catch {
+            do { out.append(contentsOf: try [UInt8](hex: String(decoding: raw, as: UTF8.self))) } catch {
                 throw ISO8583Error(.badCharacter("\(error)"), path: path(), offset: start)
             }
         case .bcd:
-            let skipFirst = units % 2 == 1 && spec.alignment == .right
-            var out = [UInt8]()
-            out.reserveCapacity(units)
+            let skipFirst = units % 2 == 1 && spec.align == .right
             let first = raw.startIndex
+            var written = 0
             for i in 0..<(raw.count * 2) {
                 if i == 0 && skipFirst { continue }
-                if out.count == units { break }  // the trailing pad nibble
+                if written == units { break }  // the trailing pad nibble
                 let b = raw[first + i / 2]
                 let nibble = i % 2 == 0 ? b >> 4 : b & 0x0F
                 switch nibble {
@@ -84,8 +80,15 @@ struct Reader {
                 default:
                     throw ISO8583Error(.badCharacter("nibble \(String(nibble, radix: 16, uppercase: true)) is not a digit"), path: path(), offset: start + i / 2)
                 }
+                written += 1
             }
-            return out
         }
+    }
+
+    /// Reads `units` of value into a new array.
+    mutating func readValue(units: Int, codec: FieldCodec, path: @autoclosure () -> String) throws(ISO8583Error) -> [UInt8] {
+        var out: [UInt8] = []
+        try readValue(units: units, codec: codec, into: &out, path: path())
+        return out
     }
 }

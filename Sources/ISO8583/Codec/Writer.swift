@@ -9,8 +9,14 @@ struct Writer {
         out.reserveCapacity(capacity)
     }
 
-    /// Appends `value` in `encoding`. `units` is the value's length in the field's units.
-    mutating func write(_ value: [UInt8], encoding: FieldEncoding, align: Alignment, padNibble: UInt8, path: @autoclosure () -> String) throws(ISO8583Error) {
+    /// Appends a field's value in its encoding.
+    @inline(__always)
+    mutating func write(_ value: ArraySlice<UInt8>, codec: FieldCodec, field n: Int) throws(ISO8583Error) {
+        try write(value, encoding: codec.encoding, align: codec.align, padNibble: codec.padNibble, path: "DE\(n)")
+    }
+
+    /// Appends `value` in `encoding`.
+    mutating func write(_ value: ArraySlice<UInt8>, encoding: FieldEncoding, align: Alignment, padNibble: UInt8, path: @autoclosure () -> String) throws(ISO8583Error) {
         switch encoding {
         case .ascii, .binary:
             out.append(contentsOf: value)
@@ -22,7 +28,7 @@ struct Writer {
                 out.append(EBCDIC.fromASCII[Int(c)])
             }
         case .hex:
-            out.append(contentsOf: Array(value.hexString.utf8))
+            out.append(contentsOf: Array(value.hexString.utf8))  // rare: hex-coded binary fields
         case .bcd:
             let odd = value.count % 2 == 1
             var high: UInt8? = nil
@@ -57,13 +63,13 @@ struct Writer {
             for i in start..<out.count { out[i] = EBCDIC.fromASCII[Int(out[i])] }
         case .bcd:
             let byteCount = (digits + 1) / 2
-            var v = length
-            var bytes = [UInt8](repeating: 0, count: byteCount)
-            for i in stride(from: byteCount - 1, through: 0, by: -1) {
-                bytes[i] = UInt8(v % 10) | UInt8((v / 10) % 10) << 4
-                v /= 100
+            var divisor = 1
+            for _ in 1..<byteCount { divisor *= 100 }
+            for _ in 0..<byteCount {
+                let pair = (length / divisor) % 100
+                out.append(UInt8(pair % 10) | UInt8(pair / 10) << 4)
+                divisor = max(divisor / 100, 1)
             }
-            out.append(contentsOf: bytes)
         case .binary:
             let byteCount = (digits + 1) / 2
             for i in stride(from: byteCount - 1, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: length >> (8 * i))) }
@@ -92,15 +98,4 @@ extension FieldEncoding {
         case .hex: return units * 2
         }
     }
-}
-
-extension FieldSpec {
-    var padNibble: UInt8 {
-        switch pad?.uppercased() {
-        case "F": return 0x0F
-        case "D": return 0x0D
-        default: return 0
-        }
-    }
-    var alignment: Alignment { align ?? .right }
 }

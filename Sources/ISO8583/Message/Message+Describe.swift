@@ -8,21 +8,22 @@ extension Message {
     public func describe(spec: MessageSpec, reveal: Bool = false) -> String {
         var lines = ["MTI \(mti)"]
         if let h = spec.header {
-            for f in h.fields { lines.append("  header.\(f.name) = \(header[f.name] ?? "")") }
+            let values = headerFields(spec: spec)
+            for f in h.fields { lines.append("  header.\(f.name) = \(values[f.name] ?? "")") }
         }
         for n in fieldNumbers {
             let fs = spec[n]
             let name = fs?.description ?? "(not in dialect)"
-            let shown = fs.map { Message.display(values[n]!, spec: $0, reveal: reveal) } ?? "\(values[n]!.count) bytes"
+            let shown = fs.map { Message.display(bytes(n)!, spec: $0, reveal: reveal) } ?? "\(bytes(n)!.count) bytes"
             let label = "DE" + String(n).leftPadded(to: 3)
             lines.append("\(label) \(name): \(shown)")
-            if let composite = fs?.composite, composite.kind != .tlv, let subs = try? Message.subfields(values[n]!, composite, path: "DE\(n)") {
+            if let composite = fs?.composite, composite.kind != .tlv, let subs = try? Message.subfields(bytes(n)!, composite, path: "DE\(n)") {
                 for (id, desc, v) in subs {
                     let masked = reveal ? v : Message.maskSubfield(v, composite.subfields.first { $0.id == id }?.sensitivity)
                     lines.append("      .\(id) \(desc): \(masked)")
                 }
             }
-            if fs?.composite?.kind == .tlv, let items = try? TLV.decodeTree(values[n]!) {
+            if fs?.composite?.kind == .tlv, let items = try? TLV.decodeTree(bytes(n)!) {
                 for line in TLVPrinter(revealCardData: reveal).render(items).split(separator: "\n") {
                     lines.append("      " + line)
                 }
@@ -77,9 +78,34 @@ extension Message {
 
     /// The subfields of field `n` (positional or tagged) by id, e.g. `subfields(90, spec:)["2"]`.
     public func subfields(_ n: Int, spec: MessageSpec) throws(ISO8583Error) -> [String: String] {
-        guard let value = values[n], let composite = spec[n]?.composite else { return [:] }
+        guard let value = bytes(n), let composite = spec[n]?.composite else { return [:] }
         var out: [String: String] = [:]
         for (id, _, v) in try Message.subfields(value, composite, path: "DE\(n)") { out[id] = v }
+        return out
+    }
+}
+
+extension Message {
+    /// The header's values by name: as received for an unpacked message (binary fields in
+    /// hex), overlaid with any set in ``header``; the spec's defaults for the rest.
+    public func headerFields(spec: MessageSpec) -> [String: String] {
+        guard let h = spec.header else { return [:] }
+        var out: [String: String] = [:]
+        var offset = 0
+        for f in h.fields {
+            defer { offset += f.length }
+            if let given = header[f.name] { out[f.name] = given; continue }
+            guard let raw = receivedHeader, raw.count >= offset + f.length else {
+                if let d = f.defaultValue { out[f.name] = d }
+                continue
+            }
+            let bytes = raw[offset..<offset + f.length]
+            switch f.encoding {
+            case .binary, .hex, .bcd: out[f.name] = bytes.hexString
+            case .ascii: out[f.name] = String(decoding: bytes, as: UTF8.self)
+            case .ebcdic: out[f.name] = String(decoding: bytes.map { EBCDIC.toASCII[Int($0)] ?? 63 }, as: UTF8.self)
+            }
+        }
         return out
     }
 }

@@ -9,7 +9,7 @@ extension Message {
         var fields: [String: Any] = [:]
         for n in fieldNumbers {
             guard let fs = spec[n] else { continue }
-            let value = values[n]!
+            let value = bytes(n)!
             if reveal || fs.sensitivity == nil {
                 fields[String(n)] = fs.type == .b ? value.hexString : String(decoding: value, as: UTF8.self)
             } else {
@@ -17,7 +17,7 @@ extension Message {
             }
         }
         var out: [String: Any] = ["mti": mti, "fields": fields]
-        if !header.isEmpty { out["header"] = header }
+        if spec.header != nil { out["header"] = headerFields(spec: spec) }
         return out
     }
 
@@ -31,9 +31,9 @@ extension Message {
             guard let fs = spec[n] else { throw ISO8583Error(.missingSpec, path: "DE\(n)", offset: 0) }
             guard let text = raw as? String else { throw ISO8583Error(.invalidValue("value must be a string"), path: "DE\(n)", offset: 0) }
             if fs.type == .b {
-                do { values[n] = try [UInt8](hex: text) } catch { throw ISO8583Error(.invalidValue("\(error)"), path: "DE\(n)", offset: 0) }
+                do { set(n, bytes: try [UInt8](hex: text)) } catch { throw ISO8583Error(.invalidValue("\(error)"), path: "DE\(n)", offset: 0) }
             } else {
-                values[n] = Array(text.utf8)
+                set(n, bytes: Array(text.utf8))
             }
         }
     }

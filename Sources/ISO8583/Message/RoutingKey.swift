@@ -22,16 +22,16 @@ extension MessageSpec {
         let maps = try unpackBitmaps(from: &r)
         for n in 2...maxField where isSet(n, maps) {
             if tertiaryBitmap && n == 65 { continue }
-            guard let spec = table[n] else { throw ISO8583Error(.missingSpec, path: "DE\(n)", offset: r.offset) }
+            guard let codec = codecs[n] else { throw ISO8583Error(.missingSpec, path: "DE\(n)", offset: r.offset) }
             switch n {
             case 2, 11, 41:
-                let text = String(decoding: try unpackField(n, spec: spec, from: &r), as: UTF8.self)
+                let text = String(decoding: try unpackField(n, codec: codec, from: &r), as: UTF8.self)
                 if n == 2 { key.pan = text } else if n == 11 { key.stan = text } else { key.terminalID = text }
                 if n == 41 { return key }
             default:
-                let units = spec.prefix == .fixed ? spec.length : try r.readPrefix(digits: spec.prefix.digits, encoding: spec.prefixEncoding, path: "DE\(n)")
-                guard units <= spec.length else { throw ISO8583Error(.tooLong(length: units, maximum: spec.length), path: "DE\(n)", offset: r.offset) }
-                _ = try r.take(spec.encoding.byteCount(units: units), path: "DE\(n)")
+                let units = codec.isFixed ? codec.length : try r.readPrefix(digits: codec.prefixDigits, encoding: codec.prefixEncoding, path: "DE\(n)")
+                guard units <= codec.length else { throw ISO8583Error(.tooLong(length: units, maximum: codec.length), path: "DE\(n)", offset: r.offset) }
+                _ = try r.take(codec.encoding.byteCount(units: units), path: "DE\(n)")
             }
         }
         return key

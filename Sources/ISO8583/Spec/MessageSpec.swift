@@ -17,6 +17,15 @@ public struct MessageSpec: Sendable, Codable {
 
     /// Specs by field number, 1…192 (index 0 unused).
     public private(set) var table: [FieldSpec?] = []
+    /// The codec's view of each field, by number.
+    private(set) var codecs: [FieldCodec?] = []
+    /// The header with every value at its default, computed fields zero; and where the
+    /// computed fields sit.
+    private(set) var defaultHeader: [UInt8] = []
+    /// The header fields' lengths, encodings and roles, without their names.
+    private(set) var headerLayout: [HeaderSpec.Layout] = []
+    /// How the MTI is read: four digits in the MTI encoding.
+    private(set) var mtiCodec = FieldCodec(FieldSpec(description: "MTI", type: .n, length: 4, encoding: .ascii))
 
     private enum CodingKeys: String, CodingKey {
         case name, description, header, mtiEncoding, bitmapEncoding, tertiaryBitmap, formatErrorResponseCode, fields
@@ -62,6 +71,14 @@ public struct MessageSpec: Sendable, Codable {
             t[n] = spec
         }
         table = t
+        codecs = t.map { $0.map(FieldCodec.init) }
+        mtiCodec = FieldCodec(FieldSpec(description: "MTI", type: .n, length: 4, encoding: mtiEncoding == .bcd ? .bcd : mtiEncoding))
+        if let header {
+            var w = Writer(capacity: header.length)
+            try MessageSpec.writeHeader([:], spec: header, into: &w)
+            defaultHeader = w.out
+            headerLayout = header.fields.map { HeaderSpec.Layout(length: $0.length, encoding: $0.encoding, role: $0.role) }
+        }
     }
 
     /// The highest field number the bitmaps can carry.
@@ -123,6 +140,13 @@ public struct HeaderSpec: Sendable, Hashable, Codable {
     }
 
     public var fields: [Field]
+
+    /// A header field without its strings, for the unpack path.
+    struct Layout: Sendable {
+        let length: Int
+        let encoding: FieldEncoding
+        let role: Field.Role?
+    }
 
     /// Total header length in bytes.
     public var length: Int { fields.reduce(0) { $0 + $1.length } }
