@@ -9,11 +9,14 @@ let package = Package(
         .library(name: "EMV", targets: ["EMV"]),
         .library(name: "PaymentCrypto", targets: ["PaymentCrypto"]),
         .library(name: "ISO8583", targets: ["ISO8583"]),
+        .library(name: "ISO8583Link", targets: ["ISO8583Link"]),
         .executable(name: "cloudtap", targets: ["cloudtap"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .target(name: "PaymentCore"),
@@ -27,10 +30,19 @@ let package = Package(
             ]
         ),
         .target(name: "ISO8583", dependencies: ["PaymentCore", "EMV"], resources: [.copy("Dialects")]),
+        .target(
+            name: "ISO8583Link",
+            dependencies: [
+                "ISO8583", "PaymentCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .executableTarget(
             name: "cloudtap",
             dependencies: [
-                "PaymentCore", "EMV", "PaymentCrypto", "ISO8583",
+                "PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -38,6 +50,11 @@ let package = Package(
         .testTarget(name: "EMVTests", dependencies: ["EMV"]),
         .testTarget(name: "PaymentCryptoTests", dependencies: ["PaymentCrypto", "EMV"], resources: [.copy("Vectors")]),
         .testTarget(name: "ISO8583Tests", dependencies: ["ISO8583"], resources: [.copy("Samples")]),
+        .testTarget(
+            name: "ISO8583LinkTests",
+            dependencies: ["ISO8583Link", "ISO8583", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         .testTarget(name: "CLITests", dependencies: ["cloudtap"]),
     ],
     swiftLanguageModes: [.v6]
