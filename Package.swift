@@ -55,7 +55,7 @@ let package = Package(
             dependencies: ["ISO8583Link", "ISO8583", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
-        .testTarget(name: "CLITests", dependencies: ["cloudtap"]),
+        .testTarget(name: "CLITests", dependencies: ["cloudtap", "ISO8583", "ISO8583Link"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import ISO8583
+import ISO8583Link
 import PaymentCore
 
 struct ISO8583Command: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iso8583", abstract: "ISO 8583 messages in the network, terminal and iso87ascii dialects.",
-        subcommands: [Decode.self, Encode.self, Dialects.self])
+        subcommands: [Decode.self, Encode.self, Send.self, Dialects.self])
 
     struct DialectOption: ParsableArguments {
         @Option(help: "network, terminal or iso87ascii — or a path to a JSON spec.")
@@ -75,6 +76,64 @@ struct ISO8583Command: ParsableCommand {
                 try Data(bytes).write(to: URL(fileURLWithPath: out))
             } else {
                 print(bytes.hexString)
+            }
+        }
+    }
+
+    struct Send: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send one message (JSON, as `decode --json --reveal` prints it) over a link and print the answer.",
+            discussion: "The link signs on first unless --no-sign-on. Card data in the answer is masked unless --reveal.")
+        @Argument(help: "A JSON file, or - for standard input.") var input: String = "-"
+        @OptionGroup var dialect: DialectOption
+        @Option(help: "Host to connect to.") var host = "127.0.0.1"
+        @Option(help: "Port.") var port: Int
+        @Option(help: "binaryLength2, asciiLength4 or networkHeader; default by dialect.") var framing: String?
+        @Option(help: "Seconds to wait for the answer.") var timeout = 10.0
+        @Flag(help: "Do not sign on (0800/001) before sending.") var noSignOn = false
+        @Flag(help: "Show card data in full.") var reveal = false
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let spec = try dialect.spec()
+            let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: input))
+            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw ToolError("the JSON is not an object") }
+            let message = try checked("JSON") { try Message(jsonObject: object, spec: spec) }
+            _ = try checked("pack") { try spec.pack(message) }
+            let framingValue: Framing
+            if let framing {
+                guard let f = Framing(rawValue: framing) else { throw ToolError("--framing: unknown framing '\(framing)'") }
+                framingValue = f
+            } else {
+                framingValue = spec.name == "network" ? .networkHeader : spec.name == "terminal" ? .binaryLength2 : .asciiLength4
+            }
+            let style: NetworkManagement.Style = spec.name == "terminal" ? .terminal : .network
+            let tid = message[41]
+            var configuration = ClientLinkStateMachine.Configuration(
+                signOnMessage: { NetworkManagement(code: .signOn, stan: $0, terminalID: tid).message(style: style) },
+                echoMessage: { NetworkManagement(code: .echo, stan: $0, terminalID: tid).message(style: style) })
+            configuration.signOn = !noSignOn
+            configuration.requestTimeoutNanos = UInt64(timeout * 1e9)
+            configuration.initialBackoffNanos = 200_000_000
+            let endpoint = LinkEndpoint(host: host, port: port, spec: spec, framing: framingValue)
+            let linkConfiguration = configuration
+            let response = try blockingAsync { () async throws -> Message in
+                let client = try ISO8583Client(endpoint: endpoint, configuration: linkConfiguration)
+                client.start()
+                do {
+                    let answer = try await client.send(message)
+                    await client.shutdown()
+                    return answer
+                } catch {
+                    await client.shutdown()
+                    throw ToolError("no answer: \(error)")
+                }
+            }
+            if output.json {
+                let out = try JSONSerialization.data(withJSONObject: response.jsonObject(spec: spec, reveal: reveal), options: [.prettyPrinted, .sortedKeys])
+                print(String(decoding: out, as: UTF8.self))
+            } else {
+                print(response.describe(spec: spec, reveal: reveal))
             }
         }
     }

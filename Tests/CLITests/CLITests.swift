@@ -1,4 +1,6 @@
 import Foundation
+import ISO8583
+import ISO8583Link
 import Testing
 
 /// Runs the built `cloudtap` binary as a user would.
@@ -83,5 +85,36 @@ struct CLITests {
         #expect(r.stdout.contains("5A Application Primary Account Number (PAN)"))
         #expect(r.stdout.contains("623456******3456"))
         #expect(!r.stdout.contains("6234567890123456"))
+    }
+
+    @Test("iso8583 encode, decode and send")
+    func iso8583() async throws {
+        let json = #"{"mti":"0200","fields":{"2":"6234567890123456780","3":"000000","4":"000000003850","11":"000321","41":"TERM0001","42":"MERCHANT0000001","49":"156"}}"#
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-cli-\(UUID().uuidString).json")
+        try Data(json.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let encoded = try CLI.run(["iso8583", "encode", file.path, "--dialect", "terminal"])
+        #expect(encoded.status == 0, "\(encoded.stderr)")
+        let hex = encoded.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let decoded = try CLI.run(["iso8583", "decode", hex, "--dialect", "terminal"])
+        #expect(decoded.stdout.contains("DE  2 Primary account number: 623456*********6780"))
+        #expect(!decoded.stdout.contains("6234567890123456780"))
+        let bad = try CLI.run(["iso8583", "decode", String(hex.dropLast(4)), "--dialect", "terminal"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("DE49"))
+
+        let server = ISO8583Server(endpoint: LinkEndpoint(host: "127.0.0.1", port: 0, spec: .terminal, framing: .binaryLength2)) { request in
+            var r = Message(mti: MessageType.responseMTI(for: request.mti)!)
+            for n in [2, 3, 4, 11, 41, 42, 49, 60] { r.set(n, bytes: request.bytes(n)) }
+            r[39] = request.mti == "0800" ? "00" : "51"
+            return r
+        }
+        let port = try await server.start()
+        let sent = try CLI.run(["iso8583", "send", file.path, "--dialect", "terminal", "--port", String(port), "--json"])
+        await server.shutdown()
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let answer = try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any]
+        #expect(answer?["mti"] as? String == "0210")
+        #expect((answer?["fields"] as? [String: String])?["39"] == "51")
     }
 }
