@@ -152,3 +152,36 @@ struct CodecTests {
         #expect(throws: ISO8583Error.self) { try MessageSpec.dialect("nope") }
     }
 }
+
+@Suite("Bitmaps")
+struct BitmapTests {
+    @Test("a third bitmap carries fields 129–192 where a dialect uses one")
+    func tertiary() throws {
+        let text = FieldSpec(description: "t", type: .ans, length: 10, prefix: .LL, encoding: .ascii)
+        let spec = try MessageSpec(name: "three", mtiEncoding: .ascii, bitmapEncoding: .hex, tertiaryBitmap: true,
+                                   fields: [3: text, 70: text, 130: text, 192: text])
+        var m = Message(mti: "0800")
+        m[3] = "a"
+        m[70] = "b"
+        m[130] = "c"
+        m[192] = "d"
+        let bytes = try spec.pack(m)
+        // MTI, then three 16-character hex bitmaps.
+        #expect(String(decoding: bytes[4..<52], as: UTF8.self) == "A000000000000000" + "8400000000000000" + "4000000000000001")
+        #expect(try spec.unpack(bytes) == m)
+        #expect(throws: ISO8583Error.self) { try MessageSpec(name: "x", mtiEncoding: .ascii, bitmapEncoding: .hex, tertiaryBitmap: true, fields: [65: text]) }
+    }
+
+    @Test("secondary bitmap only when a field above 64 is present")
+    func secondary() throws {
+        let spec = MessageSpec.network
+        var m = Message(mti: "0800")
+        m[11] = "000001"
+        let short = try spec.pack(m)
+        m[70] = "301"
+        let long = try spec.pack(m)
+        #expect(long.count == short.count + 8 + 3)
+        #expect(long[46 + 4] & 0x80 != 0)
+        #expect(short[46 + 4] & 0x80 == 0)
+    }
+}
