@@ -9,6 +9,23 @@ struct ISO8583Command: ParsableCommand {
         commandName: "iso8583", abstract: "ISO 8583 messages in the network, terminal and iso87ascii dialects.",
         subcommands: [Decode.self, Encode.self, Send.self, Dialects.self])
 
+    /// Prints a message masked (or revealed), as text or JSON.
+    static func show(_ message: Message, spec: MessageSpec, reveal: Bool, json: Bool) throws {
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: message.jsonObject(spec: spec, reveal: reveal), options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(message.describe(spec: spec, reveal: reveal))
+        }
+    }
+
+    /// Reads a message from a JSON file, or standard input for "-".
+    static func readMessage(_ input: String, spec: MessageSpec) throws -> Message {
+        let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: input))
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw ToolError("the JSON is not an object") }
+        return try checked("JSON") { try Message(jsonObject: object, spec: spec) }
+    }
+
     struct DialectOption: ParsableArguments {
         @Option(help: "network, terminal or iso87ascii — or a path to a JSON spec.")
         var dialect = "iso87ascii"
@@ -47,12 +64,7 @@ struct ISO8583Command: ParsableCommand {
                 bytes.removeFirst(2)
             }
             let message = try checked("unpack") { try spec.unpack(bytes) }
-            if output.json {
-                let data = try JSONSerialization.data(withJSONObject: message.jsonObject(spec: spec, reveal: reveal), options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
-            } else {
-                print(message.describe(spec: spec, reveal: reveal))
-            }
+            try ISO8583Command.show(message, spec: spec, reveal: reveal, json: output.json)
         }
     }
 
@@ -67,9 +79,7 @@ struct ISO8583Command: ParsableCommand {
 
         func run() throws {
             let spec = try dialect.spec()
-            let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: input))
-            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw ToolError("the JSON is not an object") }
-            let message = try checked("JSON") { try Message(jsonObject: object, spec: spec) }
+            let message = try ISO8583Command.readMessage(input, spec: spec)
             var bytes = try checked("pack") { try spec.pack(message) }
             if framed { bytes = [UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)] + bytes }
             if let out {
@@ -96,9 +106,7 @@ struct ISO8583Command: ParsableCommand {
 
         func run() throws {
             let spec = try dialect.spec()
-            let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: input))
-            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw ToolError("the JSON is not an object") }
-            let message = try checked("JSON") { try Message(jsonObject: object, spec: spec) }
+            let message = try ISO8583Command.readMessage(input, spec: spec)
             _ = try checked("pack") { try spec.pack(message) }
             let framingValue: Framing
             if let framing {
@@ -129,12 +137,7 @@ struct ISO8583Command: ParsableCommand {
                     throw ToolError("no answer: \(error)")
                 }
             }
-            if output.json {
-                let out = try JSONSerialization.data(withJSONObject: response.jsonObject(spec: spec, reveal: reveal), options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: out, as: UTF8.self))
-            } else {
-                print(response.describe(spec: spec, reveal: reveal))
-            }
+            try ISO8583Command.show(response, spec: spec, reveal: reveal, json: output.json)
         }
     }
 
