@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "PaymentCrypto", targets: ["PaymentCrypto"]),
         .library(name: "ISO8583", targets: ["ISO8583"]),
         .library(name: "ISO8583Link", targets: ["ISO8583Link"]),
+        .library(name: "Storage", targets: ["Storage"]),
         .executable(name: "cloudtap", targets: ["cloudtap"]),
     ],
     dependencies: [
@@ -17,6 +18,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(name: "PaymentCore"),
@@ -39,6 +44,18 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        .target(
+            name: "Storage",
+            dependencies: [
+                "PaymentCore",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .target(name: "StorageTestSupport", dependencies: ["Storage"], path: "Tests/StorageTestSupport"),
         .executableTarget(
             name: "cloudtap",
             dependencies: [
@@ -55,6 +72,7 @@ let package = Package(
             dependencies: ["ISO8583Link", "ISO8583", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "CLITests", dependencies: ["cloudtap", "ISO8583", "ISO8583Link"]),
     ],
     swiftLanguageModes: [.v6]

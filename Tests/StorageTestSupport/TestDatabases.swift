@@ -1,0 +1,127 @@
+import Foundation
+import Storage
+
+/// Databases for tests: a fresh SQLite file, and — when the PostgreSQL server binaries are
+/// installed — a fresh database in a throwaway cluster this process starts itself (initdb and
+/// pg_ctl under /tmp, loopback only, trust authentication, stopped at exit).
+public enum TestDatabases {
+    /// Every engine available here; each call gives new, empty databases.
+    public static func locations(_ label: String = "t") throws -> [DatabaseLocation] {
+        var out: [DatabaseLocation] = [.sqlite(path: sqlitePath(label))]
+        if ProcessInfo.processInfo.environment["CLOUDTAP_TEST_POSTGRES"] == "0" { return out }
+        if let cluster = try PostgresCluster.shared() {
+            out.append(.postgres(url: try cluster.createDatabase()))
+        } else {
+            reportSkip()
+        }
+        return out
+    }
+
+    public static func sqlitePath(_ label: String) -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-tests", isDirectory: true)
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent("\(label)-\(UUID().uuidString).sqlite").path
+    }
+
+    private static let skipOnce: Void = {
+        FileHandle.standardError.write(Data("note: PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb); PostgreSQL runs of the storage tests are skipped. Install postgresql to run them.\n".utf8))
+    }()
+    static func reportSkip() { _ = skipOnce }
+}
+
+/// A PostgreSQL cluster private to this test process.
+final class PostgresCluster: @unchecked Sendable {
+    let binDir: String
+    let dataDir: String
+    let port: Int
+    private let lock = NSLock()
+    private var databases = 0
+
+    nonisolated(unsafe) private static var instance: PostgresCluster?
+    nonisolated(unsafe) private static var attempted = false
+    private static let lock = NSLock()
+
+    static func shared() throws -> PostgresCluster? {
+        try lock.withLock {
+            if attempted { return instance }
+            attempted = true
+            guard let bin = findBinaries() else { return nil }
+            instance = try PostgresCluster(binDir: bin)
+            return instance
+        }
+    }
+
+    static func findBinaries() -> String? {
+        let root = "/usr/lib/postgresql"
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: root))?.sorted { (Int($0) ?? 0) > (Int($1) ?? 0) } ?? []
+        for v in versions where FileManager.default.isExecutableFile(atPath: "\(root)/\(v)/bin/initdb") {
+            return "\(root)/\(v)/bin"
+        }
+        return nil
+    }
+
+    private init(binDir: String) throws {
+        self.binDir = binDir
+        dataDir = "/tmp/cloudtap-pg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        port = Int.random(in: 20_000...40_000)
+        let asRoot = getuid() == 0
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        if asRoot { try run(["/bin/chown", "postgres:postgres", dataDir]) }
+        try runAsOwner(["\(binDir)/initdb", "-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        try runAsOwner(["\(binDir)/pg_ctl", "-D", dataDir, "-l", "\(dataDir)/log", "-w", "-o",
+                        "-p \(port) -h 127.0.0.1 -k \(dataDir) -c fsync=off -c full_page_writes=off -c max_connections=200", "start"])
+        let stop = "\(binDir)/pg_ctl -D \(dataDir) -m immediate stop"
+        let cleanup = asRoot ? "runuser -u postgres -- \(stop); rm -rf \(dataDir)" : "\(stop); rm -rf \(dataDir)"
+        ProcessCleanup.register(cleanup)
+    }
+
+    /// A new empty database; returns its URL.
+    func createDatabase() throws -> String {
+        let n = lock.withLock { databases += 1; return databases }
+        let name = "cloudtap_test_\(n)"
+        try runAsOwner(["\(binDir)/createdb", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", name])
+        return "postgres://postgres@127.0.0.1:\(port)/\(name)?sslmode=disable"
+    }
+
+    private func runAsOwner(_ argv: [String]) throws {
+        try run(getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + argv : argv)
+    }
+
+    /// Runs a command through the shell with its output in a file. (Foundation's Process can
+    /// wait forever for a command whose child outlives it, as pg_ctl's server does.)
+    private func run(_ argv: [String]) throws {
+        let outputPath = "/tmp/cloudtap-pg-cmd-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let quoted = argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let status = system("\(quoted) </dev/null >\(outputPath) 2>&1")
+        guard status == 0 else {
+            let message = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            throw ClusterError(command: argv.joined(separator: " "), output: message)
+        }
+    }
+}
+
+struct ClusterError: Error, CustomStringConvertible {
+    let command: String
+    let output: String
+    var description: String { "\(command) failed: \(output)" }
+}
+
+/// Shell commands run when the test process exits.
+enum ProcessCleanup {
+    nonisolated(unsafe) static var commands: [String] = []
+    static let lock = NSLock()
+    nonisolated(unsafe) static var installed = false
+
+    static func register(_ command: String) {
+        lock.withLock {
+            commands.append(command)
+            if !installed {
+                installed = true
+                atexit {
+                    for c in ProcessCleanup.commands { _ = system(c + " >/dev/null 2>&1") }
+                }
+            }
+        }
+    }
+}
