@@ -24,7 +24,7 @@ extension Database {
         let applied = Set(try await sql.raw("SELECT id FROM schema_migrations").all().map { try $0.decode(column: "id", as: Int.self) })
         for migration in migrations.sorted(by: { $0.id < $1.id }) where !applied.contains(migration.id) {
             let statements = migration.statements(engine)
-            let now = ISO8601DateFormatter().string(from: Date())
+            let now = Date().ISO8601Format()
             try await transaction { db in
                 for statement in statements { try await db.raw(SQLQueryString(statement)).run() }
                 try await db.raw("INSERT INTO schema_migrations (id, name, applied_at) VALUES (\(bind: migration.id), \(bind: migration.name), \(bind: now))").run()

@@ -1,0 +1,166 @@
+import Foundation
+import PaymentCore
+import PaymentCrypto
+import SQLKit
+import Storage
+
+/// One authorization request as the issuer receives it from the switch (real card number, the
+/// PIN block already in the bank's zone).
+public struct AuthorizationInput: Sendable {
+    /// The original message's key: acquirer id, terminal id, STAN and transmission date-time.
+    /// A repeat of the same key gets the first answer again.
+    public var idempotencyKey: String
+    public var pan: PAN
+    public var amount: Amount
+    public var pinBlock: EncryptedPINBlock?
+    public var date: Date
+
+    public init(idempotencyKey: String, pan: PAN, amount: Amount, pinBlock: EncryptedPINBlock? = nil, date: Date = Date()) {
+        self.idempotencyKey = idempotencyKey
+        self.pan = pan
+        self.amount = amount
+        self.pinBlock = pinBlock
+        self.date = date
+    }
+}
+
+public struct AuthorizationOutcome: Sendable, Hashable {
+    public var decision: AuthorizationDecision
+    /// True when this answer repeats an earlier one for the same key.
+    public var isRepeat: Bool
+}
+
+extension IssuerHost {
+    /// Authorizes: looks the card up, checks the PIN, runs the rules, and on approval posts
+    /// the amount (customer account → network settlement payable) — all in one transaction, so
+    /// an answer the switch sees is committed.
+    public func authorize(_ input: AuthorizationInput) async throws -> AuthorizationOutcome {
+        let hash = Data(try keys.keyedHash(Array(input.pan.digits.utf8), keyName: configuration.lookupKeyName))
+        let calendar = Calendar(identifier: .gregorian)
+        var utc = calendar
+        utc.timeZone = TimeZone(identifier: "UTC")!
+        let parts = utc.dateComponents([.year, .month, .day], from: input.date)
+        let day = String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+        let month = String(format: "%02d%02d", parts.year! % 100, parts.month!)
+        let now = IssuerHost.stamp(input.date)
+        let keys = self.keys, configuration = self.configuration, engine = db.engine
+
+        return try await db.transaction { tx in
+            // A repeat gets the first answer.
+            if let prior = try await tx.raw("SELECT response_code, auth_code, reason FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first() {
+                return AuthorizationOutcome(decision: try IssuerHost.decision(prior), isRepeat: true)
+            }
+            guard let card = try await tx.raw("""
+                SELECT c.id, c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_reference, c.pin_tries, c.per_transaction_limit,
+                       c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name
+                FROM issuer_cards c JOIN issuer_banks b ON b.id = c.bank_id WHERE c.pan_hash = \(bind: hash)
+                """).first() else {
+                let decision = AuthorizationDecision.declined(.invalidCardNumber, reason: "no such card")
+                try await IssuerHost.record(tx, bank: "", key: input.idempotencyKey, card: nil, input: input, decision: decision, day: day, now: now)
+                return AuthorizationOutcome(decision: decision, isRepeat: false)
+            }
+            let cardID = try card.decode(column: "id", as: Int64.self)
+            let bank = try card.decode(column: "bank_id", as: String.self)
+            let accountID = try card.decode(column: "account_id", as: Int64.self)
+            guard let account = try await tx.raw("SELECT balance, credit_limit, currency FROM issuer_accounts WHERE id = \(bind: accountID)\(unsafeRaw: engine.forUpdate)").first() else {
+                throw StorageError("card \(cardID) has no account")
+            }
+            let today = try await tx.raw("""
+                SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total, COUNT(*) AS n FROM issuer_authorizations
+                WHERE card_id = \(bind: cardID) AND day = \(bind: day) AND state = 'approved'
+                """).first()!
+
+            // PIN.
+            var pinTries = try card.decode(column: "pin_tries", as: Int.self)
+            var pin = PINOutcome.notPresent
+            if let block = input.pinBlock {
+                if pinTries >= configuration.maximumPINTries {
+                    pin = .triesExceeded
+                } else {
+                    let ok = try keys.verifyPIN(
+                        block, zone: PINZone(keyName: try card.decode(column: "pin_key_name", as: String.self), format: .iso0, pan: input.pan),
+                        against: PINReference(method: .visaPVV(pvkName: try card.decode(column: "pvk_name", as: String.self), pvki: 1),
+                                              value: try card.decode(column: "pin_reference", as: String.self)))
+                    pinTries = ok ? 0 : pinTries + 1
+                    pin = ok ? .verified : (pinTries >= configuration.maximumPINTries ? .triesExceeded : .wrong)
+                    try await tx.raw("UPDATE issuer_cards SET pin_tries = \(bind: pinTries) WHERE id = \(bind: cardID)").run()
+                }
+            }
+
+            let context = AuthorizationContext(
+                status: CardStatus(rawValue: try card.decode(column: "status", as: String.self)) ?? .blocked,
+                cardExpiry: try card.decode(column: "expiry", as: String.self), currentMonth: month, amount: input.amount.minorUnits,
+                product: Product(rawValue: try card.decode(column: "product", as: String.self)) ?? .debit,
+                balance: try account.decode(column: "balance", as: Int64.self), creditLimit: try account.decode(column: "credit_limit", as: Int64.self),
+                limits: CardLimits(perTransaction: try card.decode(column: "per_transaction_limit", as: Int64.self),
+                                   daily: try card.decode(column: "daily_limit", as: Int64.self),
+                                   dailyCount: try card.decode(column: "daily_count_limit", as: Int.self)),
+                todayAmount: try today.decode(column: "total", as: Int64.self), todayCount: try today.decode(column: "n", as: Int.self), pin: pin)
+            var decision = configuration.rules.evaluate(context) { IssuerHost.approvalCode() }
+            if try account.decode(column: "currency", as: Int.self) != Int(input.amount.currency.numericCode) {
+                decision = .declined(.invalidTransaction, reason: "currency differs from the account's")
+            }
+            let authID = try await IssuerHost.record(tx, bank: bank, key: input.idempotencyKey, card: cardID, input: input, decision: decision, day: day, now: now)
+            if decision.isApproved {
+                let amount = input.amount.minorUnits
+                try await IssuerHost.post(tx, bank: bank, authorization: authID, currency: input.amount.currency.numericCode, memo: "purchase", entries: [
+                    ("acct:\(accountID)", amount), ("bank:\(bank):network-payable", -amount),
+                ], now: now)
+                try await tx.raw("UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: accountID)").run()
+            }
+            return AuthorizationOutcome(decision: decision, isRepeat: false)
+        }
+    }
+
+    /// Reverses an approved authorization named by its original key: the posting is undone
+    /// and the hold released. Repeats answer the same; an unknown key answers 25.
+    public func reverse(idempotencyKey: String, date: Date = Date()) async throws -> ResponseCode {
+        let now = IssuerHost.stamp(date)
+        return try await db.transaction { tx in
+            guard let auth = try await tx.raw("SELECT id, bank_id, card_id, amount, currency, state FROM issuer_authorizations WHERE idempotency_key = \(bind: idempotencyKey)").first() else {
+                return .unableToLocate
+            }
+            guard try auth.decode(column: "state", as: String.self) == "approved" else { return .approved }
+            let authID = try auth.decode(column: "id", as: Int64.self)
+            let bank = try auth.decode(column: "bank_id", as: String.self)
+            let amount = try auth.decode(column: "amount", as: Int64.self)
+            let cardID = try auth.decode(column: "card_id", as: Int64.self)
+            let accountID = try await tx.raw("SELECT account_id FROM issuer_cards WHERE id = \(bind: cardID)").first()!.decode(column: "account_id", as: Int64.self)
+            try await IssuerHost.post(tx, bank: bank, authorization: authID, currency: UInt16(try auth.decode(column: "currency", as: Int.self)), memo: "reversal", entries: [
+                ("acct:\(accountID)", -amount), ("bank:\(bank):network-payable", amount),
+            ], now: now)
+            try await tx.raw("UPDATE issuer_accounts SET balance = balance + \(bind: amount) WHERE id = \(bind: accountID)").run()
+            try await tx.raw("UPDATE issuer_authorizations SET state = 'reversed' WHERE id = \(bind: authID)").run()
+            return .approved
+        }
+    }
+
+    @discardableResult
+    static func record(_ tx: any SQLDatabase, bank: String, key: String, card: Int64?, input: AuthorizationInput,
+                       decision: AuthorizationDecision, day: String, now: String) async throws -> Int64 {
+        let (code, authCode, reason): (String, String?, String) = switch decision {
+        case .approved(let c): ("00", c, "approved")
+        case .declined(let rc, let why): (rc.rawValue, nil, why)
+        }
+        let row = try await tx.raw("""
+            INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
+            VALUES (\(bind: bank), \(bind: key), \(bind: card), \(bind: input.amount.minorUnits), \(bind: Int(input.amount.currency.numericCode)),
+                    \(bind: code), \(bind: authCode), \(bind: reason), \(bind: day), \(bind: decision.isApproved ? "approved" : "declined"), \(bind: now))
+            RETURNING id
+            """).first()
+        return try row!.decode(column: "id", as: Int64.self)
+    }
+
+    static func decision(_ row: any SQLRow) throws -> AuthorizationDecision {
+        let code = try row.decode(column: "response_code", as: String.self)
+        if code == "00" { return .approved(authorizationCode: try row.decode(column: "auth_code", as: String.self)) }
+        return .declined(ResponseCode(rawValue: code) ?? .doNotHonour, reason: try row.decode(column: "reason", as: String.self))
+    }
+
+    /// Six characters from digits and upper-case letters.
+    static func approvalCode() -> String {
+        let alphabet = Array("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ")
+        var rng = SystemRandomNumberGenerator()
+        return String((0..<6).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] })
+    }
+}

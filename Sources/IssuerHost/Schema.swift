@@ -1,0 +1,18 @@
+import Storage
+
+/// The issuer hosts' tables (migration ids 1000–1999). Card numbers are stored only sealed
+/// (AES-GCM in the key component) with a keyed hash for look-up and the last four digits.
+public enum IssuerSchema {
+    public static let migrations: [Migration] = [
+        Migration(id: 1000, name: "issuer banks, accounts, cards") { e in [
+            "CREATE TABLE issuer_banks (id TEXT PRIMARY KEY, name TEXT NOT NULL, institution_id TEXT NOT NULL, card_key_name TEXT NOT NULL, pin_key_name TEXT NOT NULL, pvk_name TEXT NOT NULL, created_at TEXT NOT NULL)",
+            "CREATE TABLE issuer_bin_ranges (bank_id TEXT NOT NULL REFERENCES issuer_banks(id), low TEXT NOT NULL, high TEXT NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (low, high))",
+            "CREATE TABLE issuer_accounts (id \(e.autoID), bank_id TEXT NOT NULL REFERENCES issuer_banks(id), kind TEXT NOT NULL, currency INTEGER NOT NULL, balance \(e.bigint) NOT NULL, credit_limit \(e.bigint) NOT NULL)",
+            "CREATE TABLE issuer_cards (id \(e.autoID), bank_id TEXT NOT NULL REFERENCES issuer_banks(id), account_id \(e.bigint) NOT NULL REFERENCES issuer_accounts(id), pan_hash \(e.blob) NOT NULL UNIQUE, pan_sealed \(e.blob) NOT NULL, pan_last4 TEXT NOT NULL, psn TEXT NOT NULL, expiry TEXT NOT NULL, product TEXT NOT NULL, status TEXT NOT NULL, holder_name TEXT NOT NULL, mobile TEXT NOT NULL, pin_method TEXT NOT NULL, pin_reference TEXT NOT NULL, pin_tries INTEGER NOT NULL, per_transaction_limit \(e.bigint) NOT NULL, daily_limit \(e.bigint) NOT NULL, daily_count_limit INTEGER NOT NULL, hce_allowed INTEGER NOT NULL, device_limit INTEGER NOT NULL)",
+            "CREATE TABLE issuer_authorizations (id \(e.autoID), bank_id TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE, card_id \(e.bigint), amount \(e.bigint) NOT NULL, currency INTEGER NOT NULL, response_code TEXT NOT NULL, auth_code TEXT, reason TEXT NOT NULL, day TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL)",
+            "CREATE INDEX issuer_authorizations_card_day ON issuer_authorizations (card_id, day)",
+            "CREATE TABLE issuer_ledger (id \(e.autoID), bank_id TEXT NOT NULL, authorization_id \(e.bigint), account TEXT NOT NULL, amount \(e.bigint) NOT NULL, currency INTEGER NOT NULL, memo TEXT NOT NULL, created_at TEXT NOT NULL)",
+            "CREATE INDEX issuer_ledger_account ON issuer_ledger (account)",
+        ] },
+    ]
+}
