@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ISO8583Link", targets: ["ISO8583Link"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "IssuerHost", targets: ["IssuerHost"]),
+        .library(name: "TokenService", targets: ["TokenService"]),
         .executable(name: "cloudtap", targets: ["cloudtap"]),
     ],
     dependencies: [
@@ -60,6 +61,11 @@ let package = Package(
             name: "IssuerHost",
             dependencies: ["PaymentCore", "PaymentCrypto", "Storage", .product(name: "SQLKit", package: "sql-kit")]
         ),
+        .target(
+            name: "TokenService",
+            dependencies: ["PaymentCore", "PaymentCrypto", "Storage", .product(name: "SQLKit", package: "sql-kit"),
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(name: "StorageTestSupport", dependencies: ["Storage"], path: "Tests/StorageTestSupport"),
         .executableTarget(
             name: "cloudtap",
@@ -79,6 +85,7 @@ let package = Package(
         ),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "IssuerHostTests", dependencies: ["IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
+        .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "CLITests", dependencies: ["cloudtap", "ISO8583", "ISO8583Link"]),
     ],
     swiftLanguageModes: [.v6]

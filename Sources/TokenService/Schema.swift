@@ -1,0 +1,18 @@
+import Storage
+
+/// The token service's tables (migration ids 2000–2999).
+public enum TokenSchema {
+    public static let migrations: [Migration] = [
+        Migration(id: 2000, name: "vault, requestors, tokens, audit") { e in [
+            // Data keys: AES-256, stored only wrapped (sealed) under a key-encryption key in the key component.
+            "CREATE TABLE tsp_data_keys (id \(e.autoID), kek_name TEXT NOT NULL, wrapped \(e.blob) NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL)",
+            // Card numbers: sealed under a data key, found by keyed hash.
+            "CREATE TABLE tsp_vault (id \(e.autoID), pan_hash \(e.blob) NOT NULL UNIQUE, pan_sealed \(e.blob) NOT NULL, data_key_id \(e.bigint) NOT NULL REFERENCES tsp_data_keys(id), pan_last4 TEXT NOT NULL, expiry TEXT NOT NULL, par TEXT NOT NULL UNIQUE, bank_id TEXT NOT NULL, created_at TEXT NOT NULL)",
+            "CREATE TABLE tsp_requestors (id TEXT PRIMARY KEY, name TEXT NOT NULL, api_key_hash \(e.blob) NOT NULL, created_at TEXT NOT NULL)",
+            "CREATE TABLE tsp_token_ranges (bank_id TEXT NOT NULL, low TEXT NOT NULL, high TEXT NOT NULL, PRIMARY KEY (low, high))",
+            "CREATE TABLE tsp_tokens (id \(e.autoID), token_hash \(e.blob) NOT NULL UNIQUE, token_sealed \(e.blob) NOT NULL, data_key_id \(e.bigint) NOT NULL, token_last4 TEXT NOT NULL, token_bin TEXT NOT NULL, token_expiry TEXT NOT NULL, vault_id \(e.bigint) NOT NULL REFERENCES tsp_vault(id), requestor_id TEXT NOT NULL REFERENCES tsp_requestors(id), device_id TEXT NOT NULL, bank_id TEXT NOT NULL, state TEXT NOT NULL, assurance TEXT NOT NULL, created_at TEXT NOT NULL, UNIQUE (vault_id, device_id))",
+            "CREATE TABLE tsp_token_events (id \(e.autoID), token_id \(e.bigint) NOT NULL REFERENCES tsp_tokens(id), from_state TEXT NOT NULL, to_state TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL, created_at TEXT NOT NULL)",
+            "CREATE TABLE tsp_notifications (id \(e.autoID), requestor_id TEXT NOT NULL, token_id \(e.bigint) NOT NULL, event TEXT NOT NULL, delivered INTEGER NOT NULL, created_at TEXT NOT NULL)",
+        ] },
+    ]
+}
