@@ -14,5 +14,11 @@ public enum TokenSchema {
             "CREATE TABLE tsp_token_events (id \(e.autoID), token_id \(e.bigint) NOT NULL REFERENCES tsp_tokens(id), from_state TEXT NOT NULL, to_state TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL, created_at TEXT NOT NULL)",
             "CREATE TABLE tsp_notifications (id \(e.autoID), requestor_id TEXT NOT NULL, token_id \(e.bigint) NOT NULL, event TEXT NOT NULL, delivered INTEGER NOT NULL, created_at TEXT NOT NULL)",
         ] },
+        Migration(id: 2001, name: "device keys, limited-use keys, ATCs") { e in [
+            "CREATE TABLE tsp_bank_keys (bank_id TEXT PRIMARY KEY, imk_name TEXT NOT NULL, profile TEXT NOT NULL)",
+            "CREATE TABLE tsp_device_keys (token_id \(e.bigint) PRIMARY KEY REFERENCES tsp_tokens(id), public_key \(e.blob) NOT NULL)",
+            "CREATE TABLE tsp_luks (id \(e.autoID), token_id \(e.bigint) NOT NULL REFERENCES tsp_tokens(id), generation_hour \(e.bigint) NOT NULL, sequence INTEGER NOT NULL, max_transactions INTEGER NOT NULL, ttl_seconds \(e.bigint) NOT NULL, max_amount \(e.bigint) NOT NULL, uses INTEGER NOT NULL, cumulative \(e.bigint) NOT NULL, state TEXT NOT NULL, issued_at TEXT NOT NULL, UNIQUE (token_id, generation_hour, sequence))",
+            "CREATE TABLE tsp_atcs (token_id \(e.bigint) NOT NULL, atc INTEGER NOT NULL, seen_at TEXT NOT NULL, PRIMARY KEY (token_id, atc))",
+        ] },
     ]
 }

@@ -1,3 +1,4 @@
+import Crypto
 import PaymentCore
 
 /// The key-holding component (DESIGN §4): it owns every secret and exposes operations that take
@@ -21,6 +22,13 @@ public protocol KeyHolding: Sendable {
     func generateARPC(
         imk: String, profile: CryptogramProfile, pan: PAN, psn: String, data: TransactionData, arqc: [UInt8],
         arc: [UInt8], csu: [UInt8], proprietaryData: [UInt8]) throws -> [UInt8]
+
+    /// Derives limited-use keys for a cloud card (token PAN and PSN) from the IMK and returns
+    /// each encrypted to the device's key (``DeviceKeyWrap``, the key index as context).
+    /// The clear keys never leave the component.
+    func issueLimitedUseKeys(
+        imk: String, profile: CryptogramProfile, pan: PAN, psn: String, indices: [LimitedUseKeyIndex],
+        device: P256.KeyAgreement.PublicKey) throws -> [[UInt8]]
 
     // PIN.
     func translatePIN(_ block: EncryptedPINBlock, from: PINZone, to: PINZone) throws -> EncryptedPINBlock

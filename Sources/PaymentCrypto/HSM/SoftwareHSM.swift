@@ -112,6 +112,19 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
         return try Cryptogram.arpc(profile: profile, cardKey: cardKey, data: data, arqc: arqc, arc: arc, csu: csu, proprietaryData: proprietaryData)
     }
 
+    public func issueLimitedUseKeys(
+        imk: String, profile: CryptogramProfile, pan: PAN, psn: String, indices: [LimitedUseKeyIndex],
+        device: P256.KeyAgreement.PublicKey
+    ) throws -> [[UInt8]] {
+        guard profile.sessionKey == .limitedUseKey else { throw KeyHoldingError.invalidKey("\(profile) does not use limited-use keys") }
+        let master = try issuerMasterKey(imk)
+        let cardKey = try master.cardKey(pan: pan, psn: psn, method: profile.cardKey)
+        return try indices.map { index in
+            let luk = try EMVKeyDerivation.limitedUseKey(cardKey: cardKey, index: index, algorithm: profile.algorithm)
+            return try DeviceKeyWrap.seal(luk, to: device, context: index.bytes)
+        }
+    }
+
     // MARK: PIN
 
     public func translatePIN(_ block: EncryptedPINBlock, from: PINZone, to: PINZone) throws -> EncryptedPINBlock {

@@ -1,0 +1,137 @@
+import Crypto
+import Foundation
+import PaymentCore
+import PaymentCrypto
+import SQLKit
+import Storage
+
+/// A limited-use key on its way to a phone: its index and the key encrypted to the device key.
+public struct IssuedKey: Sendable, Hashable {
+    public let index: LimitedUseKeyIndex
+    public let sealedKey: [UInt8]
+    public let limits: LimitedUseKeyLimits
+}
+
+/// What the switch sends to have a cloud cryptogram checked.
+public struct CryptogramCheck: Sendable {
+    public var token: PAN
+    public var psn: String
+    public var data: TransactionData
+    public var arqc: [UInt8]
+    public var now: Date
+
+    public init(token: PAN, psn: String = "01", data: TransactionData, arqc: [UInt8], now: Date = Date()) {
+        self.token = token
+        self.psn = psn
+        self.data = data
+        self.arqc = arqc
+        self.now = now
+    }
+}
+
+/// The token service's answer: the real card number for the switch, or why not.
+public enum CryptogramVerdict: Sendable, Hashable {
+    case valid(pan: PAN, tokenID: Int64, keyIndex: LimitedUseKeyIndex)
+    /// `responseCode` is what the switch answers the POS with.
+    case declined(responseCode: String, reason: String)
+}
+
+extension TokenService {
+    /// Which IMK (by name in the key component) and cloud profile a bank's tokens use.
+    public func setBankKeys(bank: String, imkName: String, profile: String = "cloud") async throws {
+        try await db.transaction { tx in
+            try await tx.raw("INSERT INTO tsp_bank_keys (bank_id, imk_name, profile) VALUES (\(bind: bank), \(bind: imkName), \(bind: profile))").run()
+        }
+    }
+
+    /// Binds a device public key (P-256) to a token; keys are encrypted to it.
+    public func bindDevice(tokenID: Int64, publicKey: P256.KeyAgreement.PublicKey) async throws {
+        let raw = Data(publicKey.x963Representation)
+        try await db.transaction { tx in
+            try await tx.raw("INSERT INTO tsp_device_keys (token_id, public_key) VALUES (\(bind: tokenID), \(bind: raw))").run()
+        }
+    }
+
+    /// Issues `count` new limited-use keys for an active token, each encrypted to its device.
+    public func issueKeys(tokenID: Int64, count: Int, limits: LimitedUseKeyLimits = LimitedUseKeyLimits(), now: Date = Date()) async throws -> [IssuedKey] {
+        let keys = self.keys, vault = self.vault
+        let stamp = now.ISO8601Format()
+        return try await db.transaction { tx in
+            guard let row = try await tx.raw("""
+                SELECT t.state, t.token_sealed, t.data_key_id, t.token_last4, d.public_key, k.imk_name, k.profile
+                FROM tsp_tokens t JOIN tsp_device_keys d ON d.token_id = t.id JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
+                WHERE t.id = \(bind: tokenID)
+                """).first() else { throw LifecycleError.unknownToken }
+            guard try row.decode(column: "state", as: String.self) == TokenState.active.rawValue else {
+                throw StorageError("keys are issued only to active tokens")
+            }
+            guard let profile = CryptogramProfile.named(try row.decode(column: "profile", as: String.self)) else { throw StorageError("unknown profile") }
+            let device = try P256.KeyAgreement.PublicKey(x963Representation: try row.decode(column: "public_key", as: Data.self))
+            let token = try PAN(try await vault.open(try row.decode(column: "token_sealed", as: Data.self), dataKey: try row.decode(column: "data_key_id", as: Int64.self),
+                                                    context: "token:\(try row.decode(column: "token_last4", as: String.self))", tx))
+            let last = try await tx.raw("SELECT CAST(COALESCE(MAX(sequence), 0) AS BIGINT) AS s FROM tsp_luks WHERE token_id = \(bind: tokenID)").first()!.decode(column: "s", as: Int.self)
+            let indices = (1...count).map { LimitedUseKeyIndex(generatedAt: now, sequence: UInt16(truncatingIfNeeded: last + $0)) }
+            let sealed = try keys.issueLimitedUseKeys(imk: try row.decode(column: "imk_name", as: String.self), profile: profile, pan: token, psn: "01",
+                                                      indices: indices, device: device)
+            for index in indices {
+                try await tx.raw("""
+                    INSERT INTO tsp_luks (token_id, generation_hour, sequence, max_transactions, ttl_seconds, max_amount, uses, cumulative, state, issued_at)
+                    VALUES (\(bind: tokenID), \(bind: Int64(index.generationHour)), \(bind: Int(index.sequence)), \(bind: limits.maxTransactions),
+                            \(bind: Int64(limits.timeToLive)), \(bind: limits.maxCumulativeAmount), 0, 0, 'issued', \(bind: stamp))
+                    """).run()
+            }
+            return zip(indices, sealed).map { IssuedKey(index: $0, sealedKey: $1, limits: limits) }
+        }
+    }
+
+    /// Checks a cloud cryptogram for the switch: the token is known and active, the key index
+    /// in the IAD was issued to this token (and so this device), the key's limits hold with this
+    /// transaction, the ATC was never seen for this token, and the ARQC verifies in the key
+    /// component. Only then does the real card number come back. The key's use is recorded in
+    /// the same transaction, so a replay finds it.
+    public func validate(_ check: CryptogramCheck) async throws -> CryptogramVerdict {
+        let hash = try vault.lookupHash(check.token.digits)
+        let keys = self.keys, vault = self.vault
+        let stamp = check.now.ISO8601Format()
+        return try await db.transaction { tx in
+            guard let token = try await tx.raw("""
+                SELECT t.id, t.state, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile
+                FROM tsp_tokens t JOIN tsp_vault v ON v.id = t.vault_id JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
+                WHERE t.token_hash = \(bind: hash)
+                """).first() else { return .declined(responseCode: "14", reason: "unknown token") }
+            let tokenID = try token.decode(column: "id", as: Int64.self)
+            let state = try token.decode(column: "state", as: String.self)
+            guard state == TokenState.active.rawValue else { return .declined(responseCode: state == "suspended" ? "62" : "14", reason: "token is \(state)") }
+            guard let profile = CryptogramProfile.named(try token.decode(column: "profile", as: String.self)) else { return .declined(responseCode: "96", reason: "no profile") }
+            let iad: CloudIAD
+            do { iad = try CloudIAD(bytes: check.data.iad) } catch { return .declined(responseCode: "05", reason: "IAD is not a cloud IAD: \(error)") }
+            let index = iad.keyIndex
+            guard let luk = try await tx.raw("""
+                SELECT id, max_transactions, ttl_seconds, max_amount, uses, cumulative, state FROM tsp_luks
+                WHERE token_id = \(bind: tokenID) AND generation_hour = \(bind: Int64(index.generationHour)) AND sequence = \(bind: Int(index.sequence))
+                """).first(), try luk.decode(column: "state", as: String.self) == "issued" else {
+                return .declined(responseCode: "05", reason: "key \(index) was not issued to this token")
+            }
+            let limits = LimitedUseKeyLimits(maxTransactions: try luk.decode(column: "max_transactions", as: Int.self),
+                                             timeToLive: TimeInterval(try luk.decode(column: "ttl_seconds", as: Int64.self)),
+                                             maxCumulativeAmount: try luk.decode(column: "max_amount", as: Int64.self))
+            let uses = try luk.decode(column: "uses", as: Int.self) + 1
+            let cumulative = try luk.decode(column: "cumulative", as: Int64.self) + check.data.amountAuthorised
+            let violations = limits.violations(index: index, useCount: max(uses, Int(iad.useCount)), cumulativeAmount: cumulative, now: check.now)
+            if let first = violations.first { return .declined(responseCode: "05", reason: "limited-use key: \(first)") }
+            let atc = Int(check.data.atc[0]) << 8 | Int(check.data.atc[1])
+            if try await tx.raw("SELECT 1 AS x FROM tsp_atcs WHERE token_id = \(bind: tokenID) AND atc = \(bind: atc)").first() != nil {
+                return .declined(responseCode: "05", reason: "ATC \(atc) already used")
+            }
+            let pan = try PAN(try await vault.open(try token.decode(column: "pan_sealed", as: Data.self), dataKey: try token.decode(column: "data_key_id", as: Int64.self),
+                                                  context: "card:\(try token.decode(column: "par", as: String.self))", tx))
+            let tokenPAN = check.token
+            let ok = try keys.verifyARQC(imk: try token.decode(column: "imk_name", as: String.self), profile: profile, pan: tokenPAN, psn: check.psn,
+                                         data: check.data, arqc: check.arqc)
+            guard ok else { return .declined(responseCode: "05", reason: "cryptogram does not verify") }
+            try await tx.raw("INSERT INTO tsp_atcs (token_id, atc, seen_at) VALUES (\(bind: tokenID), \(bind: atc), \(bind: stamp))").run()
+            try await tx.raw("UPDATE tsp_luks SET uses = \(bind: uses), cumulative = \(bind: cumulative) WHERE id = \(bind: try luk.decode(column: "id", as: Int64.self))").run()
+            return .valid(pan: pan, tokenID: tokenID, keyIndex: index)
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import Crypto
+import Foundation
+import PaymentCore
+import PaymentCrypto
+import Storage
+import StorageTestSupport
+import Testing
+@testable import TokenService
+
+@Suite("Limited-use keys and cryptogram validation on SQLite and PostgreSQL", .serialized)
+struct KeyIssueTests {
+    /// The phone's side: open a key with the device's private key and make an ARQC.
+    static func arqc(key: IssuedKey, device: P256.KeyAgreement.PrivateKey, atc: UInt16, amount: String, use: UInt8 = 1) throws -> (TransactionData, [UInt8]) {
+        let luk = try DeviceKeyWrap.open(key.sealedKey, with: device, context: key.index.bytes)
+        var elements = try BCD.pack(try Amount(amount, currency: .cny).n12)             // 9F02
+        elements += [UInt8](repeating: 0, count: 6) + [0x01, 0x56] + [0, 0, 0, 0, 0]  // 9F03 9F1A 95
+        elements += [0x01, 0x56, 0x26, 0x11, 0x26, 0x00]                               // 5F2A 9A 9C
+        elements += [0xDE, 0xAD, 0xBE, UInt8(truncatingIfNeeded: atc)]                 // 9F37
+        elements += [0x7C, 0x00] + [UInt8(atc >> 8), UInt8(atc & 0xFF)]                // 82 9F36
+        let iad = CloudIAD(dki: 1, cvr: [0x03, 0xA0, 0x00, 0x00], algorithm: .tdes, keyIndex: key.index, useCount: use)
+        let data = try TransactionData(elements: elements, iad: iad.bytes)
+        return (data, try Cryptogram.generate(profile: .cloud, cardKey: luk, data: data))
+    }
+
+    @Test("keys go to the device encrypted; its cryptograms validate once; limits, state and foreign keys are enforced")
+    func keysAndValidation() async throws {
+        try await TokenServiceTests.each("luk") { (f: TSPFixture) async throws -> Void in
+            _ = try f.hsm.generateKey(name: "tsp/bank-a/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
+            try await f.tsp.setBankKeys(bank: "BANKA", imkName: "tsp/bank-a/imk-ac")
+            let stored = try await f.tsp.storeCard(TokenServiceTests.card, expiry: "2912", bank: "BANKA")
+            let (token, number) = try await f.tsp.issueToken(vaultID: stored.vaultID, requestor: "BANKAPP0001", device: "phone-1")
+            let device = P256.KeyAgreement.PrivateKey()
+            try await f.tsp.bindDevice(tokenID: token.id, publicKey: device.publicKey)
+            await #expect(throws: (any Error).self) { _ = try await f.tsp.issueKeys(tokenID: token.id, count: 1) }  // still inactive
+            try await f.tsp.change(tokenID: token.id, .activate, actor: .requestor, reason: .verified)
+            let keys = try await f.tsp.issueKeys(tokenID: token.id, count: 3, limits: LimitedUseKeyLimits(maxTransactions: 2, maxCumulativeAmount: 10_000))
+            #expect(keys.map(\.index.sequence) == [1, 2, 3])
+            // Another device cannot open the keys.
+            #expect(throws: (any Error).self) { try DeviceKeyWrap.open(keys[0].sealedKey, with: P256.KeyAgreement.PrivateKey(), context: keys[0].index.bytes) }
+
+            let (data, arqc) = try Self.arqc(key: keys[0], device: device, atc: 1, amount: "38.50")
+            guard case .valid(let pan, let id, let index) = try await f.tsp.validate(CryptogramCheck(token: number, data: data, arqc: arqc)) else {
+                Issue.record("valid cryptogram declined"); return
+            }
+            #expect(pan == TokenServiceTests.card)
+            #expect(id == token.id)
+            #expect(index == keys[0].index)
+            // A replay (same ATC) is declined.
+            guard case .declined(_, let why) = try await f.tsp.validate(CryptogramCheck(token: number, data: data, arqc: arqc)) else {
+                Issue.record("replay accepted"); return
+            }
+            #expect(why.contains("ATC"))
+            // A tampered cryptogram.
+            var (data2, arqc2) = try Self.arqc(key: keys[0], device: device, atc: 2, amount: "10.00", use: 2)
+            arqc2[0] ^= 1
+            #expect(try await f.tsp.validate(CryptogramCheck(token: number, data: data2, arqc: arqc2)) == .declined(responseCode: "05", reason: "cryptogram does not verify"))
+            // Over the key's cumulative amount (100.00 with 38.50 used).
+            (data2, arqc2) = try Self.arqc(key: keys[0], device: device, atc: 3, amount: "70.00", use: 2)
+            guard case .declined(_, let over) = try await f.tsp.validate(CryptogramCheck(token: number, data: data2, arqc: arqc2)) else {
+                Issue.record("over the amount limit accepted"); return
+            }
+            #expect(over.contains("cumulative"))
+            // Second use is fine, a third exceeds the two-transaction limit.
+            (data2, arqc2) = try Self.arqc(key: keys[0], device: device, atc: 4, amount: "10.00", use: 2)
+            if case .declined(_, let r) = try await f.tsp.validate(CryptogramCheck(token: number, data: data2, arqc: arqc2)) { Issue.record("second use declined: \(r)") }
+            (data2, arqc2) = try Self.arqc(key: keys[0], device: device, atc: 5, amount: "1.00", use: 3)
+            guard case .declined = try await f.tsp.validate(CryptogramCheck(token: number, data: data2, arqc: arqc2)) else {
+                Issue.record("third use accepted"); return
+            }
+            // A key index never issued to this token.
+            let forged = IssuedKey(index: LimitedUseKeyIndex(generatedAt: Date(), sequence: 99), sealedKey: keys[1].sealedKey, limits: keys[1].limits)
+            let luk1 = try DeviceKeyWrap.open(keys[1].sealedKey, with: device, context: keys[1].index.bytes)
+            _ = luk1
+            let (data3, _) = try Self.arqc(key: keys[1], device: device, atc: 6, amount: "1.00")
+            var iad = try CloudIAD(bytes: data3.iad)
+            iad.keyIndex = forged.index
+            let forgedData = try TransactionData(elements: data3.elements, iad: iad.bytes)
+            guard case .declined(_, let notIssued) = try await f.tsp.validate(CryptogramCheck(token: number, data: forgedData, arqc: [UInt8](repeating: 0, count: 8))) else {
+                Issue.record("forged key index accepted"); return
+            }
+            #expect(notIssued.contains("not issued"))
+            // A suspended token is declined in the cloud.
+            try await f.tsp.change(tokenID: token.id, .suspend, actor: .cardholder, reason: .lost)
+            let (data4, arqc4) = try Self.arqc(key: keys[1], device: device, atc: 7, amount: "1.00")
+            #expect(try await f.tsp.validate(CryptogramCheck(token: number, data: data4, arqc: arqc4)) == .declined(responseCode: "62", reason: "token is suspended"))
+        }
+    }
+}
