@@ -20,5 +20,9 @@ public enum TokenSchema {
             "CREATE TABLE tsp_luks (id \(e.autoID), token_id \(e.bigint) NOT NULL REFERENCES tsp_tokens(id), generation_hour \(e.bigint) NOT NULL, sequence INTEGER NOT NULL, max_transactions INTEGER NOT NULL, ttl_seconds \(e.bigint) NOT NULL, max_amount \(e.bigint) NOT NULL, uses INTEGER NOT NULL, cumulative \(e.bigint) NOT NULL, state TEXT NOT NULL, issued_at TEXT NOT NULL, UNIQUE (token_id, generation_hour, sequence))",
             "CREATE TABLE tsp_atcs (token_id \(e.bigint) NOT NULL, atc INTEGER NOT NULL, seen_at TEXT NOT NULL, PRIMARY KEY (token_id, atc))",
         ] },
+        Migration(id: 2002, name: "enrollments and SMS outbox") { e in [
+            "CREATE TABLE tsp_enrollments (id \(e.autoID), requestor_id TEXT NOT NULL, device_id TEXT NOT NULL, device_key \(e.blob) NOT NULL, vault_id \(e.bigint) NOT NULL REFERENCES tsp_vault(id), holder_name TEXT NOT NULL, otp_hash \(e.blob) NOT NULL, otp_expires TEXT NOT NULL, attempts INTEGER NOT NULL, state TEXT NOT NULL, token_id \(e.bigint), created_at TEXT NOT NULL)",
+            "CREATE TABLE tsp_sms_outbox (id \(e.autoID), mobile TEXT NOT NULL, message TEXT NOT NULL, sent INTEGER NOT NULL, created_at TEXT NOT NULL)",
+        ] },
     ]
 }

@@ -239,3 +239,17 @@ public final class TokenService: Sendable {
             par: try row.decode(column: "par", as: String.self), assurance: try row.decode(column: "assurance", as: String.self))
     }
 }
+
+extension TokenService {
+    /// The token number of a token — for the wallet's provisioning profile and the switch only.
+    public func tokenNumber(tokenID: Int64) async throws -> PAN {
+        let vault = self.vault
+        return try await db.transaction { tx in
+            guard let row = try await tx.raw("SELECT token_sealed, data_key_id, token_last4 FROM tsp_tokens WHERE id = \(bind: tokenID)").first() else {
+                throw LifecycleError.unknownToken
+            }
+            return try PAN(try await vault.open(try row.decode(column: "token_sealed", as: Data.self), dataKey: try row.decode(column: "data_key_id", as: Int64.self),
+                                               context: "token:\(try row.decode(column: "token_last4", as: String.self))", tx))
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import Crypto
+import Foundation
+import IssuerHost
+import PaymentCore
+import PaymentCrypto
+import Storage
+import StorageTestSupport
+import Testing
+import TokenService
+
+/// Connects the token service's eligibility questions to the issuer hosts, as a deployment does.
+struct IssuerEligibility: EligibilityService {
+    let host: IssuerHost
+    func eligibility(pan: PAN, expiry: String, cvn2: String?) async throws -> EligibilityAnswer {
+        let e = try await host.eligibility(pan: pan, expiry: expiry, cvn2: cvn2)
+        let reason: String? = if case .ineligible(let why) = e.verdict { why } else { nil }
+        return EligibilityAnswer(ineligibleReason: reason, bank: e.bank, mobile: e.mobile, deviceLimit: e.deviceLimit)
+    }
+}
+
+/// A bank, its host, and a token service on one database with one key component.
+struct Cloud {
+    let db: Database
+    let hsm: SoftwareHSM
+    let issuer: IssuerHost
+    let tsp: TokenService
+    let zpk: [UInt8]
+    let card = try! PAN("6210220110002707354")
+
+    static func make(_ location: DatabaseLocation) async throws -> Cloud {
+        let db = try await Database.open(location)
+        do {
+            try await db.migrate(IssuerSchema.migrations + TokenSchema.migrations)
+            let hsm = try SoftwareHSM(masterKey: [UInt8](repeating: 0x33, count: 32))
+            var rng = SeededRandomNumberGenerator(seed: 3)
+            let zpk = KeyTools.oddParity(rng.bytes(16))
+            _ = try hsm.importClearKey(name: "BANKA/zpk", usage: .pinEncryption, algorithm: .tdes, key: zpk)
+            _ = try hsm.generateKey(name: "BANKA/pvk", usage: .pinVerificationVisaPVV, algorithm: .tdes, lengthBytes: 16)
+            _ = try hsm.generateKey(name: "BANKA/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
+            _ = try hsm.generateKey(name: "BANKA/cvk", usage: .cardVerification, algorithm: .tdes, lengthBytes: 16)
+            for name in ["issuer-vault", "issuer-lookup", "tsp-kek", "tsp-lookup"] {
+                _ = try hsm.generateKey(name: name, usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
+            }
+            _ = try hsm.generateKey(name: "tsp/BANKA/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
+            let issuer = IssuerHost(database: db, keys: hsm)
+            try await issuer.addBank(BankSetup(id: "BANKA", name: "Bank A", institutionID: "01020000", cardKeyName: "BANKA/imk-ac",
+                                               pinKeyName: "BANKA/zpk", pvkName: "BANKA/pvk"))
+            let tsp = TokenService(database: db, keys: hsm, vault: Vault(database: db, keys: hsm))
+            try await tsp.vault.rotateDataKey()
+            _ = try await tsp.registerRequestor(id: "BANKAPP0001", name: "Bank A app")
+            try await tsp.addTokenRange(bank: "BANKA", low: "62345600", high: "62345699")
+            try await tsp.setBankKeys(bank: "BANKA", imkName: "tsp/BANKA/imk-ac")
+            let cloud = Cloud(db: db, hsm: hsm, issuer: issuer, tsp: tsp, zpk: zpk)
+            let account = try await issuer.openAccount(bank: "BANKA", product: .debit, openingBalance: 500_000)
+            _ = try await issuer.issueCard(bank: "BANKA", account: account, pan: cloud.card, expiry: "2912", product: .debit, holderName: "ZHANG SAN",
+                                           mobile: "13812345678", pinBlock: try ISO9564.encipher(PINBlock.encode(pin: "135790", format: .iso0, pan: cloud.card), key: zpk, pan: cloud.card),
+                                           deviceLimit: 2)
+            return cloud
+        } catch {
+            await db.shutdown()
+            throw error
+        }
+    }
+
+    var cvn2: String { get throws { try hsm.generateCVV(cvk: "BANKA/cvk", pan: card, expiry: "2912", serviceCode: "000") } }
+
+    func enroll(device: String, key: P256.KeyAgreement.PrivateKey, cvn2: String? = nil, pan: PAN? = nil) async throws -> EnrollmentOutcome {
+        try await tsp.enroll(EnrollmentRequest(requestor: "BANKAPP0001", pan: pan ?? card, expiry: "2912", cvn2: try cvn2 ?? self.cvn2,
+                                               holderName: "ZHANG SAN", deviceID: device, devicePublicKey: key.publicKey),
+                             issuer: IssuerEligibility(host: issuer))
+    }
+
+    /// The code from the last SMS.
+    func lastCode() async throws -> String {
+        let (_, text) = try await tsp.smsOutbox().last!
+        return String(text.split(separator: " ").first { $0.count == 7 && $0.hasSuffix(".") && $0.dropLast().allSatisfy(\.isNumber) }!.dropLast())
+    }
+}
+
+@Suite("Bind a card, pay, on SQLite and PostgreSQL", .serialized)
+struct CloudFlowTests {
+    static func each(_ label: String, _ body: (Cloud) async throws -> Void) async throws {
+        for location in try TestDatabases.locations(label) {
+            let c = try await Cloud.make(location)
+            do {
+                try await body(c)
+                #expect(try await c.issuer.trialBalance() == 0)
+            } catch {
+                await c.db.shutdown()
+                throw error
+            }
+            await c.db.shutdown()
+        }
+    }
+
+    @Test("OTP: wrong, over-tried, expired, then right")
+    func otp() async throws {
+        try await Self.each("otp") { (c: Cloud) async throws -> Void in
+            let device = P256.KeyAgreement.PrivateKey()
+            guard case .codeSent(let id, let masked) = try await c.enroll(device: "phone-1", key: device) else { Issue.record("not sent"); return }
+            #expect(masked == "*******5678")
+            #expect(try await c.tsp.smsOutbox().last?.0 == "13812345678")
+            let code = try await c.lastCode()
+            let wrong = code == "000000" ? "000001" : "000000"
+            #expect(try await c.tsp.verifyOTP(enrollmentID: id, code: wrong) == .wrongCode(attemptsLeft: 2))
+            #expect(try await c.tsp.verifyOTP(enrollmentID: id, code: wrong) == .wrongCode(attemptsLeft: 1))
+            #expect(try await c.tsp.verifyOTP(enrollmentID: id, code: wrong) == .tooManyAttempts)
+            #expect(try await c.tsp.verifyOTP(enrollmentID: id, code: code) == .unknown)  // locked
+
+            guard case .codeSent(let id2, _) = try await c.enroll(device: "phone-1", key: device) else { Issue.record("not sent"); return }
+            let later = Date().addingTimeInterval(301)
+            #expect(try await c.tsp.verifyOTP(enrollmentID: id2, code: try await c.lastCode(), now: later) == .expired)
+
+            guard case .codeSent(let id3, _) = try await c.enroll(device: "phone-1", key: device) else { Issue.record("not sent"); return }
+            guard case .verified(let token) = try await c.tsp.verifyOTP(enrollmentID: id3, code: try await c.lastCode()) else { Issue.record("not verified"); return }
+            #expect(token.state == .active)
+            #expect(token.assurance == "10")
+            #expect(try await c.tsp.history(tokenID: token.id).map(\.1) == [.inactive, .active])
+        }
+    }
+
+    @Test("ineligible cards and the device limit are refused")
+    func eligibility() async throws {
+        try await Self.each("elig") { (c: Cloud) async throws -> Void in
+            let key = P256.KeyAgreement.PrivateKey()
+            let wrongCVN2 = try c.cvn2 == "999" ? "998" : "999"
+            #expect(try await c.enroll(device: "p", key: key, cvn2: wrongCVN2) == .refused("card not eligible: CVN2 does not match"))
+            #expect(try await c.enroll(device: "p", key: key, pan: try PAN("6210220110002707362")) == .refused("card not eligible: no such card"))
+            for device in ["phone-1", "phone-2"] {
+                guard case .codeSent(let id, _) = try await c.enroll(device: device, key: key) else { Issue.record("not sent"); return }
+                guard case .verified = try await c.tsp.verifyOTP(enrollmentID: id, code: try await c.lastCode()) else { Issue.record("not verified"); return }
+            }
+            #expect(try await c.enroll(device: "phone-1", key: key) == .refused("this device already holds a token for the card"))
+            #expect(try await c.enroll(device: "phone-3", key: key) == .refused("the card is on 2 devices, its limit"))
+        }
+    }
+
+    @Test("a tap: the cloud checks the cryptogram, de-tokenizes, and the issuer approves; a suspended token is declined")
+    func tap() async throws {
+        try await Self.each("tap") { (c: Cloud) async throws -> Void in
+            let device = P256.KeyAgreement.PrivateKey()
+            guard case .codeSent(let id, _) = try await c.enroll(device: "phone-1", key: device),
+                  case .verified(let token) = try await c.tsp.verifyOTP(enrollmentID: id, code: try await c.lastCode()) else {
+                Issue.record("enrollment failed"); return
+            }
+            let keys = try await c.tsp.issueKeys(tokenID: token.id, count: 2)
+            // The phone's side: key, track data and cryptogram for 38.50 CNY.
+            let luk = try DeviceKeyWrap.open(keys[0].sealedKey, with: device, context: keys[0].index.bytes)
+            var elements = try BCD.pack("3850", byteCount: 6) + [UInt8](repeating: 0, count: 6) + [0x01, 0x56, 0, 0, 0, 0, 0]
+            elements += [0x01, 0x56, 0x26, 0x11, 0x26, 0x00, 0x12, 0x34, 0x56, 0x78, 0x7C, 0x00, 0x00, 0x01]
+            let iad = CloudIAD(dki: 1, cvr: [3, 0xA0, 0, 0], algorithm: .tdes, keyIndex: keys[0].index, useCount: 1)
+            let data = try TransactionData(elements: elements, iad: iad.bytes)
+            let arqc = try Cryptogram.generate(profile: .cloud, cardKey: luk, data: data)
+            // The token number is what the POS reads; here we take it from the vault as the switch would see it in DE2.
+            let number = try await Self.tokenNumber(c, token.id)
+            guard case .valid(let pan, _, _) = try await c.tsp.validate(CryptogramCheck(token: number, data: data, arqc: arqc)) else {
+                Issue.record("cryptogram declined"); return
+            }
+            #expect(pan == c.card)
+            let outcome = try await c.issuer.authorize(AuthorizationInput(idempotencyKey: "ACQ/TERM0001/000001", pan: pan, amount: try Amount("38.50", currency: .cny)))
+            #expect(outcome.decision.isApproved)
+            // Lost phone: suspended; the next tap is declined in the cloud.
+            try await c.tsp.change(tokenID: token.id, .suspend, actor: .cardholder, reason: .lost)
+            var next = data.elements
+            next[32] = 0x02
+            let data2 = try TransactionData(elements: next, iad: iad.bytes)
+            let arqc2 = try Cryptogram.generate(profile: .cloud, cardKey: luk, data: data2)
+            #expect(try await c.tsp.validate(CryptogramCheck(token: number, data: data2, arqc: arqc2)) == .declined(responseCode: "62", reason: "token is suspended"))
+        }
+    }
+
+    static func tokenNumber(_ c: Cloud, _ id: Int64) async throws -> PAN {
+        try await c.tsp.tokenNumber(tokenID: id)
+    }
+}
