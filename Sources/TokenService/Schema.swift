@@ -24,5 +24,10 @@ public enum TokenSchema {
             "CREATE TABLE tsp_enrollments (id \(e.autoID), requestor_id TEXT NOT NULL, device_id TEXT NOT NULL, device_key \(e.blob) NOT NULL, vault_id \(e.bigint) NOT NULL REFERENCES tsp_vault(id), holder_name TEXT NOT NULL, otp_hash \(e.blob) NOT NULL, otp_expires TEXT NOT NULL, attempts INTEGER NOT NULL, state TEXT NOT NULL, token_id \(e.bigint), created_at TEXT NOT NULL)",
             "CREATE TABLE tsp_sms_outbox (id \(e.autoID), mobile TEXT NOT NULL, message TEXT NOT NULL, sent INTEGER NOT NULL, created_at TEXT NOT NULL)",
         ] },
+        Migration(id: 2003, name: "amounts and keys of validated transactions; replenishment nonces") { e in [
+            "ALTER TABLE tsp_atcs ADD COLUMN amount \(e.bigint) NOT NULL DEFAULT 0",
+            "ALTER TABLE tsp_atcs ADD COLUMN key_sequence INTEGER NOT NULL DEFAULT 0",
+            "CREATE TABLE tsp_replenish_nonces (token_id \(e.bigint) NOT NULL, nonce TEXT NOT NULL, seen_at TEXT NOT NULL, PRIMARY KEY (token_id, nonce))",
+        ] },
     ]
 }

@@ -129,7 +129,10 @@ extension TokenService {
             let ok = try keys.verifyARQC(imk: try token.decode(column: "imk_name", as: String.self), profile: profile, pan: tokenPAN, psn: check.psn,
                                          data: check.data, arqc: check.arqc)
             guard ok else { return .declined(responseCode: "05", reason: "cryptogram does not verify") }
-            try await tx.raw("INSERT INTO tsp_atcs (token_id, atc, seen_at) VALUES (\(bind: tokenID), \(bind: atc), \(bind: stamp))").run()
+            try await tx.raw("""
+                INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
+                VALUES (\(bind: tokenID), \(bind: atc), \(bind: stamp), \(bind: check.data.amountAuthorised), \(bind: Int(index.sequence)))
+                """).run()
             try await tx.raw("UPDATE tsp_luks SET uses = \(bind: uses), cumulative = \(bind: cumulative) WHERE id = \(bind: try luk.decode(column: "id", as: Int64.self))").run()
             return .valid(pan: pan, tokenID: tokenID, keyIndex: index)
         }

@@ -173,3 +173,58 @@ struct CloudFlowTests {
         try await c.tsp.tokenNumber(tokenID: id)
     }
 }
+
+@Suite("Replenishment on SQLite and PostgreSQL", .serialized)
+struct ReplenishmentTests {
+    @Test("signed by the device, log checked against the cloud's, pool topped up")
+    func replenish() async throws {
+        try await CloudFlowTests.each("replenish") { (c: Cloud) async throws -> Void in
+            let phoneA = P256.KeyAgreement.PrivateKey(), phoneB = P256.KeyAgreement.PrivateKey()
+            var tokens: [Int64] = []
+            for (device, key) in [("phone-A", phoneA), ("phone-B", phoneB)] {
+                guard case .codeSent(let id, _) = try await c.enroll(device: device, key: key),
+                      case .verified(let token) = try await c.tsp.verifyOTP(enrollmentID: id, code: try await c.lastCode()) else {
+                    Issue.record("enrollment failed"); return
+                }
+                tokens.append(token.id)
+            }
+            let keys = try await c.tsp.issueKeys(tokenID: tokens[0], count: 2)
+            // One payment with the first key, validated by the cloud.
+            let luk = try DeviceKeyWrap.open(keys[0].sealedKey, with: phoneA, context: keys[0].index.bytes)
+            let elements = try BCD.pack("3850", byteCount: 6) + [UInt8](repeating: 0, count: 6) + [0x01, 0x56, 0, 0, 0, 0, 0]
+                + [0x01, 0x56, 0x26, 0x11, 0x26, 0x00, 0x12, 0x34, 0x56, 0x78, 0x7C, 0x00, 0x00, 0x07]
+            let data = try TransactionData(elements: elements, iad: CloudIAD(dki: 1, cvr: [3, 0, 0, 0], algorithm: .tdes, keyIndex: keys[0].index, useCount: 1).bytes)
+            let number = try await c.tsp.tokenNumber(tokenID: tokens[0])
+            guard case .valid = try await c.tsp.validate(CryptogramCheck(token: number, data: data, arqc: try Cryptogram.generate(profile: .cloud, cardKey: luk, data: data))) else {
+                Issue.record("payment declined"); return
+            }
+            let honest = [PhoneLogEntry(atc: 7, keySequence: keys[0].index.sequence, amount: 3850)]
+            func request(_ log: [PhoneLogEntry], token: Int64 = tokens[0], device: String = "phone-A", signer: P256.KeyAgreement.PrivateKey = phoneA,
+                         nonce: String = UUID().uuidString) throws -> ReplenishmentRequest {
+                var r = ReplenishmentRequest(tokenID: token, deviceID: device, timestamp: Date(), nonce: nonce, log: log)
+                try r.sign(with: signer)
+                return r
+            }
+            // A log that hides the payment, or changes its amount, is refused.
+            guard case .refused(let hidden) = try await c.tsp.replenish(try request([])) else { Issue.record("hidden payment accepted"); return }
+            #expect(hidden.contains("lacks ATC 7"))
+            guard case .refused(let changed) = try await c.tsp.replenish(try request([PhoneLogEntry(atc: 7, keySequence: keys[0].index.sequence, amount: 385)])) else {
+                Issue.record("altered log accepted"); return
+            }
+            #expect(changed.contains("disagrees"))
+            // A request tampered after signing is refused.
+            var tampered = try request(honest)
+            tampered.log[0].amount = 1
+            #expect(try await c.tsp.replenish(tampered) == .refused("signature does not verify with the device key"))
+            // Device B cannot replenish device A's token (its signature, its device id).
+            #expect(try await c.tsp.replenish(try request(honest, signer: phoneB)) == .refused("signature does not verify with the device key"))
+            #expect(try await c.tsp.replenish(try request(honest, device: "phone-B", signer: phoneB)) == .refused("token is not on this device"))
+            // The honest request tops the pool up to five usable keys; its nonce cannot be replayed.
+            let good = try request(honest, nonce: "n-1")
+            guard case .issued(let fresh) = try await c.tsp.replenish(good) else { Issue.record("honest request refused"); return }
+            #expect(fresh.count == 3)
+            #expect(Set(fresh.map(\.index.sequence)) == [3, 4, 5])
+            #expect(try await c.tsp.replenish(good) == .refused("nonce already used"))
+        }
+    }
+}

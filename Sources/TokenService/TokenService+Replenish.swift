@@ -1,0 +1,105 @@
+import Crypto
+import Foundation
+import PaymentCore
+import PaymentCrypto
+import SQLKit
+import Storage
+
+/// One transaction in the phone's log.
+public struct PhoneLogEntry: Sendable, Hashable, Codable {
+    public var atc: UInt16
+    public var keySequence: UInt16
+    public var amount: Int64
+    public init(atc: UInt16, keySequence: UInt16, amount: Int64) {
+        self.atc = atc
+        self.keySequence = keySequence
+        self.amount = amount
+    }
+}
+
+/// A replenishment request, signed by the device key (ECDSA P-256 over ``signedBytes``).
+public struct ReplenishmentRequest: Sendable, Hashable {
+    public var tokenID: Int64
+    public var deviceID: String
+    public var timestamp: Date
+    public var nonce: String
+    public var log: [PhoneLogEntry]
+    public var signature: [UInt8]
+
+    public init(tokenID: Int64, deviceID: String, timestamp: Date, nonce: String, log: [PhoneLogEntry], signature: [UInt8] = []) {
+        self.tokenID = tokenID
+        self.deviceID = deviceID
+        self.timestamp = timestamp
+        self.nonce = nonce
+        self.log = log
+        self.signature = signature
+    }
+
+    /// The bytes signed: a canonical line per field, the log in ATC order.
+    public var signedBytes: [UInt8] {
+        var text = "cloudtap-replenish-v1\n\(tokenID)\n\(deviceID)\n\(Int64(timestamp.timeIntervalSince1970))\n\(nonce)\n"
+        for e in log.sorted(by: { $0.atc < $1.atc }) { text += "\(e.atc),\(e.keySequence),\(e.amount)\n" }
+        return Array(text.utf8)
+    }
+
+    /// Signs with the device's private key (the same P-256 key whose public half was enrolled).
+    public mutating func sign(with device: P256.KeyAgreement.PrivateKey) throws {
+        let signer = try P256.Signing.PrivateKey(rawRepresentation: device.rawRepresentation)
+        signature = Array(try signer.signature(for: signedBytes).derRepresentation)
+    }
+}
+
+public enum ReplenishmentOutcome: Sendable, Hashable {
+    case issued([IssuedKey])
+    case refused(String)
+}
+
+extension TokenService {
+    /// New keys for a phone that is online again. The request must be signed by the key bound
+    /// to this token (so device A cannot replenish device B's token), be fresh (five minutes,
+    /// nonce never seen), and its transaction log must account for every transaction the cloud
+    /// has validated for the token, with the same key and amount — a phone that does not know
+    /// of a payment made with its keys is not trusted with more. The pool is topped up to
+    /// `poolSize` unspent keys.
+    public func replenish(_ request: ReplenishmentRequest, poolSize: Int = 5, limits: LimitedUseKeyLimits = LimitedUseKeyLimits(),
+                          now: Date = Date()) async throws -> ReplenishmentOutcome {
+        guard abs(request.timestamp.timeIntervalSince(now)) <= 300 else { return .refused("request is not fresh") }
+        let stamp = now.ISO8601Format()
+        let verdict: ReplenishmentOutcome? = try await db.transaction { tx in
+            guard let token = try await tx.raw("""
+                SELECT t.device_id, t.state, d.public_key FROM tsp_tokens t JOIN tsp_device_keys d ON d.token_id = t.id WHERE t.id = \(bind: request.tokenID)
+                """).first() else { return .refused("unknown token") }
+            guard try token.decode(column: "device_id", as: String.self) == request.deviceID else { return .refused("token is not on this device") }
+            guard try token.decode(column: "state", as: String.self) == TokenState.active.rawValue else { return .refused("token is not active") }
+            let agreement = try P256.KeyAgreement.PublicKey(x963Representation: try token.decode(column: "public_key", as: Data.self))
+            let verifier = try P256.Signing.PublicKey(rawRepresentation: agreement.rawRepresentation)
+            guard let signature = try? P256.Signing.ECDSASignature(derRepresentation: request.signature),
+                  verifier.isValidSignature(signature, for: request.signedBytes) else { return .refused("signature does not verify with the device key") }
+            if try await tx.raw("SELECT 1 AS x FROM tsp_replenish_nonces WHERE token_id = \(bind: request.tokenID) AND nonce = \(bind: request.nonce)").first() != nil {
+                return .refused("nonce already used")
+            }
+            try await tx.raw("INSERT INTO tsp_replenish_nonces (token_id, nonce, seen_at) VALUES (\(bind: request.tokenID), \(bind: request.nonce), \(bind: stamp))").run()
+            let seen = try await tx.raw("SELECT atc, amount, key_sequence FROM tsp_atcs WHERE token_id = \(bind: request.tokenID)").all()
+            let log = Dictionary(request.log.map { ($0.atc, $0) }, uniquingKeysWith: { a, _ in a })
+            for row in seen {
+                let atc = UInt16(try row.decode(column: "atc", as: Int.self))
+                guard let entry = log[atc] else { return .refused("the phone's log lacks ATC \(atc), which the cloud validated") }
+                guard entry.amount == (try row.decode(column: "amount", as: Int64.self)),
+                      Int(entry.keySequence) == (try row.decode(column: "key_sequence", as: Int.self)) else {
+                    return .refused("the phone's log disagrees with the cloud about ATC \(atc)")
+                }
+            }
+            return nil
+        }
+        if let verdict { return verdict }
+        // Keys still usable: issued, within their transaction count and their time to live.
+        let secondsSinceEpoch = Int64(now.timeIntervalSince(LimitedUseKeyIndex.epoch))
+        let unspent = try await db.sql.raw("""
+            SELECT COUNT(*) AS n FROM tsp_luks WHERE token_id = \(bind: request.tokenID) AND state = 'issued' AND uses < max_transactions
+              AND generation_hour * 3600 + ttl_seconds > \(bind: secondsSinceEpoch)
+            """).first()!.decode(column: "n", as: Int.self)
+        let needed = max(0, poolSize - unspent)
+        guard needed > 0 else { return .issued([]) }
+        return .issued(try await issueKeys(tokenID: request.tokenID, count: needed, limits: limits, now: now))
+    }
+}
