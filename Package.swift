@@ -70,7 +70,8 @@ let package = Package(
         .executableTarget(
             name: "cloudtap",
             dependencies: [
-                "PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link",
+                "PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "Storage", "TokenService", "IssuerHost",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
