@@ -91,18 +91,30 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
             let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let pool = EventLoopGroupConnectionPool(source: source, maxConnectionsPerEventLoop: 1, logger: logger, on: loop)
             let db = Database(location: location, sqlite: pool, postgres: nil, sqliteGroup: loop, logger: logger)
-            try await db.sql.raw("PRAGMA journal_mode=WAL").run()
-            let synchronous = try await db.sql.raw("PRAGMA synchronous").first()?.decode(column: "synchronous", as: Int.self)
-            guard synchronous == 2 else { throw StorageError("SQLite synchronous is \(synchronous.map(String.init) ?? "unknown"), not FULL") }
-            return db
+            return try await db.checked {
+                try await db.sql.raw("PRAGMA journal_mode=WAL").run()
+                let synchronous = try await db.sql.raw("PRAGMA synchronous").first()?.decode(column: "synchronous", as: Int.self)
+                guard synchronous == 2 else { throw StorageError("SQLite synchronous is \(synchronous.map(String.init) ?? "unknown"), not FULL") }
+            }
         case .postgres(let url):
             let configuration = try SQLPostgresConfiguration(url: url)
             let pool = EventLoopGroupConnectionPool(
                 source: PostgresConnectionSource(sqlConfiguration: configuration),
                 maxConnectionsPerEventLoop: connectionsPerEventLoop, logger: logger, on: group)
             let db = Database(location: location, sqlite: nil, postgres: pool, logger: logger)
-            try await db.sql.raw("SELECT 1").run()
-            return db
+            return try await db.checked { try await db.sql.raw("SELECT 1").run() }
+        }
+    }
+
+    /// Runs the opening checks; on failure shuts the pools down (a pool must not be dropped
+    /// while running) and rethrows.
+    private func checked(_ body: () async throws -> Void) async throws -> Database {
+        do {
+            try await body()
+            return self
+        } catch {
+            await shutdown()
+            throw error
         }
     }
 

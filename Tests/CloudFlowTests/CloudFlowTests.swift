@@ -27,39 +27,33 @@ struct Cloud {
     let zpk: [UInt8]
     let card = try! PAN("6210220110002707354")
 
-    static func make(_ location: DatabaseLocation) async throws -> Cloud {
-        let db = try await Database.open(location)
-        do {
-            try await db.migrate(IssuerSchema.migrations + TokenSchema.migrations)
-            let hsm = try SoftwareHSM(masterKey: [UInt8](repeating: 0x33, count: 32))
-            var rng = SeededRandomNumberGenerator(seed: 3)
-            let zpk = KeyTools.oddParity(rng.bytes(16))
-            _ = try hsm.importClearKey(name: "BANKA/zpk", usage: .pinEncryption, algorithm: .tdes, key: zpk)
-            _ = try hsm.generateKey(name: "BANKA/pvk", usage: .pinVerificationVisaPVV, algorithm: .tdes, lengthBytes: 16)
-            _ = try hsm.generateKey(name: "BANKA/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
-            _ = try hsm.generateKey(name: "BANKA/cvk", usage: .cardVerification, algorithm: .tdes, lengthBytes: 16)
-            for name in ["issuer-vault", "issuer-lookup", "tsp-kek", "tsp-lookup"] {
-                _ = try hsm.generateKey(name: name, usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
-            }
-            _ = try hsm.generateKey(name: "tsp/BANKA/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
-            let issuer = IssuerHost(database: db, keys: hsm)
-            try await issuer.addBank(BankSetup(id: "BANKA", name: "Bank A", institutionID: "01020000", cardKeyName: "BANKA/imk-ac",
-                                               pinKeyName: "BANKA/zpk", pvkName: "BANKA/pvk"))
-            let tsp = TokenService(database: db, keys: hsm, vault: Vault(database: db, keys: hsm))
-            try await tsp.vault.rotateDataKey()
-            _ = try await tsp.registerRequestor(id: "BANKAPP0001", name: "Bank A app")
-            try await tsp.addTokenRange(bank: "BANKA", low: "62345600", high: "62345699")
-            try await tsp.setBankKeys(bank: "BANKA", imkName: "tsp/BANKA/imk-ac")
-            let cloud = Cloud(db: db, hsm: hsm, issuer: issuer, tsp: tsp, zpk: zpk)
-            let account = try await issuer.openAccount(bank: "BANKA", product: .debit, openingBalance: 500_000)
-            _ = try await issuer.issueCard(bank: "BANKA", account: account, pan: cloud.card, expiry: "2912", product: .debit, holderName: "ZHANG SAN",
-                                           mobile: "13812345678", pinBlock: try ISO9564.encipher(PINBlock.encode(pin: "135790", format: .iso0, pan: cloud.card), key: zpk, pan: cloud.card),
-                                           deviceLimit: 2)
-            return cloud
-        } catch {
-            await db.shutdown()
-            throw error
+    static func make(_ db: Database) async throws -> Cloud {
+        try await db.migrate(IssuerSchema.migrations + TokenSchema.migrations)
+        let hsm = try SoftwareHSM(masterKey: [UInt8](repeating: 0x33, count: 32))
+        var rng = SeededRandomNumberGenerator(seed: 3)
+        let zpk = KeyTools.oddParity(rng.bytes(16))
+        _ = try hsm.importClearKey(name: "BANKA/zpk", usage: .pinEncryption, algorithm: .tdes, key: zpk)
+        _ = try hsm.generateKey(name: "BANKA/pvk", usage: .pinVerificationVisaPVV, algorithm: .tdes, lengthBytes: 16)
+        _ = try hsm.generateKey(name: "BANKA/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
+        _ = try hsm.generateKey(name: "BANKA/cvk", usage: .cardVerification, algorithm: .tdes, lengthBytes: 16)
+        for name in ["issuer-vault", "issuer-lookup", "tsp-kek", "tsp-lookup"] {
+            _ = try hsm.generateKey(name: name, usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
         }
+        _ = try hsm.generateKey(name: "tsp/BANKA/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
+        let issuer = IssuerHost(database: db, keys: hsm)
+        try await issuer.addBank(BankSetup(id: "BANKA", name: "Bank A", institutionID: "01020000", cardKeyName: "BANKA/imk-ac",
+                                           pinKeyName: "BANKA/zpk", pvkName: "BANKA/pvk"))
+        let tsp = TokenService(database: db, keys: hsm, vault: Vault(database: db, keys: hsm))
+        try await tsp.vault.rotateDataKey()
+        _ = try await tsp.registerRequestor(id: "BANKAPP0001", name: "Bank A app")
+        try await tsp.addTokenRange(bank: "BANKA", low: "62345600", high: "62345699")
+        try await tsp.setBankKeys(bank: "BANKA", imkName: "tsp/BANKA/imk-ac")
+        let cloud = Cloud(db: db, hsm: hsm, issuer: issuer, tsp: tsp, zpk: zpk)
+        let account = try await issuer.openAccount(bank: "BANKA", product: .debit, openingBalance: 500_000)
+        _ = try await issuer.issueCard(bank: "BANKA", account: account, pan: cloud.card, expiry: "2912", product: .debit, holderName: "ZHANG SAN",
+                                       mobile: "13812345678", pinBlock: try ISO9564.encipher(PINBlock.encode(pin: "135790", format: .iso0, pan: cloud.card), key: zpk, pan: cloud.card),
+                                       deviceLimit: 2)
+        return cloud
     }
 
     var cvn2: String { get throws { try hsm.generateCVV(cvk: "BANKA/cvk", pan: card, expiry: "2912", serviceCode: "000") } }
@@ -80,16 +74,10 @@ struct Cloud {
 @Suite("Bind a card, pay, on SQLite and PostgreSQL", .serialized)
 struct CloudFlowTests {
     static func each(_ label: String, _ body: (Cloud) async throws -> Void) async throws {
-        for location in try TestDatabases.locations(label) {
-            let c = try await Cloud.make(location)
-            do {
-                try await body(c)
-                #expect(try await c.issuer.trialBalance() == 0)
-            } catch {
-                await c.db.shutdown()
-                throw error
-            }
-            await c.db.shutdown()
+        try await TestDatabases.withEach(label) { db in
+            let c = try await Cloud.make(db)
+            try await body(c)
+            #expect(try await c.issuer.trialBalance() == 0)
         }
     }
 

@@ -120,7 +120,17 @@ struct LoopbackTests {
         }
         await silent.shutdown()
         let again = ISO8583Server(endpoint: LinkEndpoint(host: "127.0.0.1", port: port, spec: spec, framing: .asciiLength4), handler: Self.approve)
-        try await again.start()
+        // The port can be taken for a moment by another test's outgoing connection; try again.
+        var bound = false
+        for _ in 0..<100 where !bound {
+            do {
+                try await again.start()
+                bound = true
+            } catch {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        try #require(bound)
         var answered = false
         for _ in 0..<100 where !answered {
             if let r = try? await client.send(Self.request(2)), r[39] == "00" { answered = true } else { try await Task.sleep(for: .milliseconds(20)) }

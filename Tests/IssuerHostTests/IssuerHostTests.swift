@@ -75,16 +75,10 @@ final class Counter: @unchecked Sendable {
 @Suite("Issuer host on SQLite and PostgreSQL", .serialized)
 struct IssuerHostTests {
     static func each(_ label: String, _ body: (Fixture) async throws -> Void) async throws {
-        for location in try TestDatabases.locations(label) {
-            let f = try await Fixture.make(location)
-            do {
-                try await body(f)
-                try await f.checkBooks()
-            } catch {
-                await f.db.shutdown()
-                throw error
-            }
-            await f.db.shutdown()
+        try await TestDatabases.withEach(label) { db in
+            let f = try await Fixture.make(db)
+            try await body(f)
+            try await f.checkBooks()
         }
     }
 

@@ -17,11 +17,32 @@ public enum TestDatabases {
         return out
     }
 
-    public static func sqlitePath(_ label: String) -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-tests", isDirectory: true)
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent("\(label)-\(UUID().uuidString).sqlite").path
+    /// Opens a fresh database on every engine in turn, runs `body`, and shuts the database
+    /// down whether the body returns or throws.
+    public static func withEach(_ label: String, _ body: (Database) async throws -> Void) async throws {
+        for location in try locations(label) {
+            let db = try await Database.open(location)
+            do {
+                try await body(db)
+            } catch {
+                await db.shutdown()
+                throw error
+            }
+            await db.shutdown()
+        }
     }
+
+    public static func sqlitePath(_ label: String) -> String {
+        dir.appendingPathComponent("\(label)-\(UUID().uuidString).sqlite").path
+    }
+
+    /// This process's directory for SQLite files, removed when the process exits.
+    private static let dir: URL = {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-tests-\(getpid())", isDirectory: true)
+        try? FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        ProcessCleanup.register("rm -rf '\(d.path)'")
+        return d
+    }()
 
     private static let skipOnce: Void = {
         FileHandle.standardError.write(Data("note: PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb); PostgreSQL runs of the storage tests are skipped. Install postgresql to run them.\n".utf8))

@@ -84,3 +84,16 @@ struct StorageTests {
         #expect(DatabaseLocation("cloudtap.sqlite") == .sqlite(path: "cloudtap.sqlite"))
     }
 }
+
+@Suite("Storage failures")
+struct StorageFailureTests {
+    @Test("an unreachable PostgreSQL or an unwritable SQLite path is an error, not a crash")
+    func unreachable() async throws {
+        await #expect(throws: (any Error).self) {
+            _ = try await Database.open(.postgres(url: "postgres://nobody@127.0.0.1:1/none?sslmode=disable"))
+        }
+        await #expect(throws: (any Error).self) {
+            _ = try await Database.open(.sqlite(path: "/proc/cloudtap-cannot-write-here/x.sqlite"))
+        }
+    }
+}

@@ -13,36 +13,31 @@ struct TSPFixture {
 
     static func make(_ location: DatabaseLocation) async throws -> TSPFixture {
         let db = try await Database.open(location)
-        do {
-            try await db.migrate(TokenSchema.migrations)
-            let hsm = try SoftwareHSM(masterKey: [UInt8](repeating: 0x24, count: 32))
-            _ = try hsm.generateKey(name: "tsp-kek", usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
-            _ = try hsm.generateKey(name: "tsp-kek-2", usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
-            _ = try hsm.generateKey(name: "tsp-lookup", usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
-            let tsp = TokenService(database: db, keys: hsm, vault: Vault(database: db, keys: hsm))
-            try await tsp.vault.rotateDataKey()
-            _ = try await tsp.registerRequestor(id: "BANKAPP0001", name: "Bank A app")
-            _ = try await tsp.registerRequestor(id: "WALLET00001", name: "A wallet")
-            try await tsp.addTokenRange(bank: "BANKA", low: "62345600", high: "62345699")
-            return TSPFixture(db: db, hsm: hsm, tsp: tsp)
-        } catch {
+        do { return try await make(db) } catch {
             await db.shutdown()
             throw error
         }
+    }
+
+    static func make(_ db: Database) async throws -> TSPFixture {
+        try await db.migrate(TokenSchema.migrations)
+        let hsm = try SoftwareHSM(masterKey: [UInt8](repeating: 0x24, count: 32))
+        _ = try hsm.generateKey(name: "tsp-kek", usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
+        _ = try hsm.generateKey(name: "tsp-kek-2", usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
+        _ = try hsm.generateKey(name: "tsp-lookup", usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
+        let tsp = TokenService(database: db, keys: hsm, vault: Vault(database: db, keys: hsm))
+        try await tsp.vault.rotateDataKey()
+        _ = try await tsp.registerRequestor(id: "BANKAPP0001", name: "Bank A app")
+        _ = try await tsp.registerRequestor(id: "WALLET00001", name: "A wallet")
+        try await tsp.addTokenRange(bank: "BANKA", low: "62345600", high: "62345699")
+        return TSPFixture(db: db, hsm: hsm, tsp: tsp)
     }
 }
 
 @Suite("Token service on SQLite and PostgreSQL", .serialized)
 struct TokenServiceTests {
     static func each(_ label: String, _ body: (TSPFixture) async throws -> Void) async throws {
-        for location in try TestDatabases.locations(label) {
-            let f = try await TSPFixture.make(location)
-            do { try await body(f) } catch {
-                await f.db.shutdown()
-                throw error
-            }
-            await f.db.shutdown()
-        }
+        try await TestDatabases.withEach(label) { db in try await body(try await TSPFixture.make(db)) }
     }
 
     static let card = try! PAN("6210220110002707354")
