@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "IssuerHost", targets: ["IssuerHost"]),
         .library(name: "TokenService", targets: ["TokenService"]),
+        .library(name: "Server", targets: ["Server"]),
         .executable(name: "cloudtap", targets: ["cloudtap"]),
     ],
     dependencies: [
@@ -24,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(name: "PaymentCore"),
@@ -66,6 +69,12 @@ let package = Package(
             dependencies: ["PaymentCore", "PaymentCrypto", "Storage", .product(name: "SQLKit", package: "sql-kit"),
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(
+            name: "Server",
+            dependencies: ["TokenService", "IssuerHost", "PaymentCore", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HTTPTypes", package: "swift-http-types"),
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(name: "StorageTestSupport", dependencies: ["Storage"], path: "Tests/StorageTestSupport"),
         .executableTarget(
             name: "cloudtap",
@@ -87,8 +96,14 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "IssuerHostTests", dependencies: ["IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
-        .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
+        .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
                                                            .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "TokenService", "IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto",
+                                                        "PaymentCore", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                                        .product(name: "Hummingbird", package: "hummingbird"),
+                                                        .product(name: "HTTPTypes", package: "swift-http-types"),
+                                                        .product(name: "NIOCore", package: "swift-nio"),
+                                                        .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CLITests", dependencies: ["cloudtap", "ISO8583", "ISO8583Link"]),
     ],
     swiftLanguageModes: [.v6]

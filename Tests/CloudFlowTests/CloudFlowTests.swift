@@ -3,20 +3,11 @@ import Foundation
 import IssuerHost
 import PaymentCore
 import PaymentCrypto
+import Server
 import Storage
 import StorageTestSupport
 import Testing
 import TokenService
-
-/// Connects the token service's eligibility questions to the issuer hosts, as a deployment does.
-struct IssuerEligibility: EligibilityService {
-    let host: IssuerHost
-    func eligibility(pan: PAN, expiry: String, cvn2: String?) async throws -> EligibilityAnswer {
-        let e = try await host.eligibility(pan: pan, expiry: expiry, cvn2: cvn2)
-        let reason: String? = if case .ineligible(let why) = e.verdict { why } else { nil }
-        return EligibilityAnswer(ineligibleReason: reason, bank: e.bank, mobile: e.mobile, deviceLimit: e.deviceLimit)
-    }
-}
 
 /// A bank, its host, and a token service on one database with one key component.
 struct Cloud {
@@ -61,7 +52,7 @@ struct Cloud {
     func enroll(device: String, key: P256.KeyAgreement.PrivateKey, cvn2: String? = nil, pan: PAN? = nil) async throws -> EnrollmentOutcome {
         try await tsp.enroll(EnrollmentRequest(requestor: "BANKAPP0001", pan: pan ?? card, expiry: "2912", cvn2: try cvn2 ?? self.cvn2,
                                                holderName: "ZHANG SAN", deviceID: device, devicePublicKey: key.publicKey),
-                             issuer: IssuerEligibility(host: issuer))
+                             issuer: IssuerHostEligibility(host: issuer))
     }
 
     /// The code from the last SMS.
