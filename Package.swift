@@ -73,7 +73,8 @@ let package = Package(
             name: "Server",
             dependencies: ["TokenService", "IssuerHost", "PaymentCore", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types"),
-                           .product(name: "Crypto", package: "swift-crypto")]
+                           .product(name: "Crypto", package: "swift-crypto")],
+            resources: [.copy("Resources/openapi.json")]
         ),
         .target(name: "StorageTestSupport", dependencies: ["Storage"], path: "Tests/StorageTestSupport"),
         .executableTarget(

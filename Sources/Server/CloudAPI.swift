@@ -11,21 +11,36 @@ import TokenService
 public struct CloudAPI: Sendable {
     let tsp: TokenService
     let eligibility: any EligibilityService
+    let limiter: RateLimiter
 
-    public init(tokenService: TokenService, eligibility: any EligibilityService) {
+    /// - Parameter enrollmentsPerHour: enrollment attempts allowed per requestor and device.
+    public init(tokenService: TokenService, eligibility: any EligibilityService, enrollmentsPerHour: Int = 5) {
         self.tsp = tokenService
         self.eligibility = eligibility
+        self.limiter = RateLimiter(limit: enrollmentsPerHour, window: 3600)
     }
 
     static var requestorHeader: HTTPField.Name { HTTPField.Name("CloudTap-Requestor")! }
+
+    /// The OpenAPI 3.1 document this API conforms to (Sources/Server/Resources/openapi.json).
+    public static let openAPIDocument: [UInt8] = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"), let data = try? Data(contentsOf: url) else { return Array("{}".utf8) }
+        return Array(data)
+    }()
 
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: RequestIDMiddleware())
         router.get("health") { _, _ in ["status": "ok"] }
+        router.get("openapi.json") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: CloudAPI.openAPIDocument)))
+        }
         router.post("v1/enrollments") { request, context -> EditedResponse<EnrollmentCreated> in
             let requestor = try await authenticate(request)
             let body = try await request.decode(as: EnrollmentBody.self, context: context)
+            guard limiter.allow("\(requestor)/\(body.deviceId)") else {
+                throw APIProblem(.tooManyRequests, code: "enrollment-rate-limited", detail: "too many enrollment attempts from this device; try later")
+            }
             let pan: PAN
             do { pan = try PAN(body.pan) } catch { throw APIProblem(.unprocessableContent, code: "card-number-invalid", detail: "\(error)") }
             guard let keyBytes = Data(base64Encoded: body.devicePublicKey),

@@ -101,6 +101,28 @@ struct APITests {
                 try await client.execute(uri: "/v1/tokens/999999", method: .get, headers: wallet) { r in
                     #expect(r.status == .notFound)
                 }
+                // Enrollment attempts from one device are limited (5 an hour; one was used above).
+                var statuses: [HTTPResponse.Status] = []
+                for _ in 0..<5 {
+                    statuses.append(try await client.execute(uri: "/v1/enrollments", method: .post, headers: wallet, body: enrollBody) { $0.status })
+                }
+                #expect(statuses.last == .tooManyRequests)
+                #expect(statuses.filter { $0 == .tooManyRequests }.count == 1)
+
+                // The OpenAPI document is served, and every path it lists is routed.
+                let document = try await client.execute(uri: "/openapi.json", method: .get) { r in Self.object(r.body) }
+                #expect(document["openapi"] as? String == "3.1.0")
+                let paths = (document["paths"] as? [String: [String: Any]]) ?? [:]
+                #expect(paths.count == 6)
+                for (path, operations) in paths {
+                    let concrete = path.replacingOccurrences(of: "{id}", with: "1").replacingOccurrences(of: "{action}", with: "suspend")
+                    for method in operations.keys {
+                        let status = try await client.execute(uri: concrete, method: HTTPRequest.Method(method.uppercased())!, headers: wallet,
+                                                              body: Self.json(["reason": "lost", "code": "000000"])) { $0.status }
+                        let documented = Set(((operations[method] as? [String: Any])?["responses"] as? [String: Any] ?? [:]).keys)
+                        #expect(documented.contains(String(status.code)), "\(method) \(path) answered \(status.code), not documented")
+                    }
+                }
             }
         }
     }
