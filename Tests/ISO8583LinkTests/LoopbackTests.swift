@@ -19,7 +19,7 @@ struct LoopbackTests {
         var c = ClientLinkStateMachine.Configuration(
             signOnMessage: { NetworkManagement(code: .signOn, stan: $0, terminalID: "TERM0001").message(style: style) },
             echoMessage: { NetworkManagement(code: .echo, stan: $0, terminalID: "TERM0001").message(style: style) })
-        c.requestTimeoutNanos = 5_000_000_000
+        c.requestTimeoutNanos = 30_000_000_000
         c.initialBackoffNanos = 10_000_000
         return c
     }
@@ -84,7 +84,7 @@ struct LoopbackTests {
     func drain() async throws {
         let spec = MessageSpec.iso87ascii
         let server = ISO8583Server(endpoint: LinkEndpoint(host: "127.0.0.1", port: 0, spec: spec, framing: .asciiLength4)) { request in
-            try? await Task.sleep(for: .milliseconds(200))
+            try? await Task.sleep(for: .milliseconds(300))
             return await Self.approve(request)
         }
         let port = try await server.start()
@@ -93,7 +93,7 @@ struct LoopbackTests {
         client.start()
         while !(await client.isReady) { try await Task.sleep(for: .milliseconds(5)) }
         async let answer = client.send(Self.request(42))
-        try await Task.sleep(for: .milliseconds(50))
+        for _ in 0..<400 where server.inFlight == 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(server.inFlight == 1)
         await server.shutdown()
         #expect(try await answer[39] == "00")
@@ -132,7 +132,7 @@ struct LoopbackTests {
         }
         try #require(bound)
         var answered = false
-        for _ in 0..<100 where !answered {
+        for _ in 0..<500 where !answered {
             if let r = try? await client.send(Self.request(2)), r[39] == "00" { answered = true } else { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(answered)
