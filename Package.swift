@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "IssuerHostTests", dependencies: ["IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
-                                                           .product(name: "Crypto", package: "swift-crypto")]),
+                                                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "TokenService", "IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto",
                                                         "PaymentCore", .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                         .product(name: "Hummingbird", package: "hummingbird"),

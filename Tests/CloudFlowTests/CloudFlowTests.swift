@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import IssuerHost
 import PaymentCore
 import PaymentCrypto
@@ -204,6 +205,73 @@ struct ReplenishmentTests {
             #expect(fresh.count == 3)
             #expect(Set(fresh.map(\.index.sequence)) == [3, 4, 5])
             #expect(try await c.tsp.replenish(good) == .refused("nonce already used"))
+        }
+    }
+}
+
+/// Collects every log line, at every level, for scanning.
+final class CapturedLogs: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func add(_ s: String) { lock.withLock { lines.append(s) } }
+    var text: String { lock.withLock { lines.joined(separator: "\n") } }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let sink: CapturedLogs
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        sink.add("\(level) \(message) \(metadata ?? [:]) \(self.metadata)")
+    }
+}
+
+@Suite("No secrets in logs or at rest")
+struct SecretsTests {
+    @Test("a whole enrollment and tap, logged at trace level and stored in SQLite, leave no card number, PIN or key in the logs or the file")
+    func scan() async throws {
+        let logs = CapturedLogs()
+        let logger = Logger(label: "cloudtap.test") { _ in CapturingLogHandler(sink: logs) }
+        let path = TestDatabases.sqlitePath("scan")
+        let db = try await Database.open(.sqlite(path: path), logger: logger)
+        var secrets: [String] = []
+        do {
+            let c = try await Cloud.make(db)
+            let device = P256.KeyAgreement.PrivateKey()
+            guard case .codeSent(let id, _) = try await c.enroll(device: "phone-1", key: device),
+                  case .verified(let token) = try await c.tsp.verifyOTP(enrollmentID: id, code: try await c.lastCode()) else {
+                Issue.record("enrollment failed"); await db.shutdown(); return
+            }
+            let keys = try await c.tsp.issueKeys(tokenID: token.id, count: 1)
+            let luk = try DeviceKeyWrap.open(keys[0].sealedKey, with: device, context: keys[0].index.bytes)
+            let elements = try BCD.pack("128800", byteCount: 6) + [UInt8](repeating: 0, count: 6) + [0x01, 0x56, 0, 0, 0, 0, 0]
+                + [0x01, 0x56, 0x26, 0x11, 0x26, 0x00, 0x12, 0x34, 0x56, 0x78, 0x7C, 0x00, 0x00, 0x01]
+            let data = try TransactionData(elements: elements, iad: CloudIAD(dki: 1, cvr: [3, 0, 0, 0], algorithm: .tdes, keyIndex: keys[0].index, useCount: 1).bytes)
+            let number = try await c.tsp.tokenNumber(tokenID: token.id)
+            guard case .valid(let pan, _, _) = try await c.tsp.validate(CryptogramCheck(token: number, data: data, arqc: try Cryptogram.generate(profile: .cloud, cardKey: luk, data: data))) else {
+                Issue.record("declined"); await db.shutdown(); return
+            }
+            // With the PIN, as above the no-PIN limit.
+            let pinBlock = try ISO9564.encipher(PINBlock.encode(pin: "135790", format: .iso0, pan: pan), key: c.zpk, pan: pan)
+            let outcome = try await c.issuer.authorize(AuthorizationInput(idempotencyKey: "ACQ/TERM0001/000042", pan: pan, amount: try Amount("1288.00", currency: .cny), pinBlock: pinBlock))
+            #expect(outcome.decision.isApproved)
+            secrets = [c.card.digits, number.digits, "135790", c.zpk.hexString, luk.hexString, pinBlock.bytes.hexString]
+        } catch {
+            await db.shutdown()
+            throw error
+        }
+        await db.shutdown()
+        var bytes = Data()
+        for suffix in ["", "-wal"] { bytes += (try? Data(contentsOf: URL(fileURLWithPath: path + suffix))) ?? Data() }
+        let file = String(decoding: bytes, as: UTF8.self), logText = logs.text
+        #expect(!logText.isEmpty)
+        for secret in secrets {
+            #expect(!file.contains(secret), "a secret (\(secret.count) characters) is in the database file")
+            #expect(!logText.contains(secret), "a secret (\(secret.count) characters) is in the logs")
         }
     }
 }
