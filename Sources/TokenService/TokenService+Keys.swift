@@ -67,8 +67,7 @@ extension TokenService {
             }
             guard let profile = CryptogramProfile.named(try row.decode(column: "profile", as: String.self)) else { throw StorageError("unknown profile") }
             let device = try P256.KeyAgreement.PublicKey(x963Representation: try row.decode(column: "public_key", as: Data.self))
-            let token = try PAN(try await vault.open(try row.decode(column: "token_sealed", as: Data.self), dataKey: try row.decode(column: "data_key_id", as: Int64.self),
-                                                    context: "token:\(try row.decode(column: "token_last4", as: String.self))", tx))
+            let token = try await vault.openToken(row, tx)
             let last = try await tx.raw("SELECT CAST(COALESCE(MAX(sequence), 0) AS BIGINT) AS s FROM tsp_luks WHERE token_id = \(bind: tokenID)").first()!.decode(column: "s", as: Int.self)
             let indices = (1...count).map { LimitedUseKeyIndex(generatedAt: now, sequence: UInt16(truncatingIfNeeded: last + $0)) }
             let sealed = try keys.issueLimitedUseKeys(imk: try row.decode(column: "imk_name", as: String.self), profile: profile, pan: token, psn: "01",
@@ -123,8 +122,7 @@ extension TokenService {
             if try await tx.raw("SELECT 1 AS x FROM tsp_atcs WHERE token_id = \(bind: tokenID) AND atc = \(bind: atc)").first() != nil {
                 return .declined(responseCode: "05", reason: "ATC \(atc) already used")
             }
-            let pan = try PAN(try await vault.open(try token.decode(column: "pan_sealed", as: Data.self), dataKey: try token.decode(column: "data_key_id", as: Int64.self),
-                                                  context: "card:\(try token.decode(column: "par", as: String.self))", tx))
+            let pan = try await vault.openCard(token, tx)
             let tokenPAN = check.token
             let ok = try keys.verifyARQC(imk: try token.decode(column: "imk_name", as: String.self), profile: profile, pan: tokenPAN, psn: check.psn,
                                          data: check.data, arqc: check.arqc)

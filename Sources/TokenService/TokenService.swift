@@ -220,9 +220,7 @@ public final class TokenService: Sendable {
             guard let row = try await tx.raw("""
                 SELECT t.id, t.state, v.pan_sealed, v.data_key_id, v.par FROM tsp_tokens t JOIN tsp_vault v ON v.id = t.vault_id WHERE t.token_hash = \(bind: hash)
                 """).first() else { return nil }
-            let digits = try await vault.open(try row.decode(column: "pan_sealed", as: Data.self), dataKey: try row.decode(column: "data_key_id", as: Int64.self),
-                                              context: "card:\(try row.decode(column: "par", as: String.self))", tx)
-            return (try PAN(digits), TokenState(rawValue: try row.decode(column: "state", as: String.self))!, try row.decode(column: "id", as: Int64.self))
+            return (try await vault.openCard(row, tx), TokenState(rawValue: try row.decode(column: "state", as: String.self))!, try row.decode(column: "id", as: Int64.self))
         }
     }
 
@@ -248,8 +246,7 @@ extension TokenService {
             guard let row = try await tx.raw("SELECT token_sealed, data_key_id, token_last4 FROM tsp_tokens WHERE id = \(bind: tokenID)").first() else {
                 throw LifecycleError.unknownToken
             }
-            return try PAN(try await vault.open(try row.decode(column: "token_sealed", as: Data.self), dataKey: try row.decode(column: "data_key_id", as: Int64.self),
-                                               context: "token:\(try row.decode(column: "token_last4", as: String.self))", tx))
+            return try await vault.openToken(row, tx)
         }
     }
 }

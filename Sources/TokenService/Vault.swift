@@ -80,6 +80,18 @@ public final class Vault: Sendable {
         return String(decoding: clear, as: UTF8.self)
     }
 
+    /// The token number from a row holding `token_sealed`, `data_key_id` and `token_last4`.
+    func openToken(_ row: any SQLRow, _ tx: any SQLDatabase) async throws -> PAN {
+        try PAN(try await open(try row.decode(column: "token_sealed", as: Data.self), dataKey: try row.decode(column: "data_key_id", as: Int64.self),
+                               context: "token:\(try row.decode(column: "token_last4", as: String.self))", tx))
+    }
+
+    /// The card number from a row holding `pan_sealed`, `data_key_id` and `par`.
+    func openCard(_ row: any SQLRow, _ tx: any SQLDatabase) async throws -> PAN {
+        try PAN(try await open(try row.decode(column: "pan_sealed", as: Data.self), dataKey: try row.decode(column: "data_key_id", as: Int64.self),
+                               context: "card:\(try row.decode(column: "par", as: String.self))", tx))
+    }
+
     private func dataKey(_ id: Int64, _ tx: any SQLDatabase) async throws -> SymmetricKey {
         if let k = cache.get(id) { return k }
         guard let row = try await tx.raw("SELECT kek_name, wrapped FROM tsp_data_keys WHERE id = \(bind: id)").first() else {

@@ -135,13 +135,9 @@ struct TokenServiceTests {
         }
     }
 
-    /// Test helper: the token number of a token, through the vault (as only the switch may).
+    /// The token number of a token, through the vault (as only the switch and provisioning may).
     static func tokenNumber(_ f: TSPFixture, _ id: Int64) async throws -> PAN {
-        let row = try await f.db.sql.raw("SELECT token_sealed, data_key_id, token_last4 FROM tsp_tokens WHERE id = \(bind: id)").first()!
-        return try await f.db.transaction { tx in
-            try PAN(try await f.tsp.vault.open(try row.decode(column: "token_sealed", as: Data.self), dataKey: try row.decode(column: "data_key_id", as: Int64.self),
-                                               context: "token:\(try row.decode(column: "token_last4", as: String.self))", tx))
-        }
+        try await f.tsp.tokenNumber(tokenID: id)
     }
 
     @Test("the database holds no clear card or token number")
