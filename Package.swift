@@ -71,7 +71,10 @@ let package = Package(
         ),
         .target(
             name: "Server",
-            dependencies: ["TokenService", "IssuerHost", "PaymentCore", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["TokenService", "IssuerHost", "PaymentCore", "PaymentCrypto", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTLS", package: "hummingbird"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                           .product(name: "Logging", package: "swift-log"),
                            .product(name: "HTTPTypes", package: "swift-http-types"),
                            .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Resources/openapi.json")]

@@ -2,25 +2,55 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import IssuerHost
 import PaymentCore
+import PaymentCrypto
 import TokenService
 
-/// The bank/wallet HTTP API of the token service (first part: enrollment, OTP, tokens).
-/// Token requestors authenticate with `CloudTap-Requestor: <id>` and `Authorization: Bearer <API key>`;
-/// a requestor sees and manages only its own tokens. Card numbers appear in no response.
+/// The cloud's HTTP API: the bank/wallet API of the token service and the operator API.
+///
+/// Who is calling is told by one header and an API key (`Authorization: Bearer <key>`):
+/// - `CloudTap-Requestor: <11-character id>` — a token requestor (bank app, wallet); sees and
+///   manages only its own tokens. Device operations also carry the device's signature.
+/// - `CloudTap-Bank: <bank id>` — an issuer bank; sees only its own cards and tokens. When the
+///   bank has a pinned client certificate, the key counts only over mutual TLS with it.
+/// - the operator — the `/v1/operator/…` routes, with the operator key of the configuration.
+///
+/// Card numbers appear in no response, only masked.
 public struct CloudAPI: Sendable {
-    let tsp: TokenService
-    let eligibility: any EligibilityService
-    let limiter: RateLimiter
-
-    /// - Parameter enrollmentsPerHour: enrollment attempts allowed per requestor and device.
-    public init(tokenService: TokenService, eligibility: any EligibilityService, enrollmentsPerHour: Int = 5) {
-        self.tsp = tokenService
-        self.eligibility = eligibility
-        self.limiter = RateLimiter(limit: enrollmentsPerHour, window: 3600)
+    public struct Configuration: Sendable {
+        /// Enrollment attempts allowed per requestor and device in an hour.
+        public var enrollmentsPerHour = 5
+        /// OTP submissions allowed per enrollment in an hour (the service also locks after three wrong codes).
+        public var otpAttemptsPerHour = 10
+        /// The operator API key; nil turns the operator API off.
+        public var operatorAPIKey: String?
+        public init(operatorAPIKey: String? = nil) { self.operatorAPIKey = operatorAPIKey }
     }
 
-    static var requestorHeader: HTTPField.Name { HTTPField.Name("CloudTap-Requestor")! }
+    let tsp: TokenService
+    let issuer: IssuerHost
+    let keys: any KeyHolding
+    let eligibility: any EligibilityService
+    let enrollmentLimiter: RateLimiter
+    let otpLimiter: RateLimiter
+    let operatorKeyHash: [UInt8]?
+
+    public init(tokenService: TokenService, issuer: IssuerHost, keys: any KeyHolding, configuration: Configuration = Configuration()) {
+        self.tsp = tokenService
+        self.issuer = issuer
+        self.keys = keys
+        self.eligibility = IssuerHostEligibility(host: issuer)
+        self.enrollmentLimiter = RateLimiter(limit: configuration.enrollmentsPerHour, window: 3600)
+        self.otpLimiter = RateLimiter(limit: configuration.otpAttemptsPerHour, window: 3600)
+        self.operatorKeyHash = configuration.operatorAPIKey.map { Array(SHA256.hash(data: Array($0.utf8))) }
+    }
+
+    static let requestorHeader = HTTPField.Name("CloudTap-Requestor")!
+    static let bankHeader = HTTPField.Name("CloudTap-Bank")!
+    static let deviceHeader = HTTPField.Name("CloudTap-Device")!
+    static let timestampHeader = HTTPField.Name("CloudTap-Timestamp")!
+    static let signatureHeader = HTTPField.Name("CloudTap-Signature")!
 
     /// The OpenAPI 3.1 document this API conforms to (Sources/Server/Resources/openapi.json).
     public static let openAPIDocument: [UInt8] = {
@@ -28,114 +58,95 @@ public struct CloudAPI: Sendable {
         return Array(data)
     }()
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func router() -> Router<CloudRequestContext> {
+        let router = Router(context: CloudRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
         router.get("health") { _, _ in ["status": "ok"] }
         router.get("openapi.json") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: CloudAPI.openAPIDocument)))
         }
-        router.post("v1/enrollments") { request, context -> EditedResponse<EnrollmentCreated> in
-            let requestor = try await authenticate(request)
-            let body = try await request.decode(as: EnrollmentBody.self, context: context)
-            guard limiter.allow("\(requestor)/\(body.deviceId)") else {
-                throw APIProblem(.tooManyRequests, code: "enrollment-rate-limited", detail: "too many enrollment attempts from this device; try later")
-            }
-            let pan: PAN
-            do { pan = try PAN(body.pan) } catch { throw APIProblem(.unprocessableContent, code: "card-number-invalid", detail: "\(error)") }
-            guard let keyBytes = Data(base64Encoded: body.devicePublicKey),
-                  let deviceKey = try? P256.KeyAgreement.PublicKey(x963Representation: keyBytes) else {
-                throw APIProblem.badRequest("devicePublicKey must be a base64 P-256 public key (X9.63)")
-            }
-            let outcome = try await tsp.enroll(
-                EnrollmentRequest(requestor: requestor, pan: pan, expiry: body.expiry, cvn2: body.cvn2, holderName: body.holderName,
-                                  deviceID: body.deviceId, devicePublicKey: deviceKey), issuer: eligibility)
-            switch outcome {
-            case .codeSent(let id, let masked):
-                return EditedResponse(status: .accepted, response: EnrollmentCreated(enrollmentId: id, maskedMobile: masked))
-            case .refused(let why):
-                throw APIProblem(.unprocessableContent, code: "enrollment-refused", detail: why)
-            }
-        }
-        router.post("v1/enrollments/:id/otp") { request, context -> EditedResponse<TokenView> in
-            _ = try await authenticate(request)
-            guard let id = context.parameters.get("id", as: Int64.self) else { throw APIProblem.notFound }
-            let body = try await request.decode(as: OTPBody.self, context: context)
-            switch try await tsp.verifyOTP(enrollmentID: id, code: body.code) {
-            case .verified(let token): return EditedResponse(status: .created, response: TokenView(token))
-            case .wrongCode(let left): throw APIProblem(.unprocessableContent, code: "otp-wrong", detail: "wrong code; \(left) tries left")
-            case .expired: throw APIProblem(.gone, code: "otp-expired", detail: "the code has expired; enroll again")
-            case .tooManyAttempts: throw APIProblem(.tooManyRequests, code: "otp-attempts-exceeded", detail: "too many wrong codes; enroll again")
-            case .unknown: throw APIProblem.notFound
-            }
-        }
-        router.get("v1/tokens/:id") { request, context -> TokenView in
-            let requestor = try await authenticate(request)
-            guard let id = context.parameters.get("id", as: Int64.self), let token = try? await tsp.token(id: id) else { throw APIProblem.notFound }
-            guard token.requestorID == requestor else { throw APIProblem(.forbidden, code: "token-not-yours", detail: "the token belongs to another requestor") }
-            return TokenView(token)
-        }
-        router.post("v1/tokens/:id/:action") { request, context -> TokenView in
-            let requestor = try await authenticate(request)
-            guard let id = context.parameters.get("id", as: Int64.self),
-                  let action = context.parameters.get("action").flatMap(LifecycleAction.init(rawValue:)) else { throw APIProblem.notFound }
-            let body = try await request.decode(as: LifecycleBody.self, context: context)
-            guard let reason = TokenReason(rawValue: body.reason) else { throw APIProblem.badRequest("unknown reason '\(body.reason)'") }
-            do {
-                return TokenView(try await tsp.change(tokenID: id, action, actor: .requestor, reason: reason, requestor: requestor))
-            } catch let e as LifecycleError {
-                switch e {
-                case .notYours: throw APIProblem(.forbidden, code: "token-not-yours", detail: e.description)
-                case .unknownToken: throw APIProblem.notFound
-                case .notAllowed, .reasonNotAllowed: throw APIProblem(.conflict, code: "lifecycle-refused", detail: e.description)
-                }
-            }
-        }
+        addEnrollmentRoutes(router)
+        addTokenRoutes(router)
+        addBankRoutes(router)
+        addOperatorRoutes(router)
         return router
     }
 
-    /// The requestor id, after checking its API key.
-    func authenticate(_ request: Request) async throws -> String {
-        guard let id = request.headers[Self.requestorHeader], let auth = request.headers[.authorization], auth.hasPrefix("Bearer "),
-              try await tsp.authenticateRequestor(id: id, apiKey: String(auth.dropFirst(7))) else { throw APIProblem.unauthorized }
+    // MARK: Who is calling
+
+    enum Principal: Sendable, Equatable {
+        case requestor(String)
+        case bank(String)
+    }
+
+    func bearer(_ request: Request) -> String? {
+        guard let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") else { return nil }
+        return String(auth.dropFirst(7))
+    }
+
+    /// The requestor or bank calling, after checking its API key (and, for a bank with a pinned
+    /// certificate, the connection's client certificate).
+    func authenticate(_ request: Request, _ context: CloudRequestContext) async throws -> Principal {
+        guard let key = bearer(request) else { throw APIProblem.unauthorized }
+        if let id = request.headers[Self.requestorHeader] {
+            guard try await tsp.authenticateRequestor(id: id, apiKey: key) else { throw APIProblem.unauthorized }
+            return .requestor(id)
+        }
+        if let id = request.headers[Self.bankHeader] {
+            guard try await tsp.authenticateBank(id: id, apiKey: key) else { throw APIProblem.unauthorized }
+            if let pinned = try await tsp.bankClientCertificate(bank: id) {
+                guard let presented = await context.clientCertificateSHA256(), constantTimeEqual(presented, pinned) else {
+                    throw APIProblem(.unauthorized, code: "client-certificate-required",
+                                     detail: "this bank's key is accepted only over mutual TLS with its registered client certificate")
+                }
+            }
+            return .bank(id)
+        }
+        throw APIProblem.unauthorized
+    }
+
+    func requireRequestor(_ request: Request, _ context: CloudRequestContext) async throws -> String {
+        guard case .requestor(let id) = try await authenticate(request, context) else {
+            throw APIProblem(.forbidden, code: "requestor-only", detail: "only a token requestor may do this")
+        }
         return id
     }
-}
 
-struct EnrollmentBody: Decodable, Sendable {
-    let pan: String
-    let expiry: String
-    let cvn2: String?
-    let holderName: String
-    let deviceId: String
-    let devicePublicKey: String
-}
+    func requireBank(_ request: Request, _ context: CloudRequestContext) async throws -> String {
+        guard case .bank(let id) = try await authenticate(request, context) else {
+            throw APIProblem(.forbidden, code: "bank-only", detail: "only an issuer bank may do this")
+        }
+        return id
+    }
 
-struct EnrollmentCreated: ResponseCodable {
-    let enrollmentId: Int64
-    let maskedMobile: String
-}
+    func requireOperator(_ request: Request) throws {
+        guard let expected = operatorKeyHash else {
+            throw APIProblem(.notFound, code: "operator-api-disabled", detail: "the operator API is not enabled on this server")
+        }
+        guard let key = bearer(request), constantTimeEqual(Array(SHA256.hash(data: Array(key.utf8))), expected) else { throw APIProblem.unauthorized }
+    }
 
-struct OTPBody: Decodable, Sendable { let code: String }
-struct LifecycleBody: Decodable, Sendable { let reason: String }
+    /// The token, if the caller may see it: a requestor its own, a bank the tokens of its cards.
+    func visibleToken(_ id: Int64?, to principal: Principal) async throws -> TokenRecord {
+        guard let id, let token = try? await tsp.token(id: id) else { throw APIProblem.notFound }
+        switch principal {
+        case .requestor(let r) where token.requestorID == r: return token
+        case .bank(let b) where token.bankID == b: return token
+        default: throw APIProblem(.forbidden, code: "token-not-yours", detail: "the token belongs to another requestor or bank")
+        }
+    }
 
-/// A token as the API shows it: masked number, never the card.
-struct TokenView: ResponseCodable {
-    let id: Int64
-    let maskedToken: String
-    let tokenExpiry: String
-    let state: String
-    let deviceId: String
-    let par: String
-    let assurance: String
-
-    init(_ t: TokenRecord) {
-        id = t.id
-        maskedToken = t.maskedToken
-        tokenExpiry = t.tokenExpiry
-        state = t.state.rawValue
-        deviceId = t.deviceID
-        par = t.par
-        assurance = t.assurance
+    /// Checks the device signature headers of a device operation on `token`.
+    func requireDevice(_ request: Request, token: TokenRecord, body: [UInt8] = []) async throws {
+        guard let device = request.headers[Self.deviceHeader], let stamp = request.headers[Self.timestampHeader].flatMap(Int64.init),
+              let signature = request.headers[Self.signatureHeader].flatMap({ Data(base64Encoded: $0) }) else {
+            throw APIProblem(.unauthorized, code: "device-signature-required",
+                             detail: "device operations carry CloudTap-Device, CloudTap-Timestamp and CloudTap-Signature")
+        }
+        guard device == token.deviceID else { throw APIProblem(.forbidden, code: "token-not-on-device", detail: "the token is not on this device") }
+        let signed = DeviceSignedRequest(method: request.method.rawValue, path: request.uri.path, timestamp: stamp, body: body)
+        guard try await tsp.verifyDevice(tokenID: token.id, deviceID: device, request: signed, signature: Array(signature)) else {
+            throw APIProblem(.forbidden, code: "device-signature-invalid", detail: "the signature does not verify with the device key, or is not fresh")
+        }
     }
 }

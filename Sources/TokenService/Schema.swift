@@ -29,5 +29,10 @@ public enum TokenSchema {
             "ALTER TABLE tsp_atcs ADD COLUMN key_sequence INTEGER NOT NULL DEFAULT 0",
             "CREATE TABLE tsp_replenish_nonces (token_id \(e.bigint) NOT NULL, nonce TEXT NOT NULL, seen_at TEXT NOT NULL, PRIMARY KEY (token_id, nonce))",
         ] },
+        Migration(id: 2004, name: "bank API credentials and pinned client certificates") { e in [
+            "CREATE TABLE tsp_bank_credentials (bank_id TEXT PRIMARY KEY, api_key_hash \(e.blob) NOT NULL, client_cert_sha256 \(e.blob), created_at TEXT NOT NULL)",
+            "CREATE INDEX tsp_tokens_bank ON tsp_tokens (bank_id, id)",
+            "CREATE INDEX tsp_tokens_requestor ON tsp_tokens (requestor_id, device_id, id)",
+        ] },
     ]
 }

@@ -51,7 +51,48 @@ public struct ReplenishmentRequest: Sendable, Hashable {
 
 public enum ReplenishmentOutcome: Sendable, Hashable {
     case issued([IssuedKey])
-    case refused(String)
+    case refused(ReplenishmentRefusal)
+}
+
+/// Why the cloud would not top a phone's key pool up.
+public enum ReplenishmentRefusal: Sendable, Hashable, CustomStringConvertible {
+    case stale
+    case unknownToken
+    case notThisDevice
+    case notActive
+    case badSignature
+    case nonceReused
+    /// The phone's log lacks a transaction the cloud validated.
+    case logIncomplete(atc: UInt16)
+    /// The phone's log names a different key or amount for a transaction.
+    case logDisagrees(atc: UInt16)
+
+    /// A stable code for APIs.
+    public var code: String {
+        switch self {
+        case .stale: "request-stale"
+        case .unknownToken: "unknown-token"
+        case .notThisDevice: "token-not-on-device"
+        case .notActive: "token-not-active"
+        case .badSignature: "device-signature-invalid"
+        case .nonceReused: "nonce-reused"
+        case .logIncomplete: "log-incomplete"
+        case .logDisagrees: "log-disagrees"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .stale: "request is not fresh"
+        case .unknownToken: "unknown token"
+        case .notThisDevice: "token is not on this device"
+        case .notActive: "token is not active"
+        case .badSignature: "signature does not verify with the device key"
+        case .nonceReused: "nonce already used"
+        case .logIncomplete(let atc): "the phone's log lacks ATC \(atc), which the cloud validated"
+        case .logDisagrees(let atc): "the phone's log disagrees with the cloud about ATC \(atc)"
+        }
+    }
 }
 
 extension TokenService {
@@ -63,30 +104,30 @@ extension TokenService {
     /// `poolSize` unspent keys.
     public func replenish(_ request: ReplenishmentRequest, poolSize: Int = 5, limits: LimitedUseKeyLimits = LimitedUseKeyLimits(),
                           now: Date = Date()) async throws -> ReplenishmentOutcome {
-        guard abs(request.timestamp.timeIntervalSince(now)) <= 300 else { return .refused("request is not fresh") }
+        guard abs(request.timestamp.timeIntervalSince(now)) <= 300 else { return .refused(.stale) }
         let stamp = now.ISO8601Format()
         let verdict: ReplenishmentOutcome? = try await db.transaction { tx in
             guard let token = try await tx.raw("""
                 SELECT t.device_id, t.state, d.public_key FROM tsp_tokens t JOIN tsp_device_keys d ON d.token_id = t.id WHERE t.id = \(bind: request.tokenID)
-                """).first() else { return .refused("unknown token") }
-            guard try token.decode(column: "device_id", as: String.self) == request.deviceID else { return .refused("token is not on this device") }
-            guard try token.decode(column: "state", as: String.self) == TokenState.active.rawValue else { return .refused("token is not active") }
+                """).first() else { return .refused(.unknownToken) }
+            guard try token.decode(column: "device_id", as: String.self) == request.deviceID else { return .refused(.notThisDevice) }
+            guard try token.decode(column: "state", as: String.self) == TokenState.active.rawValue else { return .refused(.notActive) }
             let agreement = try P256.KeyAgreement.PublicKey(x963Representation: try token.decode(column: "public_key", as: Data.self))
             let verifier = try P256.Signing.PublicKey(rawRepresentation: agreement.rawRepresentation)
             guard let signature = try? P256.Signing.ECDSASignature(derRepresentation: request.signature),
-                  verifier.isValidSignature(signature, for: request.signedBytes) else { return .refused("signature does not verify with the device key") }
+                  verifier.isValidSignature(signature, for: request.signedBytes) else { return .refused(.badSignature) }
             if try await tx.raw("SELECT 1 AS x FROM tsp_replenish_nonces WHERE token_id = \(bind: request.tokenID) AND nonce = \(bind: request.nonce)").first() != nil {
-                return .refused("nonce already used")
+                return .refused(.nonceReused)
             }
             try await tx.raw("INSERT INTO tsp_replenish_nonces (token_id, nonce, seen_at) VALUES (\(bind: request.tokenID), \(bind: request.nonce), \(bind: stamp))").run()
             let seen = try await tx.raw("SELECT atc, amount, key_sequence FROM tsp_atcs WHERE token_id = \(bind: request.tokenID)").all()
             let log = Dictionary(request.log.map { ($0.atc, $0) }, uniquingKeysWith: { a, _ in a })
             for row in seen {
                 let atc = UInt16(try row.decode(column: "atc", as: Int.self))
-                guard let entry = log[atc] else { return .refused("the phone's log lacks ATC \(atc), which the cloud validated") }
+                guard let entry = log[atc] else { return .refused(.logIncomplete(atc: atc)) }
                 guard entry.amount == (try row.decode(column: "amount", as: Int64.self)),
                       Int(entry.keySequence) == (try row.decode(column: "key_sequence", as: Int.self)) else {
-                    return .refused("the phone's log disagrees with the cloud about ATC \(atc)")
+                    return .refused(.logDisagrees(atc: atc))
                 }
             }
             return nil

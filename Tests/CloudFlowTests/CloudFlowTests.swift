@@ -187,24 +187,24 @@ struct ReplenishmentTests {
             }
             // A log that hides the payment, or changes its amount, is refused.
             guard case .refused(let hidden) = try await c.tsp.replenish(try request([])) else { Issue.record("hidden payment accepted"); return }
-            #expect(hidden.contains("lacks ATC 7"))
+            #expect(hidden == .logIncomplete(atc: 7))
             guard case .refused(let changed) = try await c.tsp.replenish(try request([PhoneLogEntry(atc: 7, keySequence: keys[0].index.sequence, amount: 385)])) else {
                 Issue.record("altered log accepted"); return
             }
-            #expect(changed.contains("disagrees"))
+            #expect(changed == .logDisagrees(atc: 7))
             // A request tampered after signing is refused.
             var tampered = try request(honest)
             tampered.log[0].amount = 1
-            #expect(try await c.tsp.replenish(tampered) == .refused("signature does not verify with the device key"))
+            #expect(try await c.tsp.replenish(tampered) == .refused(.badSignature))
             // Device B cannot replenish device A's token (its signature, its device id).
-            #expect(try await c.tsp.replenish(try request(honest, signer: phoneB)) == .refused("signature does not verify with the device key"))
-            #expect(try await c.tsp.replenish(try request(honest, device: "phone-B", signer: phoneB)) == .refused("token is not on this device"))
+            #expect(try await c.tsp.replenish(try request(honest, signer: phoneB)) == .refused(.badSignature))
+            #expect(try await c.tsp.replenish(try request(honest, device: "phone-B", signer: phoneB)) == .refused(.notThisDevice))
             // The honest request tops the pool up to five usable keys; its nonce cannot be replayed.
             let good = try request(honest, nonce: "n-1")
             guard case .issued(let fresh) = try await c.tsp.replenish(good) else { Issue.record("honest request refused"); return }
             #expect(fresh.count == 3)
             #expect(Set(fresh.map(\.index.sequence)) == [3, 4, 5])
-            #expect(try await c.tsp.replenish(good) == .refused("nonce already used"))
+            #expect(try await c.tsp.replenish(good) == .refused(.nonceReused))
         }
     }
 }
