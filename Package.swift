@@ -107,6 +107,7 @@ let package = Package(
                                                         .product(name: "Hummingbird", package: "hummingbird"),
                                                         .product(name: "HTTPTypes", package: "swift-http-types"),
                                                         .product(name: "NIOCore", package: "swift-nio"),
+                                                        .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                                         .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CLITests", dependencies: ["cloudtap", "ISO8583", "ISO8583Link"]),
     ],

@@ -1,6 +1,7 @@
 import Hummingbird
 import HummingbirdTLS
 import Logging
+import NIOCore
 import NIOSSL
 
 /// Where the API listens and how: TLS by configuration, with client certificates checked
@@ -39,7 +40,7 @@ public struct APIListener: Sendable {
     public func tlsConfiguration() throws -> TLSConfiguration? {
         guard let tls else { return nil }
         let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChainFile).map { NIOSSLCertificateSource.certificate($0) }
-        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .file(tls.privateKeyFile))
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)))
         configuration.minimumTLSVersion = .tlsv12
         if let ca = tls.clientCAFile {
             configuration.trustRoots = .file(ca)
@@ -54,17 +55,21 @@ public struct ListenerError: Error, CustomStringConvertible {
 }
 
 extension CloudAPI {
-    /// The API as a runnable application on `listener`.
-    public func application(listener: APIListener, logger: Logger = Logger(label: "cloudtap.api"))
+    /// The API as a runnable application on `listener`; `onListening` is told the port it
+    /// bound (useful with port 0).
+    public func application(listener: APIListener, logger: Logger = Logger(label: "cloudtap.api"),
+                            onListening: @escaping @Sendable (Int) async -> Void = { _ in })
         throws -> Application<RouterResponder<CloudRequestContext>>
     {
         let configuration = ApplicationConfiguration(address: .hostname(listener.host, port: listener.port), serverName: "CloudTap")
+        let running: @Sendable (any Channel) async -> Void = { channel in await onListening(channel.localAddress?.port ?? listener.port) }
         if let tls = try listener.tlsConfiguration() {
-            return Application(router: router(), server: try .tls(.http1(), tlsConfiguration: tls), configuration: configuration, logger: logger)
+            return Application(router: router(), server: try .tls(.http1(), tlsConfiguration: tls), configuration: configuration,
+                               onServerRunning: running, logger: logger)
         }
         guard listener.isLoopback else {
             throw ListenerError(description: "plain HTTP is allowed only on a loopback address; configure TLS to listen on \(listener.host)")
         }
-        return Application(router: router(), configuration: configuration, logger: logger)
+        return Application(router: router(), configuration: configuration, onServerRunning: running, logger: logger)
     }
 }
