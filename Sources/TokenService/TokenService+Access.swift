@@ -1,3 +1,4 @@
+import CloudWire
 import Crypto
 import Foundation
 import PaymentCore
@@ -12,32 +13,6 @@ public struct ValidatedTransaction: Sendable, Hashable, Codable {
     /// Amount authorised, in minor units.
     public let amount: Int64
     public let validatedAt: String
-}
-
-/// A request a phone signs with its device key (ECDSA P-256, the key enrolled with the token):
-/// the method, the path, a timestamp and the SHA-256 of the body, one per line.
-public struct DeviceSignedRequest: Sendable, Hashable {
-    public var method: String
-    public var path: String
-    public var timestamp: Int64
-    public var bodyDigest: [UInt8]
-
-    public init(method: String, path: String, timestamp: Int64, body: [UInt8] = []) {
-        self.method = method.uppercased()
-        self.path = path
-        self.timestamp = timestamp
-        self.bodyDigest = Array(SHA256.hash(data: body))
-    }
-
-    public var signedBytes: [UInt8] {
-        Array("cloudtap-device-v1\n\(method)\n\(path)\n\(timestamp)\n\(bodyDigest.hexString)\n".utf8)
-    }
-
-    /// The signature (DER) a device with `key` gives this request.
-    public func signature(with key: P256.KeyAgreement.PrivateKey) throws -> [UInt8] {
-        let signer = try P256.Signing.PrivateKey(rawRepresentation: key.rawRepresentation)
-        return Array(try signer.signature(for: signedBytes).derRepresentation)
-    }
 }
 
 extension TokenService {
@@ -127,30 +102,6 @@ extension TokenService {
         let verifier = try P256.Signing.PublicKey(rawRepresentation: agreement.rawRepresentation)
         guard let parsed = try? P256.Signing.ECDSASignature(derRepresentation: signature) else { return false }
         return verifier.isValidSignature(parsed, for: request.signedBytes)
-    }
-}
-
-/// What a phone needs to emulate the card: the token number, its expiry and sequence number and
-/// the cryptogram profile. Travels only encrypted to the device key.
-public struct TokenProfile: Sendable, Hashable, Codable {
-    public var token: String
-    public var expiry: String
-    public var psn: String
-    public var cryptogramProfile: String
-
-    /// The associated data binding a sealed profile to its purpose.
-    public static let sealContext = Array("cloudtap-token-profile-v1".utf8)
-
-    public init(token: String, expiry: String, psn: String, cryptogramProfile: String) {
-        self.token = token
-        self.expiry = expiry
-        self.psn = psn
-        self.cryptogramProfile = cryptogramProfile
-    }
-
-    /// Opens a sealed profile with the device's private key.
-    public static func open(_ sealed: [UInt8], with device: P256.KeyAgreement.PrivateKey) throws -> TokenProfile {
-        try JSONDecoder().decode(TokenProfile.self, from: Data(DeviceKeyWrap.open(sealed, with: device, context: sealContext)))
     }
 }
 

@@ -1,53 +1,10 @@
+import CloudWire
 import Crypto
 import Foundation
 import PaymentCore
 import PaymentCrypto
 import SQLKit
 import Storage
-
-/// One transaction in the phone's log.
-public struct PhoneLogEntry: Sendable, Hashable, Codable {
-    public var atc: UInt16
-    public var keySequence: UInt16
-    public var amount: Int64
-    public init(atc: UInt16, keySequence: UInt16, amount: Int64) {
-        self.atc = atc
-        self.keySequence = keySequence
-        self.amount = amount
-    }
-}
-
-/// A replenishment request, signed by the device key (ECDSA P-256 over ``signedBytes``).
-public struct ReplenishmentRequest: Sendable, Hashable {
-    public var tokenID: Int64
-    public var deviceID: String
-    public var timestamp: Date
-    public var nonce: String
-    public var log: [PhoneLogEntry]
-    public var signature: [UInt8]
-
-    public init(tokenID: Int64, deviceID: String, timestamp: Date, nonce: String, log: [PhoneLogEntry], signature: [UInt8] = []) {
-        self.tokenID = tokenID
-        self.deviceID = deviceID
-        self.timestamp = timestamp
-        self.nonce = nonce
-        self.log = log
-        self.signature = signature
-    }
-
-    /// The bytes signed: a canonical line per field, the log in ATC order.
-    public var signedBytes: [UInt8] {
-        var text = "cloudtap-replenish-v1\n\(tokenID)\n\(deviceID)\n\(Int64(timestamp.timeIntervalSince1970))\n\(nonce)\n"
-        for e in log.sorted(by: { $0.atc < $1.atc }) { text += "\(e.atc),\(e.keySequence),\(e.amount)\n" }
-        return Array(text.utf8)
-    }
-
-    /// Signs with the device's private key (the same P-256 key whose public half was enrolled).
-    public mutating func sign(with device: P256.KeyAgreement.PrivateKey) throws {
-        let signer = try P256.Signing.PrivateKey(rawRepresentation: device.rawRepresentation)
-        signature = Array(try signer.signature(for: signedBytes).derRepresentation)
-    }
-}
 
 public enum ReplenishmentOutcome: Sendable, Hashable {
     case issued([IssuedKey])

@@ -1,3 +1,4 @@
+import CloudWire
 import Crypto
 import Foundation
 import HTTPTypes

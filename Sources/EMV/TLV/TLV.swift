@@ -89,3 +89,11 @@ extension Array where Element == TLV {
         return nil
     }
 }
+
+extension TLV {
+    /// The first object with `tag` inside this constructed object, at any depth.
+    public func find(_ tag: Tag) -> TLV? {
+        guard self.tag.isConstructed, let kids = try? children() else { return nil }
+        return kids.find(tag)
+    }
+}

@@ -1,0 +1,73 @@
+import Crypto
+import Foundation
+
+/// Where the phone keeps its secrets: on a phone, a file whose key lives in the platform's
+/// keystore (Keychain, Android Keystore); here, any implementation of this protocol.
+public protocol SecureStore: Sendable {
+    /// The stored bytes for `name`, or nil.
+    func load(_ name: String) throws -> Data?
+    /// Stores `data` under `name`; when this returns, the data survives a crash.
+    func save(_ name: String, _ data: Data) throws
+}
+
+/// A store of files under a directory, each sealed with AES-256-GCM under one key (which the
+/// platform keystore would hold) and bound to its name, so a file renamed or swapped is refused.
+/// Writes replace the whole file atomically and are flushed before `save` returns.
+public struct FileSecureStore: SecureStore {
+    public let directory: URL
+    let key: SymmetricKey
+
+    public init(directory: URL, key: SymmetricKey) throws {
+        guard key.bitCount == 256 else { throw WalletError.storage("the store key must be 256 bits") }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        self.directory = directory
+        self.key = key
+    }
+
+    func url(_ name: String) -> URL { directory.appendingPathComponent(name + ".sealed") }
+
+    public func load(_ name: String) throws -> Data? {
+        guard let sealed = try? Data(contentsOf: url(name)) else { return nil }
+        do {
+            return try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key, authenticating: Data(name.utf8))
+        } catch {
+            throw WalletError.storage("\(name) does not open with the store key (tampered, or another device's)")
+        }
+    }
+
+    public func save(_ name: String, _ data: Data) throws {
+        let sealed = try AES.GCM.seal(data, using: key, authenticating: Data(name.utf8)).combined!
+        // Written to a temporary file and renamed over the old one (Foundation's atomic write),
+        // then flushed, so a reader sees the old or the new state, never half of one.
+        try sealed.write(to: url(name), options: [.atomic])
+        let handle = try FileHandle(forUpdating: url(name))
+        defer { try? handle.close() }
+        try handle.synchronize()
+    }
+}
+
+/// A store in memory, for tests and benchmarks.
+public final class MemorySecureStore: SecureStore, @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String: Data] = [:]
+    public init() {}
+    public func load(_ name: String) throws -> Data? { lock.withLock { items[name] } }
+    public func save(_ name: String, _ data: Data) throws { lock.withLock { items[name] = data } }
+}
+
+public enum WalletError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The secure store refused to read or write.
+    case storage(String)
+    /// No card with this id on the phone.
+    case unknownCard(String)
+    /// A profile or key batch that cannot be used.
+    case invalidProfile(String)
+
+    public var description: String {
+        switch self {
+        case .storage(let s): "secure storage: \(s)"
+        case .unknownCard(let id): "no card \(id) on this phone"
+        case .invalidProfile(let s): "invalid card profile: \(s)"
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import CloudWire
+import Crypto
+import Foundation
+import PaymentCore
+import PaymentCrypto
+
+/// The phone's payment app: its cards, their counters and limited-use keys, the device key and
+/// the transaction log, all kept in a ``SecureStore``. Every change is stored before it is
+/// used — in particular a tap's ATC and key use are stored before the card's answer leaves the
+/// phone, so a crash can never make the phone reuse an ATC or a spent key.
+public final class Wallet: @unchecked Sendable {
+    struct State: Codable {
+        var cards: [CardState] = []
+        var defaultCardID: String?
+        var log: [WalletLogEntry] = []
+    }
+
+    public let deviceID: String
+    let store: any SecureStore
+    let deviceKey: P256.KeyAgreement.PrivateKey
+    private let lock = NSLock()
+    private var state: State
+    private var verifiedOwner = false
+
+    static let stateName = "wallet-state"
+    static let deviceKeyName = "device-key"
+
+    /// Opens the wallet in `store`, creating its device key on first use.
+    public init(store: any SecureStore, deviceID: String) throws {
+        self.store = store
+        self.deviceID = deviceID
+        if let raw = try store.load(Self.deviceKeyName) {
+            deviceKey = try P256.KeyAgreement.PrivateKey(rawRepresentation: raw)
+        } else {
+            deviceKey = P256.KeyAgreement.PrivateKey()
+            try store.save(Self.deviceKeyName, deviceKey.rawRepresentation)
+        }
+        if let data = try store.load(Self.stateName) {
+            state = try JSONDecoder().decode(State.self, from: data)
+        } else {
+            state = State()
+        }
+    }
+
+    /// The public half of the device key, enrolled with each token of this phone.
+    public var devicePublicKey: P256.KeyAgreement.PublicKey { deviceKey.publicKey }
+
+    /// Whether the owner has just unlocked the phone (consumer device CVM); recorded in the CVR.
+    public var ownerVerified: Bool {
+        get { lock.withLock { verifiedOwner } }
+        set { lock.withLock { verifiedOwner = newValue } }
+    }
+
+    // MARK: Cards
+
+    public var cards: [CardState] { lock.withLock { state.cards } }
+    public var defaultCardID: String? { lock.withLock { state.defaultCardID } }
+    public var log: [WalletLogEntry] { lock.withLock { state.log } }
+
+    /// Adds a cloud card from the profile the cloud sealed to this device's key.
+    @discardableResult
+    public func addCloudCard(id: String, sealedProfile: [UInt8], aid: [UInt8] = CardProfile.debitAID, label: String = "UnionPay") throws -> CardProfile {
+        let token = try TokenProfile.open(sealedProfile, with: deviceKey)
+        guard let profile = CryptogramProfile.named(token.cryptogramProfile), profile.sessionKey == .limitedUseKey else {
+            throw WalletError.invalidProfile("\(token.cryptogramProfile) is not a cloud cryptogram profile")
+        }
+        let card = CardProfile(id: id, kind: .cloud, pan: token.token, expiry: token.expiry, psn: token.psn, aid: aid, label: label,
+                               cryptogramProfile: token.cryptogramProfile)
+        try addCard(card)
+        return card
+    }
+
+    /// Adds a card (a physical-card profile, or a cloud profile already opened).
+    public func addCard(_ profile: CardProfile) throws {
+        _ = try PAN(profile.pan)
+        guard let cryptogram = profile.profile else { throw WalletError.invalidProfile("unknown cryptogram profile \(profile.cryptogramProfile)") }
+        switch profile.kind {
+        case .physical:
+            guard cryptogram.sessionKey != .limitedUseKey, let key = profile.cardKey, key.count == 16 else {
+                throw WalletError.invalidProfile("a physical card needs a 16-byte card key and a card profile such as 01")
+            }
+        case .cloud:
+            guard cryptogram.sessionKey == .limitedUseKey, profile.cardKey == nil else {
+                throw WalletError.invalidProfile("a cloud card uses limited-use keys and holds no card key")
+            }
+        }
+        guard profile.expiry.count == 4, profile.expiry.allSatisfy(\.isNumber) else { throw WalletError.invalidProfile("expiry is YYMM") }
+        try mutate { state in
+            state.cards.removeAll { $0.profile.id == profile.id }
+            state.cards.append(CardState(profile: profile))
+            if state.defaultCardID == nil { state.defaultCardID = profile.id }
+        }
+    }
+
+    public func setDefault(cardID: String) throws {
+        try mutate { state in
+            guard state.cards.contains(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
+            state.defaultCardID = cardID
+        }
+    }
+
+    public func removeCard(id: String) throws {
+        try mutate { state in
+            state.cards.removeAll { $0.profile.id == id }
+            if state.defaultCardID == id { state.defaultCardID = state.cards.first?.profile.id }
+        }
+    }
+
+    // MARK: Limited-use keys
+
+    /// A key as it arrives from the cloud: its index, the key sealed to the device key, its limits.
+    public struct SealedKey: Sendable, Hashable {
+        public var index: LimitedUseKeyIndex
+        public var sealedKey: [UInt8]
+        public var limits: LimitedUseKeyLimits
+        public init(index: LimitedUseKeyIndex, sealedKey: [UInt8], limits: LimitedUseKeyLimits) {
+            self.index = index
+            self.sealedKey = sealedKey
+            self.limits = limits
+        }
+    }
+
+    /// Opens keys sealed to this device and adds them to the card's pool.
+    public func addKeys(cardID: String, _ keys: [SealedKey]) throws {
+        let opened = try keys.map { k in
+            HeldKey(generationHour: k.index.generationHour, sequence: k.index.sequence,
+                    key: try DeviceKeyWrap.open(k.sealedKey, with: deviceKey, context: k.index.bytes), limits: k.limits, uses: 0, cumulativeAmount: 0)
+        }
+        try mutate { state in
+            guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
+            guard state.cards[i].profile.kind == .cloud else { throw WalletError.invalidProfile("only cloud cards take limited-use keys") }
+            let known = Set(state.cards[i].keys.map(\.index))
+            state.cards[i].keys += opened.filter { !known.contains($0.index) }
+            state.cards[i].keys.sort { $0.index < $1.index }
+        }
+    }
+
+    /// Keys of a card that can still make a cryptogram.
+    public func keysLeft(cardID: String, at now: Date = Date()) -> Int {
+        lock.withLock { state.cards.first { $0.profile.id == cardID }?.keys.filter { $0.isAlive(at: now) }.count ?? 0 }
+    }
+
+    /// Whether a cloud card should ask for keys (fewer than `threshold` left).
+    public func needsReplenishment(cardID: String, threshold: Int = 2, at now: Date = Date()) -> Bool {
+        guard lock.withLock({ state.cards.first { $0.profile.id == cardID }?.profile.kind }) == .cloud else { return false }
+        return keysLeft(cardID: cardID, at: now) < threshold
+    }
+
+    /// The replenishment request for a card's token, signed with the device key, carrying the
+    /// card's transaction log. Spent and expired keys are dropped from the pool.
+    public func replenishmentRequest(cardID: String, tokenID: Int64, nonce: String = UUID().uuidString, now: Date = Date()) throws -> ReplenishmentRequest {
+        let entries: [PhoneLogEntry] = try lock.withLock {
+            guard state.cards.contains(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
+            return state.log.filter { $0.cardID == cardID && $0.cryptogramType == "ARQC" }
+                .map { PhoneLogEntry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) }
+        }
+        try mutate { state in
+            if let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) { state.cards[i].keys.removeAll { !$0.isAlive(at: now) } }
+        }
+        var request = ReplenishmentRequest(tokenID: tokenID, deviceID: deviceID, timestamp: now, nonce: nonce, log: entries)
+        try request.sign(with: deviceKey)
+        return request
+    }
+
+    /// Signs a device operation for the cloud API (provisioning, history).
+    public func sign(_ request: DeviceSignedRequest) throws -> [UInt8] { try request.signature(with: deviceKey) }
+
+    /// A card applet answering the POS for this wallet.
+    public func applet() -> CardApplet { CardApplet(wallet: self) }
+
+    // MARK: State
+
+    /// Applies a change and stores the result before anyone sees it.
+    func mutate<T>(_ change: (inout State) throws -> T) throws -> T {
+        try lock.withLock {
+            var next = state
+            let result = try change(&next)
+            try store.save(Self.stateName, try JSONEncoder().encode(next))
+            state = next
+            return result
+        }
+    }
+
+    func card(_ id: String) -> CardState? { lock.withLock { state.cards.first { $0.profile.id == id } } }
+}

@@ -1,0 +1,147 @@
+import CloudWire
+import Crypto
+import EMV
+import Foundation
+import PaymentCore
+import PaymentCrypto
+import Terminal
+import Testing
+import Wallet
+
+/// Lets a kernel talk to a phone's applet in the same process.
+final class AppletBox: @unchecked Sendable {
+    var applet: CardApplet
+    let lock = NSLock()
+    init(_ applet: CardApplet) { self.applet = applet }
+    var transport: InProcessTransport {
+        InProcessTransport { [self] bytes in lock.withLock { applet.process(bytes) } }
+    }
+}
+
+func tap(_ wallet: Wallet, amount: Int64, configuration: TerminalConfiguration = TerminalConfiguration(), date: Date = Date()) async -> (KernelOutcome, [APDUExchange]) {
+    var kernel = ContactlessKernel(configuration: configuration, transaction: TransactionInput(amount: amount, date: date))
+    return await Reader.tap(&kernel, over: AppletBox(wallet.applet()).transport)
+}
+
+/// The cryptogram data the issuer side rebuilds from an online request.
+func transactionData(_ r: OnlineRequest) throws -> TransactionData {
+    try TransactionData(values: r.data.filter { TransactionData.minimumSet.map(\.tag).contains($0.key) || $0.key == 0x9F10 })
+}
+
+@Suite("A tap in process: kernel and phone")
+struct TapTests {
+    @Test("38.50 CNY: online request without PIN, and the foundation's verifier accepts the cryptogram")
+    func smallAmount() async throws {
+        let phone = try Phone()
+        let (outcome, trace) = await tap(phone.wallet, amount: 3850)
+        guard case .onlineRequest(let request) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(request.pan == Phone.token)
+        #expect(!request.onlinePINRequired)
+        #expect(request.fastPath)
+        #expect(trace.count == 4)  // PPSE, AID, GPO, one record
+        #expect(try Cryptogram.verify(profile: .cloud, imk: Phone.imk, pan: request.pan, psn: request.psn, data: try transactionData(request),
+                                      arqc: request.data[0x9F26]!))
+    }
+
+    @Test("1,288.00 CNY: above the CVM limit the card asks for online PIN")
+    func pinAmount() async throws {
+        let phone = try Phone()
+        phone.wallet.ownerVerified = true
+        guard case .onlineRequest(let request) = await tap(phone.wallet, amount: 128_800).0 else { Issue.record("no online request"); return }
+        #expect(request.onlinePINRequired)
+        // The owner's unlock is recorded in the CVR (IAD byte 5, docs/cloud-cvn.md).
+        #expect(request.data[0x9F10]![5] & 0x80 != 0)
+        #expect(try Cryptogram.verify(profile: .cloud, imk: Phone.imk, pan: request.pan, psn: request.psn, data: try transactionData(request),
+                                      arqc: request.data[0x9F26]!))
+    }
+
+    @Test("a terminal without qPBOC takes the full path: GPO format 1, READ RECORD, GENERATE AC")
+    func fullPath() async throws {
+        let phone = try Phone()
+        let (outcome, trace) = await tap(phone.wallet, amount: 3850, configuration: TerminalConfiguration(supportsQPBOC: false))
+        guard case .onlineRequest(let request) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(!request.fastPath)
+        #expect(trace.map { $0.command[1] } == [0xA4, 0xA4, 0xA8, 0xB2, 0xAE])
+        #expect(try Cryptogram.verify(profile: .cloud, imk: Phone.imk, pan: request.pan, psn: request.psn, data: try transactionData(request),
+                                      arqc: request.data[0x9F26]!))
+    }
+
+    @Test("a physical-card profile (UnionPay CVN 01) taps too")
+    func physicalCard() async throws {
+        let pan = try PAN("6210220110002707354")
+        let cardKey = try IssuerMasterKey(Phone.imk, algorithm: .tdes).cardKey(pan: pan, psn: "01", method: .optionA)
+        let wallet = try Wallet(store: MemorySecureStore(), deviceID: "phone-2")
+        try wallet.addCard(CardProfile(id: "chip", kind: .physical, pan: pan.digits, expiry: "2912", holderName: "ZHANG SAN", cryptogramProfile: "01", cardKey: cardKey))
+        guard case .onlineRequest(let request) = await tap(wallet, amount: 3850).0 else { Issue.record("no online request"); return }
+        #expect(request.data[0x9F10]?.first == 0x07)
+        #expect(try Cryptogram.verify(profile: .unionPayCVN01, imk: Phone.imk, pan: pan, psn: request.psn, data: try transactionData(request),
+                                      arqc: request.data[0x9F26]!))
+    }
+
+    @Test("a phone with no keys left declines offline; spent and expired keys are never used")
+    func noKeys() async throws {
+        let phone = try Phone(keys: 1, limits: LimitedUseKeyLimits(maxTransactions: 1))
+        guard case .onlineRequest = await tap(phone.wallet, amount: 3850).0 else { Issue.record("first tap should go online"); return }
+        #expect(phone.wallet.keysLeft(cardID: "card-1") == 0)
+        #expect(phone.wallet.needsReplenishment(cardID: "card-1"))
+        #expect(await tap(phone.wallet, amount: 3850).0 == .declined(reason: "declined by the card (AAC)"))
+        // A key older than its time to live is not used either.
+        let old = try Phone(keys: 1, limits: LimitedUseKeyLimits(timeToLive: 3600), at: Date().addingTimeInterval(-3 * 86400))
+        #expect(await tap(old.wallet, amount: 100).0 == .declined(reason: "declined by the card (AAC)"))
+        // Nor one whose cumulative amount the payment would exceed.
+        let small = try Phone(keys: 1, limits: LimitedUseKeyLimits(maxCumulativeAmount: 5000))
+        #expect(await tap(small.wallet, amount: 6000).0 == .declined(reason: "declined by the card (AAC)"))
+        #expect(small.wallet.log.last?.cryptogramType == "AAC")
+    }
+
+    @Test("pre-processing and application selection")
+    func kernelSelection() async throws {
+        let phone = try Phone()
+        #expect(await tap(phone.wallet, amount: 1_000_000).0 == .tryAnotherInterface(reason: "amount at or above the contactless limit"))
+        #expect(await tap(phone.wallet, amount: 0).0 == .tryAnotherInterface(reason: "zero amount not allowed contactless"))
+        // A terminal that supports only the credit AID finds nothing on a debit card.
+        let creditOnly = TerminalConfiguration(supportedAIDs: [CardProfile.creditAID])
+        #expect(await tap(phone.wallet, amount: 100, configuration: creditOnly).0 == .endApplication(reason: "no supported application on the card"))
+    }
+
+    @Test("the kernel against a scripted card: priority order, a failed SELECT falls to the next AID")
+    func scriptedCard() async throws {
+        // PPSE lists credit (priority 2) before debit (priority 1); the debit SELECT fails, credit answers.
+        let ppse = "6F33840E325041592E5359532E4444463031A521BF0C1E610D4F08A000000333010102870102610D4F08A000000333010101870101"
+        let responses: [[UInt8]: [UInt8]] = [
+            CommandAPDU.selectPPSE.encoded: try [UInt8](hex: ppse + "9000"),
+            CommandAPDU.select(aid: CardProfile.debitAID).encoded: [0x6A, 0x82],
+            CommandAPDU.select(aid: CardProfile.creditAID).encoded: try [UInt8](hex: "6F0A8408A000000333010102" + "9000"),
+        ]
+        let card = InProcessTransport { command in responses[command] ?? [0x6D, 0x00] }
+        var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 100))
+        let (outcome, trace) = await Reader.tap(&kernel, over: card)
+        #expect(trace.map { $0.command.hexString } == [
+            CommandAPDU.selectPPSE.encoded.hexString, CommandAPDU.select(aid: CardProfile.debitAID).encoded.hexString,
+            CommandAPDU.select(aid: CardProfile.creditAID).encoded.hexString, "80A80000028300" + "00",
+        ])
+        // The credit FCI has no PDOL, so the GPO carries an empty 83; the scripted card does not know GPO.
+        #expect(outcome == .endApplication(reason: "GET PROCESSING OPTIONS failed: 6D00"))
+    }
+
+    @Test("the wallet's file store: sealed at rest, a tampered file refused, keys survive a restart")
+    func fileStore() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wallet-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let key = SymmetricKey(size: .bits256)
+        let store = try FileSecureStore(directory: dir, key: key)
+        let phone = try Phone(store: store)
+        _ = await tap(phone.wallet, amount: 3850)
+        let file = dir.appendingPathComponent("wallet-state.sealed")
+        let bytes = try Data(contentsOf: file)
+        #expect(bytes.range(of: Data(Phone.token.digits.utf8)) == nil)
+        let reopened = try Wallet(store: try FileSecureStore(directory: dir, key: key), deviceID: "phone-1")
+        #expect(reopened.cards.first?.atc == 1)
+        #expect(reopened.keysLeft(cardID: "card-1") == 3)
+        #expect(throws: WalletError.self) { _ = try Wallet(store: try FileSecureStore(directory: dir, key: SymmetricKey(size: .bits256)), deviceID: "phone-1") }
+        var tampered = bytes
+        tampered[tampered.count - 1] ^= 1
+        try tampered.write(to: file)
+        #expect(throws: WalletError.self) { _ = try Wallet(store: store, deviceID: "phone-1") }
+    }
+}
