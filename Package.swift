@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "IssuerHostTests", dependencies: ["IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
-        .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "CloudWire", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
+        .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "CloudWire", "Wallet", "Terminal", "EMV", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
                                                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "CloudWire", "TokenService", "IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto",
                                                         "PaymentCore", .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,0 +1,68 @@
+import CloudWire
+import Crypto
+import EMV
+import Foundation
+import IssuerHost
+import PaymentCore
+import PaymentCrypto
+import Server
+import Terminal
+import Testing
+import TokenService
+import Wallet
+
+final class TapBox: @unchecked Sendable {
+    var applet: CardApplet
+    let lock = NSLock()
+    init(_ applet: CardApplet) { self.applet = applet }
+    var transport: InProcessTransport { InProcessTransport { [self] bytes in lock.withLock { applet.process(bytes) } } }
+}
+
+@Suite("A phone provisioned by the cloud taps a POS; the cloud checks", .serialized)
+struct PhoneTapTests {
+    static let shop = MerchantTerminal(terminalID: "TERM0001", merchantID: "MERCHANT0000001", acquirerID: "01020000",
+                                       merchantNameLocation: "CLOUDTAP TEST SHOP       SHANGHAI     CN")
+
+    @Test("provision, tap, the cryptogram checked and de-tokenized; the replayed answer caught by the ATC; keys replenished")
+    func tapReplayReplenish() async throws {
+        try await CloudFlowTests.each("phone-tap") { (c: Cloud) async throws -> Void in
+            let wallet = try Wallet(store: MemorySecureStore(), deviceID: "phone-1")
+            guard case .codeSent(let enrollment, _) = try await c.tsp.enroll(
+                EnrollmentRequest(requestor: "BANKAPP0001", pan: c.card, expiry: "2912", cvn2: try c.cvn2, holderName: "ZHANG SAN", deviceID: "phone-1",
+                                  devicePublicKey: wallet.devicePublicKey), issuer: IssuerHostEligibility(host: c.issuer)),
+                case .verified(let token) = try await c.tsp.verifyOTP(enrollmentID: enrollment, code: try await c.lastCode()) else {
+                Issue.record("enrollment failed"); return
+            }
+            try wallet.addCloudCard(id: "bank-a", sealedProfile: try await c.tsp.sealedTokenProfile(tokenID: token.id))
+            let keys = try await c.tsp.issueKeys(tokenID: token.id, count: 3)
+            try wallet.addKeys(cardID: "bank-a", keys.map { Wallet.SealedKey(index: $0.index, sealedKey: $0.sealedKey, limits: $0.limits) })
+
+            // The phone is offline; the cashier keys 38.50.
+            var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 3850))
+            guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: TapBox(wallet.applet()).transport).0 else {
+                Issue.record("no online request"); return
+            }
+            let auth = OnlineAuthorization.request(for: online, amount: try Amount("38.50", currency: .cny), stan: 1, at: Date(), terminal: Self.shop, pinBlock: nil)
+            #expect(auth.posEntryMode == "072")
+            #expect(auth.pan.digits.hasPrefix("623456"))
+            #expect(auth.track2?.hasPrefix(auth.pan.digits + "=2") == true)
+
+            // What the switch does with DE2 and DE55: the token service checks and de-tokenizes.
+            var values: [UInt32: [UInt8]] = [:]
+            for tlv in auth.iccData ?? [] { values[tlv.tag.rawValue] = tlv.value }
+            let check = CryptogramCheck(token: auth.pan, data: try TransactionData(values: values), arqc: values[0x9F26] ?? [])
+            guard case .valid(let pan, let tokenID, _) = try await c.tsp.validate(check) else { Issue.record("the cloud refused the tap"); return }
+            #expect(pan == c.card)
+            #expect(tokenID == token.id)
+            // The same GPO answer replayed: the ATC was seen.
+            guard case .declined = try await c.tsp.validate(check) else { Issue.record("replay accepted"); return }
+
+            // Online again: the phone's signed request with its log tops the pool up to five.
+            let request = try wallet.replenishmentRequest(cardID: "bank-a", tokenID: token.id)
+            #expect(request.log.map(\.atc) == [1])
+            guard case .issued(let fresh) = try await c.tsp.replenish(request) else { Issue.record("replenishment refused"); return }
+            try wallet.addKeys(cardID: "bank-a", fresh.map { Wallet.SealedKey(index: $0.index, sealedKey: $0.sealedKey, limits: $0.limits) })
+            #expect(wallet.keysLeft(cardID: "bank-a") == 5)
+        }
+    }
+}
