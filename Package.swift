@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "CloudWire", dependencies: ["PaymentCore", "PaymentCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Wallet", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "CloudWire", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "PCSC", dependencies: []),
-        .target(name: "Terminal", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "PCSC",
+        .target(name: "Terminal", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "PCSC",
                                                  .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         .target(
             name: "TokenService",
@@ -117,7 +117,7 @@ let package = Package(
                                                         .product(name: "NIOCore", package: "swift-nio"),
                                                         .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                                         .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "WalletTests", dependencies: ["Wallet", "Terminal", "CloudWire", "PCSC", "EMV", "PaymentCrypto", "PaymentCore",
+        .testTarget(name: "WalletTests", dependencies: ["Wallet", "Terminal", "CloudWire", "PCSC", "ISO8583", "EMV", "PaymentCrypto", "PaymentCore",
                                                         .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CLITests", dependencies: ["cloudtap", "ISO8583", "ISO8583Link"]),
     ],
