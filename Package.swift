@@ -92,6 +92,7 @@ let package = Package(
             name: "cloudtap",
             dependencies: [
                 "PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "Storage", "TokenService", "IssuerHost",
+                "CloudWire", "Wallet", "Terminal", "PCSC",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

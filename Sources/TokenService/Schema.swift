@@ -34,5 +34,8 @@ public enum TokenSchema {
             "CREATE INDEX tsp_tokens_bank ON tsp_tokens (bank_id, id)",
             "CREATE INDEX tsp_tokens_requestor ON tsp_tokens (requestor_id, device_id, id)",
         ] },
+        Migration(id: 2005, name: "validated transactions reconciled with the phone's log") { _ in [
+            "ALTER TABLE tsp_atcs ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0",
+        ] },
     ]
 }

@@ -56,7 +56,7 @@ extension TokenService {
     /// New keys for a phone that is online again. The request must be signed by the key bound
     /// to this token (so device A cannot replenish device B's token), be fresh (five minutes,
     /// nonce never seen), and its transaction log must account for every transaction the cloud
-    /// has validated for the token, with the same key and amount — a phone that does not know
+    /// has validated for the token since the last replenishment, with the same key and amount — a phone that does not know
     /// of a payment made with its keys is not trusted with more. The pool is topped up to
     /// `poolSize` unspent keys.
     public func replenish(_ request: ReplenishmentRequest, poolSize: Int = 5, limits: LimitedUseKeyLimits = LimitedUseKeyLimits(),
@@ -77,7 +77,7 @@ extension TokenService {
                 return .refused(.nonceReused)
             }
             try await tx.raw("INSERT INTO tsp_replenish_nonces (token_id, nonce, seen_at) VALUES (\(bind: request.tokenID), \(bind: request.nonce), \(bind: stamp))").run()
-            let seen = try await tx.raw("SELECT atc, amount, key_sequence FROM tsp_atcs WHERE token_id = \(bind: request.tokenID)").all()
+            let seen = try await tx.raw("SELECT atc, amount, key_sequence FROM tsp_atcs WHERE token_id = \(bind: request.tokenID) AND reconciled = 0").all()
             let log = Dictionary(request.log.map { ($0.atc, $0) }, uniquingKeysWith: { a, _ in a })
             for row in seen {
                 let atc = UInt16(try row.decode(column: "atc", as: Int.self))
@@ -87,6 +87,8 @@ extension TokenService {
                     return .refused(.logDisagrees(atc: atc))
                 }
             }
+            // Accounted for: the next request need only carry what the cloud validates from now on.
+            try await tx.raw("UPDATE tsp_atcs SET reconciled = 1 WHERE token_id = \(bind: request.tokenID) AND reconciled = 0").run()
             return nil
         }
         if let verdict { return verdict }

@@ -101,11 +101,14 @@ public struct CardState: Sendable, Hashable, Codable {
     public var atc: UInt16
     public var keys: [HeldKey]
     public var lastOnlineATC: UInt16
+    /// Taps up to this ATC have been accounted for in a replenishment the cloud accepted.
+    public var reconciledATC: UInt16
 
     public init(profile: CardProfile) {
         self.profile = profile
         self.atc = 0
         self.keys = []
         self.lastOnlineATC = 0
+        self.reconciledATC = 0
     }
 }

@@ -86,7 +86,7 @@ extension Wallet {
             state.cards[i] = card
             state.log.append(WalletLogEntry(cardID: cardID, atc: atc, keySequence: keySequence, amount: amount,
                                             currency: UInt16(Self.bcdValue(terminal[0x5F2A] ?? [])), cryptogramType: approveOnline ? "ARQC" : "AAC", date: now))
-            if state.log.count > 500 { state.log.removeFirst(state.log.count - 500) }
+            if state.log.count > 1000 { state.log.removeFirst(state.log.count - 1000) }
             return CardAnswer(cid: approveOnline ? 0x80 : 0x00, cryptogram: cryptogram, atc: atc, iad: iad, ctq: ctq)
         }
     }

@@ -147,19 +147,34 @@ public final class Wallet: @unchecked Sendable {
     }
 
     /// The replenishment request for a card's token, signed with the device key, carrying the
-    /// card's transaction log. Spent and expired keys are dropped from the pool.
+    /// taps not yet accounted for in an accepted replenishment. Spent and expired keys are
+    /// dropped from the pool.
     public func replenishmentRequest(cardID: String, tokenID: Int64, nonce: String = UUID().uuidString, now: Date = Date()) throws -> ReplenishmentRequest {
-        let entries: [PhoneLogEntry] = try lock.withLock {
-            guard state.cards.contains(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
-            return state.log.filter { $0.cardID == cardID && $0.cryptogramType == "ARQC" }
+        let entries: [PhoneLogEntry] = try mutate { state in
+            guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
+            state.cards[i].keys.removeAll { !$0.isAlive(at: now) }
+            let reconciled = state.cards[i].reconciledATC
+            return state.log.filter { $0.cardID == cardID && $0.cryptogramType == "ARQC" && $0.atc > reconciled }
                 .map { PhoneLogEntry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) }
-        }
-        try mutate { state in
-            if let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) { state.cards[i].keys.removeAll { !$0.isAlive(at: now) } }
         }
         var request = ReplenishmentRequest(tokenID: tokenID, deviceID: deviceID, timestamp: now, nonce: nonce, log: entries)
         try request.sign(with: deviceKey)
         return request
+    }
+
+    /// The cloud accepted `request`: its taps are accounted for, and the keys it sent are added.
+    /// Of the accounted taps only the last twenty stay in the log.
+    public func replenished(cardID: String, request: ReplenishmentRequest, keys: [SealedKey]) throws {
+        try addKeys(cardID: cardID, keys)
+        try mutate { state in
+            guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
+            let through = request.log.map(\.atc).max() ?? state.cards[i].reconciledATC
+            state.cards[i].reconciledATC = max(state.cards[i].reconciledATC, through)
+            let reconciled = state.cards[i].reconciledATC
+            let old = state.log.enumerated().filter { $0.element.cardID == cardID && $0.element.atc <= reconciled }.map(\.offset)
+            let drop = Set(old.dropLast(20))
+            state.log = state.log.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
+        }
     }
 
     /// Signs a device operation for the cloud API (provisioning, history).

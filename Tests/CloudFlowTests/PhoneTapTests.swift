@@ -61,8 +61,13 @@ struct PhoneTapTests {
             let request = try wallet.replenishmentRequest(cardID: "bank-a", tokenID: token.id)
             #expect(request.log.map(\.atc) == [1])
             guard case .issued(let fresh) = try await c.tsp.replenish(request) else { Issue.record("replenishment refused"); return }
-            try wallet.addKeys(cardID: "bank-a", fresh.map { Wallet.SealedKey(index: $0.index, sealedKey: $0.sealedKey, limits: $0.limits) })
+            try wallet.replenished(cardID: "bank-a", request: request, keys: fresh.map { Wallet.SealedKey(index: $0.index, sealedKey: $0.sealedKey, limits: $0.limits) })
             #expect(wallet.keysLeft(cardID: "bank-a") == 5)
+            // The next request carries only what came after: here, nothing — and the cloud agrees.
+            let next = try wallet.replenishmentRequest(cardID: "bank-a", tokenID: token.id)
+            #expect(next.log.isEmpty)
+            guard case .issued(let none) = try await c.tsp.replenish(next) else { Issue.record("second replenishment refused"); return }
+            #expect(none.isEmpty)
         }
     }
 }

@@ -72,11 +72,6 @@ final class VPCDCardHandler: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = Array(buffer: unwrapInboundIn(data))
-        // vpcd writes the length and the payload separately; acknowledging at once keeps a
-        // delayed ACK from holding each exchange up by tens of milliseconds.
-        #if os(Linux)
-        _ = context.channel.setOption(ChannelOptions.tcpOption(NIOBSDSocket.Option(rawValue: 12)), value: 1)  // TCP_QUICKACK
-        #endif
         var reply: [UInt8]?
         if message.count == 1 {
             switch message[0] {
@@ -87,10 +82,27 @@ final class VPCDCardHandler: ChannelInboundHandler, Sendable {
         } else if !message.isEmpty {
             reply = process(message)
         }
-        guard let reply else { return }
-        var out = context.channel.allocator.buffer(capacity: reply.count + 2)
-        out.writeInteger(UInt16(reply.count))
-        out.writeBytes(reply)
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        if let reply {
+            var out = context.channel.allocator.buffer(capacity: reply.count + 2)
+            out.writeInteger(UInt16(reply.count))
+            out.writeBytes(reply)
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        Self.acknowledgeQuickly(context.channel)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        Self.acknowledgeQuickly(context.channel)
+        context.fireChannelActive()
+    }
+
+    /// vpcd writes a message's length and its payload in two writes, and Nagle's algorithm holds
+    /// the payload until the length is acknowledged; a delayed ACK here would hold every exchange
+    /// up by ~40 ms. Linux turns quick ACKs off again whenever the socket sends, so this is set
+    /// after every reply (TCP_QUICKACK = 12).
+    static func acknowledgeQuickly(_ channel: any Channel) {
+        #if os(Linux)
+        _ = channel.setOption(ChannelOptions.tcpOption(NIOBSDSocket.Option(rawValue: 12)), value: 1)
+        #endif
     }
 }

@@ -1,0 +1,122 @@
+import ArgumentParser
+import EMV
+import Foundation
+import ISO8583
+import ISO8583Link
+import PCSC
+import PaymentCore
+import PaymentCrypto
+import Terminal
+import Wallet
+
+struct POSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pos", abstract: "The contactless POS: take an amount, read a card, ask for the PIN, authorize.", subcommands: [Tap.self, Readers.self])
+
+    struct Readers: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The PC/SC readers pcscd knows.")
+        func run() throws {
+            for reader in try PCSCContext().readers() { print(reader) }
+        }
+    }
+
+    struct Tap: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One sale: read the card over PC/SC (or a wallet directory in process), print the APDU trace and the 0200; with --port, send it.",
+            discussion: """
+                The PIN, when the card asks for it, is read from --pin or typed at the prompt, and enciphered at once as an \
+                ISO 9564 format 0 block under the terminal PIN key (--tpk). Card data is masked in everything printed.
+                """)
+        @Option(help: "Amount in major units, e.g. 38.50.") var amount: String
+        @Option(help: "Currency (ISO 4217 code).") var currency = "CNY"
+        @Option(help: "PC/SC reader name.") var reader = "Virtual PCD 00 00"
+        @Option(help: "Read a wallet directory in process instead of a reader.") var phone: String?
+        @Option(help: "The PIN (otherwise asked for when the card wants it).") var pin: String?
+        @Option(help: "Terminal PIN key, 32 hex digits.") var tpk = "7A7A7A7A7A7A7A7A7A7A7A7A7A7A7A7A"
+        @Option(help: "CVM limit in minor units (at or above it the card asks for PIN).") var cvmLimit: Int64 = 100_000
+        @Option(help: "Switch host.") var host = "127.0.0.1"
+        @Option(help: "Switch port (terminal dialect); without it the 0200 is only printed.") var port: Int?
+        @Option(help: "Terminal id (DE41).") var terminalID = "TERM0001"
+        @Option(help: "Merchant id (DE42).") var merchantID = "MERCHANT0000001"
+        @Flag(help: "Print only the outcome.") var quiet = false
+
+        func run() throws {
+            guard let currency = Currency(code: currency) else { throw ToolError("--currency: unknown currency") }
+            let amount = try checked("--amount") { try Amount(self.amount, currency: currency) }
+            let tpk = KeyTools.oddParity(try parseHex(self.tpk, option: "--tpk", lengths: [16, 24]))
+            let configuration = TerminalConfiguration(cvmLimit: cvmLimit, currency: currency)
+            let merchant = MerchantTerminal(terminalID: terminalID, merchantID: merchantID, acquirerID: "01020000",
+                                            merchantNameLocation: "CLOUDTAP TEST SHOP       SHANGHAI     CN")
+            let given = pin
+            let pinPad = SoftwarePINPad(terminalPINKey: tpk) {
+                if let given { return given }
+                print("PIN required — enter PIN: ", terminator: "")
+                return readLine(strippingNewline: true).flatMap { $0.isEmpty ? nil : $0 }
+            }
+            let phone = self.phone, reader = self.reader, host = self.host, port = self.port, quiet = self.quiet
+            try blockingAsync { () async throws -> Void in
+                let transport: any CardTransport
+                if let phone {
+                    let wallet = try PhoneCommand.WalletOptions.parse(["--dir", phone]).open()
+                    let card = LockedApplet(wallet.applet())
+                    transport = InProcessTransport { card.process($0) }
+                } else {
+                    let context = try PCSCContext()
+                    print("hold the card or phone to \(reader)…")
+                    transport = try await PCSCTransport.waitForCard(in: reader, context: context, timeout: .seconds(30))
+                }
+                let authorizationHost: any AuthorizationHost
+                var client: ISO8583Client?
+                if let port {
+                    let spec = try MessageSpec.dialect("terminal")
+                    var link = ClientLinkStateMachine.Configuration(
+                        signOnMessage: { NetworkManagement(code: .signOn, stan: $0, terminalID: merchant.terminalID).message(style: .terminal) },
+                        echoMessage: { NetworkManagement(code: .echo, stan: $0, terminalID: merchant.terminalID).message(style: .terminal) })
+                    link.requestTimeoutNanos = 10_000_000_000
+                    let c = try ISO8583Client(endpoint: LinkEndpoint(host: host, port: port, spec: spec, framing: .binaryLength2), configuration: link)
+                    c.start()
+                    client = c
+                    authorizationHost = c
+                } else {
+                    authorizationHost = PrintOnlyHost()
+                }
+                let pos = PointOfSale(configuration: configuration, merchant: merchant, pinPad: pinPad, host: authorizationHost)
+                let result = await pos.sale(amount: amount, over: transport)
+                if let client { await client.shutdown() }
+                if !quiet { try Self.show(result) }
+                print("outcome: \(result.outcome)")
+                if let receipt = result.receipt { print("\n" + receipt) }
+            }
+        }
+
+        static func show(_ result: SaleResult) throws {
+            print("APDU trace:")
+            for exchange in result.trace {
+                let sw = exchange.response.suffix(2)
+                let status = (try? ResponseAPDU(bytes: exchange.response).statusWord.meaning) ?? ""
+                print("  → \(MaskedAPDU.command(exchange.command))")
+                print("  ← \(MaskedAPDU.response(exchange.response)) (\(sw.hexString) \(status))")
+            }
+            if let request = result.request {
+                print("authorization request (terminal dialect, masked):")
+                print(request.message.describe(spec: try MessageSpec.dialect("terminal"), reveal: false))
+            }
+        }
+    }
+}
+
+/// Stands in for the switch when no port is given: nothing is sent, the sale reports no answer.
+struct PrintOnlyHost: AuthorizationHost {
+    struct NotSent: Error, CustomStringConvertible { var description: String { "not sent (no --port)" } }
+    func send(_ request: Message) async throws -> Message { throw NotSent() }
+}
+
+/// APDUs for printing: the card data a response carries (PAN, track 2) masked.
+enum MaskedAPDU {
+    static func command(_ bytes: [UInt8]) -> String { bytes.hexString }
+
+    static func response(_ bytes: [UInt8]) -> String {
+        guard bytes.count > 2, let tlvs = try? TLV.decodeTree(Array(bytes.dropLast(2))) else { return bytes.hexString }
+        return "\n" + TLVPrinter().render(tlvs).split(separator: "\n").map { "      " + $0 }.joined(separator: "\n")
+    }
+}
