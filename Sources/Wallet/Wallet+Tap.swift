@@ -30,7 +30,7 @@ extension Wallet {
     /// before returning. `terminal` holds the values of 9F66 9F02 9F03 9F1A 95 5F2A 9A 9C 9F37.
     func answer(cardID: String, terminal: [UInt32: [UInt8]], now: Date) throws -> CardAnswer {
         let ownerVerified = self.ownerVerified
-        return try mutate { state in
+        return try mutate { state, log in
             guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
             var card = state.cards[i]
             guard let profile = card.profile.profile else { throw WalletError.invalidProfile(card.profile.cryptogramProfile) }
@@ -84,9 +84,8 @@ extension Wallet {
             }
             if approveOnline { card.lastOnlineATC = atc }
             state.cards[i] = card
-            state.log.append(WalletLogEntry(cardID: cardID, atc: atc, keySequence: keySequence, amount: amount,
+            log.append(WalletLogEntry(cardID: cardID, atc: atc, keySequence: keySequence, amount: amount,
                                             currency: UInt16(Self.bcdValue(terminal[0x5F2A] ?? [])), cryptogramType: approveOnline ? "ARQC" : "AAC", date: now))
-            if state.log.count > 1000 { state.log.removeFirst(state.log.count - 1000) }
             return CardAnswer(cid: approveOnline ? 0x80 : 0x00, cryptogram: cryptogram, atc: atc, iad: iad, ctq: ctq)
         }
     }

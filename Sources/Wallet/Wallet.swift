@@ -12,7 +12,8 @@ public final class Wallet: @unchecked Sendable {
     struct State: Codable {
         var cards: [CardState] = []
         var defaultCardID: String?
-        var log: [WalletLogEntry] = []
+        /// Log entries written so far; entry n is stored as record `log-(n mod logCapacity)`.
+        var logCount = 0
     }
 
     public let deviceID: String
@@ -20,10 +21,15 @@ public final class Wallet: @unchecked Sendable {
     let deviceKey: P256.KeyAgreement.PrivateKey
     private let lock = NSLock()
     private var state: State
+    /// The log in memory, oldest first (the store holds it as a ring of records).
+    private var logEntries: [WalletLogEntry] = []
     private var verifiedOwner = false
 
     static let stateName = "wallet-state"
     static let deviceKeyName = "device-key"
+    /// Taps the log keeps; far more than a pool of keys allows between replenishments.
+    static let logCapacity = 1000
+    static func logName(_ n: Int) -> String { "log-\(n % logCapacity)" }
 
     /// Opens the wallet in `store`, creating its device key on first use.
     public init(store: any SecureStore, deviceID: String) throws {
@@ -40,6 +46,9 @@ public final class Wallet: @unchecked Sendable {
         } else {
             state = State()
         }
+        for n in max(0, state.logCount - Self.logCapacity)..<state.logCount {
+            if let data = try store.load(Self.logName(n)) { logEntries.append(try JSONDecoder().decode(WalletLogEntry.self, from: data)) }
+        }
     }
 
     /// The public half of the device key, enrolled with each token of this phone.
@@ -55,7 +64,7 @@ public final class Wallet: @unchecked Sendable {
 
     public var cards: [CardState] { lock.withLock { state.cards } }
     public var defaultCardID: String? { lock.withLock { state.defaultCardID } }
-    public var log: [WalletLogEntry] { lock.withLock { state.log } }
+    public var log: [WalletLogEntry] { lock.withLock { logEntries } }
 
     /// Adds a cloud card from the profile the cloud sealed to this device's key.
     @discardableResult
@@ -150,11 +159,12 @@ public final class Wallet: @unchecked Sendable {
     /// taps not yet accounted for in an accepted replenishment. Spent and expired keys are
     /// dropped from the pool.
     public func replenishmentRequest(cardID: String, tokenID: Int64, nonce: String = UUID().uuidString, now: Date = Date()) throws -> ReplenishmentRequest {
+        let log = self.log
         let entries: [PhoneLogEntry] = try mutate { state in
             guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
             state.cards[i].keys.removeAll { !$0.isAlive(at: now) }
             let reconciled = state.cards[i].reconciledATC
-            return state.log.filter { $0.cardID == cardID && $0.cryptogramType == "ARQC" && $0.atc > reconciled }
+            return log.filter { $0.cardID == cardID && $0.cryptogramType == "ARQC" && $0.atc > reconciled }
                 .map { PhoneLogEntry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) }
         }
         var request = ReplenishmentRequest(tokenID: tokenID, deviceID: deviceID, timestamp: now, nonce: nonce, log: entries)
@@ -163,17 +173,12 @@ public final class Wallet: @unchecked Sendable {
     }
 
     /// The cloud accepted `request`: its taps are accounted for, and the keys it sent are added.
-    /// Of the accounted taps only the last twenty stay in the log.
     public func replenished(cardID: String, request: ReplenishmentRequest, keys: [SealedKey]) throws {
         try addKeys(cardID: cardID, keys)
         try mutate { state in
             guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
             let through = request.log.map(\.atc).max() ?? state.cards[i].reconciledATC
             state.cards[i].reconciledATC = max(state.cards[i].reconciledATC, through)
-            let reconciled = state.cards[i].reconciledATC
-            let old = state.log.enumerated().filter { $0.element.cardID == cardID && $0.element.atc <= reconciled }.map(\.offset)
-            let drop = Set(old.dropLast(20))
-            state.log = state.log.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
         }
     }
 
@@ -187,11 +192,26 @@ public final class Wallet: @unchecked Sendable {
 
     /// Applies a change and stores the result before anyone sees it.
     func mutate<T>(_ change: (inout State) throws -> T) throws -> T {
+        try mutate { state, _ in try change(&state) }
+    }
+
+    /// As ``mutate(_:)``, and the log entries the change appends are stored first, each in its
+    /// slot of the ring: a crash between the two writes leaves an entry the state does not count,
+    /// which the next tap overwrites.
+    func mutate<T>(_ change: (inout State, inout [WalletLogEntry]) throws -> T) throws -> T {
         try lock.withLock {
             var next = state
-            let result = try change(&next)
-            try store.save(Self.stateName, try JSONEncoder().encode(next))
+            var appended: [WalletLogEntry] = []
+            let result = try change(&next, &appended)
+            let encoder = JSONEncoder()
+            for entry in appended {
+                try store.save(Self.logName(next.logCount), try encoder.encode(entry))
+                next.logCount += 1
+            }
+            try store.save(Self.stateName, try encoder.encode(next))
             state = next
+            logEntries += appended
+            if logEntries.count > Self.logCapacity { logEntries.removeFirst(logEntries.count - Self.logCapacity) }
             return result
         }
     }
