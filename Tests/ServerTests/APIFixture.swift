@@ -120,9 +120,13 @@ struct APIFixture {
 
     /// Enrolls `pan` on a device through the API and verifies the code from the SMS outbox.
     func enroll(_ client: some TestClientProtocol, wallet: HTTPFields, pan: PAN, expiry: String, device: String, key: P256.KeyAgreement.PrivateKey) async throws -> Int64 {
+        try await enroll(client, wallet: wallet, pan: pan, expiry: expiry, device: device, publicKey: key.publicKey)
+    }
+
+    func enroll(_ client: some TestClientProtocol, wallet: HTTPFields, pan: PAN, expiry: String, device: String, publicKey: P256.KeyAgreement.PublicKey) async throws -> Int64 {
         let enrollmentID = try await client.execute(uri: "/v1/enrollments", method: .post, headers: wallet,
                                                     body: json(["pan": pan.digits, "expiry": expiry, "holderName": "CARDHOLDER", "deviceId": device,
-                                                                "devicePublicKey": key.publicKey.x963Representation.base64EncodedString()])) { r in
+                                                                "devicePublicKey": publicKey.x963Representation.base64EncodedString()])) { r in
             #expect(r.status == .accepted, "\(String(buffer: r.body))")
             return object(r.body)["enrollmentId"] as? Int ?? -1
         }

@@ -1,0 +1,114 @@
+import CloudWire
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import PaymentCrypto
+
+/// The phone's way to the token service when it is online. The wallet needs three things from
+/// the cloud: its token profile, new keys, and the history of its payments.
+public protocol CloudConnection: Sendable {
+    /// The token profile sealed to the device key.
+    func provision(tokenID: Int64, wallet: Wallet) async throws -> [UInt8]
+    /// New keys for a signed replenishment request.
+    func replenish(_ request: ReplenishmentRequest) async throws -> [Wallet.SealedKey]
+}
+
+/// Why the cloud said no, as its problem details gave it.
+public struct CloudRefusal: Error, Hashable, Sendable, CustomStringConvertible {
+    public let status: Int
+    /// The stable problem code, e.g. "log-incomplete", "device-signature-invalid".
+    public let code: String
+    public let detail: String
+    public var description: String { "\(status) \(code): \(detail)" }
+
+    public init(status: Int, code: String, detail: String) {
+        self.status = status
+        self.code = code
+        self.detail = detail
+    }
+}
+
+/// The token service's HTTP API (docs/token-service.md) through URLSession: the requestor's
+/// credentials on every call, and the device's signature on device operations.
+public struct HTTPCloudConnection: CloudConnection {
+    public let baseURL: URL
+    let requestorID: String
+    let apiKey: String
+    let session: URLSession
+
+    public init(baseURL: URL, requestorID: String, apiKey: String, session: URLSession = .shared) {
+        self.baseURL = baseURL
+        self.requestorID = requestorID
+        self.apiKey = apiKey
+        self.session = session
+    }
+
+    public func provision(tokenID: Int64, wallet: Wallet) async throws -> [UInt8] {
+        let path = "/v1/tokens/\(tokenID)/provision"
+        let stamp = Int64(Date().timeIntervalSince1970)
+        let signature = try wallet.sign(DeviceSignedRequest(method: "POST", path: path, timestamp: stamp))
+        let object = try await call("POST", path, body: nil, headers: [
+            "CloudTap-Device": wallet.deviceID, "CloudTap-Timestamp": String(stamp), "CloudTap-Signature": Data(signature).base64EncodedString(),
+        ])
+        guard let sealed = (object["sealedProfile"] as? String).flatMap({ Data(base64Encoded: $0) }) else {
+            throw CloudRefusal(status: 200, code: "malformed-answer", detail: "no sealedProfile")
+        }
+        return Array(sealed)
+    }
+
+    public func replenish(_ request: ReplenishmentRequest) async throws -> [Wallet.SealedKey] {
+        let body: [String: Any] = [
+            "deviceId": request.deviceID, "timestamp": Int64(request.timestamp.timeIntervalSince1970), "nonce": request.nonce,
+            "log": request.log.map { ["atc": Int($0.atc), "keySequence": Int($0.keySequence), "amount": $0.amount] },
+            "signature": Data(request.signature).base64EncodedString(),
+        ]
+        let object = try await call("POST", "/v1/tokens/\(request.tokenID)/replenish", body: body, headers: [:])
+        guard let keys = object["keys"] as? [[String: Any]] else { throw CloudRefusal(status: 200, code: "malformed-answer", detail: "no keys") }
+        return try keys.map { k in
+            guard let hour = k["generationHour"] as? Int, let sequence = k["sequence"] as? Int,
+                  let sealed = (k["sealedKey"] as? String).flatMap({ Data(base64Encoded: $0) }),
+                  let count = k["maxTransactions"] as? Int, let ttl = k["ttlSeconds"] as? Int, let amount = k["maxAmount"] as? Int64 else {
+                throw CloudRefusal(status: 200, code: "malformed-answer", detail: "a key without its index, key or limits")
+            }
+            return Wallet.SealedKey(index: LimitedUseKeyIndex(generationHour: UInt32(hour), sequence: UInt16(sequence)), sealedKey: Array(sealed),
+                                    limits: LimitedUseKeyLimits(maxTransactions: count, timeToLive: TimeInterval(ttl), maxCumulativeAmount: amount))
+        }
+    }
+
+    func call(_ method: String, _ path: String, body: [String: Any]?, headers: [String: String]) async throws -> [String: Any] {
+        var request = URLRequest(url: baseURL.appendingPathComponent(String(path.dropFirst())))
+        request.httpMethod = method
+        request.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization")
+        request.setValue(requestorID, forHTTPHeaderField: "CloudTap-Requestor")
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        if let body { request.httpBody = try JSONSerialization.data(withJSONObject: body) }
+        let (data, response) = try await session.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        guard (200..<300).contains(status) else {
+            throw CloudRefusal(status: status, code: object["code"] as? String ?? "http-\(status)", detail: object["detail"] as? String ?? "")
+        }
+        return object
+    }
+}
+
+extension Wallet {
+    /// Fetches the token profile from the cloud and adds the card.
+    @discardableResult
+    public func provision(cardID: String, tokenID: Int64, from cloud: any CloudConnection, aid: [UInt8] = CardProfile.debitAID) async throws -> CardProfile {
+        try addCloudCard(id: cardID, sealedProfile: try await cloud.provision(tokenID: tokenID, wallet: self), aid: aid)
+    }
+
+    /// When the card runs low on keys (or `force`), sends a signed request with the log and adds
+    /// what comes back. Returns the number of keys received.
+    @discardableResult
+    public func replenishIfNeeded(cardID: String, tokenID: Int64, from cloud: any CloudConnection, force: Bool = false) async throws -> Int {
+        guard force || needsReplenishment(cardID: cardID) else { return 0 }
+        let request = try replenishmentRequest(cardID: cardID, tokenID: tokenID)
+        let keys = try await cloud.replenish(request)
+        try replenished(cardID: cardID, request: request, keys: keys)
+        return keys.count
+    }
+}
