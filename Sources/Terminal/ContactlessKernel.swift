@@ -130,6 +130,8 @@ public struct ContactlessKernel: Sendable {
             return .send(.select(aid: next))
         }
         let pdol = fci.find(0x9F38).flatMap { try? DOL($0.value) } ?? DOL([])
+        // GPO's data is `83 L` and the PDOL data in one short APDU.
+        guard pdol.dataLength <= 252 else { return finish(.endApplication(reason: "the PDOL asks for more data than a GPO command carries")) }
         data[0x84] = fci.find(0x84)?.value ?? aid
         state = .processingOptions(aid: aid)
         let pdolData = pdol.build(from: Dictionary(uniqueKeysWithValues: terminalData.map { (Tag($0.key), $0.value) }))
@@ -169,6 +171,7 @@ public struct ContactlessKernel: Sendable {
             if fastPath { return conclude(aid: aid, fastPath: true) }
             // Full path: ask for an ARQC with the CDOL1 data.
             guard let cdol = data[0x8C].flatMap({ try? DOL($0) }) else { return finish(.endApplication(reason: "CDOL1 missing on the full path")) }
+            guard cdol.dataLength <= 255 else { return finish(.endApplication(reason: "CDOL1 asks for more data than a command carries")) }
             state = .generatingAC(aid: aid)
             return .send(.generateAC(referenceControl: 0x80, cdolData: cdol.build(from: Dictionary(uniqueKeysWithValues: terminalData.map { (Tag($0.key), $0.value) }))))
         }

@@ -145,3 +145,23 @@ struct TapTests {
         #expect(throws: WalletError.self) { _ = try Wallet(store: store, deviceID: "phone-1") }
     }
 }
+
+@Suite("Cloud cards with SM4")
+struct SM4TapTests {
+    @Test("a cloud-sm4 card's cryptogram verifies with the SM4 profile")
+    func sm4() async throws {
+        let imk = try [UInt8](hex: "0123456789ABCDEFFEDCBA9876543210")
+        let token = Phone.token
+        let wallet = try Wallet(store: MemorySecureStore(), deviceID: "phone-sm4")
+        try wallet.addCard(CardProfile(id: "sm4", kind: .cloud, pan: token.digits, expiry: "2912", cryptogramProfile: "cloud-sm4"))
+        let cardKey = try IssuerMasterKey(imk, algorithm: .sm4).cardKey(pan: token, psn: "01", method: .optionA, oddParity: false)
+        let index = LimitedUseKeyIndex(generatedAt: Date(), sequence: 1)
+        let luk = try EMVKeyDerivation.limitedUseKey(cardKey: cardKey, index: index, algorithm: .sm4)
+        try wallet.addKeys(cardID: "sm4", [Wallet.SealedKey(index: index, sealedKey: try DeviceKeyWrap.seal(luk, to: wallet.devicePublicKey, context: index.bytes),
+                                                            limits: LimitedUseKeyLimits())])
+        guard case .onlineRequest(let request) = await tap(wallet, amount: 3850).0 else { Issue.record("no online request"); return }
+        #expect(request.data[0x9F10]?[7] == 0x04)
+        #expect(try Cryptogram.verify(profile: .cloudSM4, imk: imk, pan: request.pan, psn: request.psn, data: try transactionData(request),
+                                      arqc: request.data[0x9F26]!))
+    }
+}
