@@ -34,6 +34,8 @@ public struct CardProfile: Sendable, Hashable, Codable {
     /// ISO 3166 numeric country of the issuer, ISO 4217 numeric currency.
     public var country: UInt16
     public var currency: UInt16
+    /// The token service's id for this token (cloud cards provisioned from the cloud).
+    public var tokenID: Int64?
 
     public init(id: String, kind: CardKind, pan: String, expiry: String, psn: String = "01", aid: [UInt8] = CardProfile.debitAID,
                 label: String = "UnionPay", priority: UInt8 = 1, holderName: String = "", cryptogramProfile: String,

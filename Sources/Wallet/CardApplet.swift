@@ -203,3 +203,17 @@ extension Array where Element == Character {
         stride(from: 0, to: count - 1, by: 2).map { (self[$0], self[$0 + 1]) }
     }
 }
+
+/// A card applet behind a lock, for transports that call it from their own threads (the vpcd
+/// connection's event loop, a test's POS).
+public final class SharedCardApplet: @unchecked Sendable {
+    private var applet: CardApplet
+    private let lock = NSLock()
+
+    public init(_ applet: CardApplet) { self.applet = applet }
+
+    public func process(_ command: [UInt8]) -> [UInt8] { lock.withLock { applet.process(command) } }
+
+    /// The field went away: the next tap starts afresh.
+    public func reset() { lock.withLock { applet.reset() } }
+}

@@ -98,14 +98,21 @@ extension Wallet {
     /// Fetches the token profile from the cloud and adds the card.
     @discardableResult
     public func provision(cardID: String, tokenID: Int64, from cloud: any CloudConnection, aid: [UInt8] = CardProfile.debitAID) async throws -> CardProfile {
-        try addCloudCard(id: cardID, sealedProfile: try await cloud.provision(tokenID: tokenID, wallet: self), aid: aid)
+        var card = try addCloudCard(id: cardID, sealedProfile: try await cloud.provision(tokenID: tokenID, wallet: self), aid: aid)
+        card.tokenID = tokenID
+        let stored = card
+        try mutate { state in
+            if let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) { state.cards[i].profile = stored }
+        }
+        return card
     }
 
     /// When the card runs low on keys (or `force`), sends a signed request with the log and adds
     /// what comes back. Returns the number of keys received.
     @discardableResult
-    public func replenishIfNeeded(cardID: String, tokenID: Int64, from cloud: any CloudConnection, force: Bool = false) async throws -> Int {
+    public func replenishIfNeeded(cardID: String, tokenID: Int64? = nil, from cloud: any CloudConnection, force: Bool = false) async throws -> Int {
         guard force || needsReplenishment(cardID: cardID) else { return 0 }
+        guard let tokenID = tokenID ?? card(cardID)?.profile.tokenID else { throw WalletError.invalidProfile("card \(cardID) has no token id; provision it from the cloud") }
         let request = try replenishmentRequest(cardID: cardID, tokenID: tokenID)
         let keys = try await cloud.replenish(request)
         try replenished(cardID: cardID, request: request, keys: keys)

@@ -118,3 +118,29 @@ struct CLITests {
         #expect((answer?["fields"] as? [String: String])?["39"] == "51")
     }
 }
+
+@Suite("cloudtap phone and pos")
+struct PhonePOSCLITests {
+    @Test("a wallet directory, a card, a tap: the trace and the 0200 printed with the token masked")
+    func tapInProcess() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-phone-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try CLI.run(["phone", "init", "--dir", dir]).stdout.contains("device public key"))
+        #expect(try CLI.run(["phone", "add-card", "--dir", dir, "--keys", "2"]).status == 0)
+        let tap = try CLI.run(["pos", "tap", "--amount", "1288.00", "--phone", dir, "--pin", "1234"])
+        #expect(tap.status == 0, "\(tap.stderr)")
+        #expect(tap.stdout.contains("DE 22 Point of service entry mode: 071"))
+        #expect(tap.stdout.contains("623456******0016"))
+        #expect(!tap.stdout.contains("6234560000000016"))
+        #expect(tap.stdout.contains("9F26 Application Cryptogram"))
+        #expect(tap.stdout.contains("outcome: noAnswer"))
+        let list = try CLI.run(["phone", "list", "--dir", dir])
+        #expect(list.stdout.contains("ATC 1"))
+        #expect(list.stdout.contains("2 keys left"))
+        #expect(list.stdout.contains("tap card-1 ATC 1 key #1 1288.00 CNY ARQC"))
+        // No wallet: a clear error.
+        let none = try CLI.run(["phone", "list", "--dir", dir + "-missing"])
+        #expect(none.status != 0)
+        #expect(none.stderr.contains("phone init"))
+    }
+}

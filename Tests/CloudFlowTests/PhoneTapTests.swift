@@ -11,13 +11,6 @@ import Testing
 import TokenService
 import Wallet
 
-final class TapBox: @unchecked Sendable {
-    var applet: CardApplet
-    let lock = NSLock()
-    init(_ applet: CardApplet) { self.applet = applet }
-    var transport: InProcessTransport { InProcessTransport { [self] bytes in lock.withLock { applet.process(bytes) } } }
-}
-
 @Suite("A phone provisioned by the cloud taps a POS; the cloud checks", .serialized)
 struct PhoneTapTests {
     static let shop = MerchantTerminal(terminalID: "TERM0001", merchantID: "MERCHANT0000001", acquirerID: "01020000",
@@ -39,7 +32,7 @@ struct PhoneTapTests {
 
             // The phone is offline; the cashier keys 38.50.
             var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 3850))
-            guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: TapBox(wallet.applet()).transport).0 else {
+            guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: InProcessTransport { [card = SharedCardApplet(wallet.applet())] in card.process($0) }).0 else {
                 Issue.record("no online request"); return
             }
             let auth = OnlineAuthorization.request(for: online, amount: try Amount("38.50", currency: .cny), stan: 1, at: Date(), terminal: Self.shop, pinBlock: nil)

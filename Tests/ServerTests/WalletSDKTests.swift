@@ -51,7 +51,7 @@ struct WalletSDKTests {
 
             // Offline tap; the switch's check at the token service.
             var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 3850))
-            let box = LockedCard(phone.applet())
+            let box = SharedCardApplet(phone.applet())
             guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: InProcessTransport { box.process($0) }).0 else {
                 Issue.record("no online request"); return
             }
@@ -73,11 +73,4 @@ struct WalletSDKTests {
             server.cancel()
             _ = await server.result
     }
-}
-
-final class LockedCard: @unchecked Sendable {
-    var applet: CardApplet
-    let lock = NSLock()
-    init(_ applet: CardApplet) { self.applet = applet }
-    func process(_ bytes: [UInt8]) -> [UInt8] { lock.withLock { applet.process(bytes) } }
 }

@@ -58,7 +58,7 @@ struct PointOfSaleTests {
     func approved() async throws {
         let phone = try Phone()
         let host = ScriptedHost(.approve)
-        let result = await pos(host).sale(amount: try Amount("38.50", currency: .cny), over: AppletBox(phone.wallet.applet()).transport)
+        let result = await pos(host).sale(amount: try Amount("38.50", currency: .cny), over: SharedCardApplet(phone.wallet.applet()).transport)
         #expect(result.outcome == .approved(authorizationCode: "A1B2C3"))
         #expect(result.request?.posEntryMode == "072")
         #expect(result.request?.pinBlock == nil)
@@ -73,7 +73,7 @@ struct PointOfSaleTests {
     func pin() async throws {
         let phone = try Phone()
         let host = ScriptedHost(.approve)
-        let result = await pos(host).sale(amount: try Amount("1288.00", currency: .cny), over: AppletBox(phone.wallet.applet()).transport)
+        let result = await pos(host).sale(amount: try Amount("1288.00", currency: .cny), over: SharedCardApplet(phone.wallet.applet()).transport)
         #expect(result.outcome == .approved(authorizationCode: "A1B2C3"))
         let request = try #require(result.request)
         #expect(request.posEntryMode == "071")
@@ -82,7 +82,7 @@ struct PointOfSaleTests {
         #expect(try ISO9564.decipher(EncryptedPINBlock(format: .iso0, bytes: block), key: Self.tpk, pan: request.pan).decodePIN(pan: request.pan) == "135790")
         #expect(result.receipt?.contains("PIN VERIFIED ONLINE") == true)
         // Cancelling the PIN ends the sale before anything is sent.
-        let cancelled = await pos(ScriptedHost(.approve), pin: nil).sale(amount: try Amount("1288.00", currency: .cny), over: AppletBox(phone.wallet.applet()).transport)
+        let cancelled = await pos(ScriptedHost(.approve), pin: nil).sale(amount: try Amount("1288.00", currency: .cny), over: SharedCardApplet(phone.wallet.applet()).transport)
         #expect(cancelled.outcome == .failed(reason: "PIN entry cancelled"))
         #expect(cancelled.request == nil)
     }
@@ -93,10 +93,10 @@ struct PointOfSaleTests {
         let host = ScriptedHost(.decline("51"))
         let terminal = pos(host)
         let amount = try Amount("38.50", currency: .cny)
-        #expect(await terminal.sale(amount: amount, over: AppletBox(phone.wallet.applet()).transport).outcome == .declined(responseCode: "51"))
+        #expect(await terminal.sale(amount: amount, over: SharedCardApplet(phone.wallet.applet()).transport).outcome == .declined(responseCode: "51"))
 
         await host.set(.silent)
-        let silent = await terminal.sale(amount: amount, over: AppletBox(phone.wallet.applet()).transport)
+        let silent = await terminal.sale(amount: amount, over: SharedCardApplet(phone.wallet.applet()).transport)
         guard case .noAnswer = silent.outcome else { Issue.record("\(silent.outcome)"); return }
         let reversal = try #require(silent.reversal)
         #expect(reversal.message.mti == "0400")
@@ -104,13 +104,13 @@ struct PointOfSaleTests {
         #expect(await host.received.last?.mti == "0400")
 
         await host.set(.wrongSTAN)
-        let wrong = await terminal.sale(amount: amount, over: AppletBox(phone.wallet.applet()).transport)
+        let wrong = await terminal.sale(amount: amount, over: SharedCardApplet(phone.wallet.applet()).transport)
         #expect(wrong.outcome == .noAnswer(reason: "STAN 999999 does not match \(wrong.request?.stan ?? "")"))
         #expect(wrong.reversal != nil)
 
         await host.set(.silent)
         await host.failReversals(true)
-        _ = await terminal.sale(amount: amount, over: AppletBox(phone.wallet.applet()).transport)
+        _ = await terminal.sale(amount: amount, over: SharedCardApplet(phone.wallet.applet()).transport)
         #expect(await terminal.pendingReversals.count == 1)
         await host.failReversals(false)
         #expect(await terminal.retryReversals() == 0)

@@ -8,19 +8,14 @@ import Terminal
 import Testing
 import Wallet
 
-/// Lets a kernel talk to a phone's applet in the same process.
-final class AppletBox: @unchecked Sendable {
-    var applet: CardApplet
-    let lock = NSLock()
-    init(_ applet: CardApplet) { self.applet = applet }
-    var transport: InProcessTransport {
-        InProcessTransport { [self] bytes in lock.withLock { applet.process(bytes) } }
-    }
+extension SharedCardApplet {
+    /// The applet as an in-process transport.
+    var transport: InProcessTransport { InProcessTransport { [self] bytes in process(bytes) } }
 }
 
 func tap(_ wallet: Wallet, amount: Int64, configuration: TerminalConfiguration = TerminalConfiguration(), date: Date = Date()) async -> (KernelOutcome, [APDUExchange]) {
     var kernel = ContactlessKernel(configuration: configuration, transaction: TransactionInput(amount: amount, date: date))
-    return await Reader.tap(&kernel, over: AppletBox(wallet.applet()).transport)
+    return await Reader.tap(&kernel, over: SharedCardApplet(wallet.applet()).transport)
 }
 
 /// The cryptogram data the issuer side rebuilds from an online request.

@@ -28,15 +28,6 @@ enum VirtualReader {
     }()
 }
 
-/// Serializes a wallet's applet behind a lock, for the vpcd connection's event loop.
-final class LockedApplet: @unchecked Sendable {
-    var applet: CardApplet
-    let lock = NSLock()
-    init(_ applet: CardApplet) { self.applet = applet }
-    func process(_ bytes: [UInt8]) -> [UInt8] { lock.withLock { applet.process(bytes) } }
-    func reset() { lock.withLock { applet.reset() } }
-}
-
 @Suite("A tap through vpcd and pcscd", .serialized)
 struct VPCDTests {
     @Test("the phone as a card in the virtual reader; the POS reads it over PC/SC; the cryptogram verifies")
@@ -48,7 +39,7 @@ struct VPCDTests {
         #expect(VirtualReader.started, "pcscd with the vpcd driver did not come up")
         guard VirtualReader.started else { return }
         let phone = try Phone()
-        let card = LockedApplet(phone.wallet.applet())
+        let card = SharedCardApplet(phone.wallet.applet())
         var connected: VirtualCard?
         for _ in 0..<50 where connected == nil {
             connected = try? await VirtualCard.connect(process: { card.process($0) }, reset: { card.reset() })

@@ -21,7 +21,7 @@ struct BenchTap: ParsableCommand {
         let taps = self.taps, vpcdTaps = self.vpcdTaps, vpcdPort = self.vpcdPort
         try blockingAsync { () async throws -> Void in
             let wallet = try Self.phone()
-            let card = LockedApplet(wallet.applet())
+            let card = SharedCardApplet(wallet.applet())
             let inProcess = InProcessTransport { card.process($0) }
             _ = try await Self.time(taps: 200, over: inProcess)  // warm-up
             let local = try await Self.time(taps: taps, over: inProcess)

@@ -58,7 +58,7 @@ struct POSCommand: ParsableCommand {
                 let transport: any CardTransport
                 if let phone {
                     let wallet = try PhoneCommand.WalletOptions.parse(["--dir", phone]).open()
-                    let card = LockedApplet(wallet.applet())
+                    let card = SharedCardApplet(wallet.applet())
                     transport = InProcessTransport { card.process($0) }
                 } else {
                     let context = try PCSCContext()

@@ -14,7 +14,57 @@ struct PhoneCommand: ParsableCommand {
             The wallet lives in --dir: a sealed store and its key (store.key, owner-only; on a phone the platform keystore \
             holds it). The phone needs no network to pay: `serve` plugs it into vpcd's virtual reader as a card.
             """,
-        subcommands: [Init.self, AddCard.self, List.self, Serve.self])
+        subcommands: [Init.self, AddCard.self, Provision.self, Replenish.self, List.self, Serve.self])
+
+    struct CloudOptions: ParsableArguments {
+        @Option(help: "The token service's API, e.g. http://127.0.0.1:8080.") var api = "http://127.0.0.1:8080"
+        @Option(help: "Token requestor id (the wallet's).") var requestor: String
+        @Option(help: "The requestor's API key.") var apiKey: String
+
+        func connection() throws -> HTTPCloudConnection {
+            guard let url = URL(string: api) else { throw ToolError("--api: not a URL") }
+            return HTTPCloudConnection(baseURL: url, requestorID: requestor, apiKey: apiKey)
+        }
+    }
+
+    struct Provision: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fetch a token's profile (sealed to this phone's device key) and its first keys from the cloud.")
+        @OptionGroup var wallet: WalletOptions
+        @OptionGroup var cloud: CloudOptions
+        @Option(help: "The token id the enrollment returned.") var tokenID: Int64
+        @Option(help: "Card id on the phone.") var id = "card-1"
+
+        func run() throws {
+            let w = try wallet.open()
+            let connection = try cloud.connection()
+            let id = self.id, tokenID = self.tokenID
+            try blockingAsync { () async throws -> Void in
+                let card = try await w.provision(cardID: id, tokenID: tokenID, from: connection)
+                let keys = try await w.replenishIfNeeded(cardID: id, from: connection, force: true)
+                print("provisioned \(id): \((try? PAN(card.pan))?.masked ?? "?") exp \(card.expiry), \(keys) keys")
+            }
+        }
+    }
+
+    struct Replenish: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Online again: send the signed log and top the key pool up (only when low unless --force).")
+        @OptionGroup var wallet: WalletOptions
+        @OptionGroup var cloud: CloudOptions
+        @Option(help: "Card id on the phone.") var id = "card-1"
+        @Flag(help: "Ask even if keys are not low.") var force = false
+
+        func run() throws {
+            let w = try wallet.open()
+            let connection = try cloud.connection()
+            let id = self.id, force = self.force
+            try blockingAsync { () async throws -> Void in
+                let keys = try await w.replenishIfNeeded(cardID: id, from: connection, force: force)
+                print("\(keys) new keys; \(w.keysLeft(cardID: id)) usable")
+            }
+        }
+    }
 
     struct WalletOptions: ParsableArguments {
         @Option(help: "The wallet directory.") var dir = "cloudtap-phone"
@@ -113,7 +163,7 @@ struct PhoneCommand: ParsableCommand {
         func run() throws {
             let w = try wallet.open()
             w.ownerVerified = unlocked
-            let card = LockedApplet(w.applet())
+            let card = SharedCardApplet(w.applet())
             let host = self.host, port = self.port
             try blockingAsync { () async throws -> Void in
                 let connection = try await VirtualCard.connect(host: host, port: port, process: { bytes in
@@ -126,13 +176,4 @@ struct PhoneCommand: ParsableCommand {
             }
         }
     }
-}
-
-/// The applet behind a lock, for the transport's thread.
-final class LockedApplet: @unchecked Sendable {
-    var applet: CardApplet
-    let lock = NSLock()
-    init(_ applet: CardApplet) { self.applet = applet }
-    func process(_ bytes: [UInt8]) -> [UInt8] { lock.withLock { applet.process(bytes) } }
-    func reset() { lock.withLock { applet.reset() } }
 }
