@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Wallet", targets: ["Wallet"]),
         .library(name: "Terminal", targets: ["Terminal"]),
         .library(name: "TokenService", targets: ["TokenService"]),
+        .library(name: "Switch", targets: ["Switch"]),
         .library(name: "Server", targets: ["Server"]),
         .executable(name: "cloudtap", targets: ["cloudtap"]),
     ],
@@ -87,6 +88,12 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Resources/openapi.json")]
         ),
+        // Not "Network": packages test `canImport(Network)` for Apple's framework of that name.
+        .target(
+            name: "Switch",
+            dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "Storage", "TokenService", "IssuerHost",
+                           .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log")]
+        ),
         .target(name: "StorageTestSupport", dependencies: ["Storage"], path: "Tests/StorageTestSupport"),
         .executableTarget(
             name: "cloudtap",
@@ -109,7 +116,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "IssuerHostTests", dependencies: ["IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
-        .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "CloudWire", "Wallet", "Terminal", "EMV", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
+        .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "CloudWire", "Wallet", "Terminal", "EMV", "Switch", "ISO8583", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
                                                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "CloudWire", "Wallet", "Terminal", "TokenService", "IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto",
                                                         "PaymentCore", .product(name: "HummingbirdTesting", package: "hummingbird"),

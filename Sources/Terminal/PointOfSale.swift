@@ -132,11 +132,21 @@ public actor PointOfSale {
         let clock = OnlineAuthorization.clock(Date())
         let reversal = ReversalRequest(original: request.message, stan: String(format: "%06d", nextSTAN()), transmissionDateTime: clock.mmddhhmmss, reasonCode: reason)
         do {
-            _ = try await host.send(reversal.message)
+            _ = try await host.send(Self.terminalForm(reversal))
         } catch {
             pendingReversals.append(reversal)
         }
         return reversal
+    }
+
+    /// The reversal as the terminal dialect carries it: no DE90 (the dialect has only a primary
+    /// bitmap); DE61 names the original instead — batch (6, zeros), STAN (6), transmission
+    /// date and time (10).
+    static func terminalForm(_ reversal: ReversalRequest) -> Message {
+        var m = reversal.message
+        m[90] = nil
+        m[61] = "000000" + (reversal.original[11] ?? "000000") + (reversal.original[7] ?? "0000000000")
+        return m
     }
 
     /// Sends the reversals still pending; returns how many are left.
@@ -144,7 +154,7 @@ public actor PointOfSale {
     public func retryReversals() async -> Int {
         var left: [ReversalRequest] = []
         for reversal in pendingReversals {
-            do { _ = try await host.send(reversal.message) } catch { left.append(reversal) }
+            do { _ = try await host.send(Self.terminalForm(reversal)) } catch { left.append(reversal) }
         }
         pendingReversals = left
         return left.count

@@ -1,0 +1,63 @@
+import Foundation
+import ISO8583
+import IssuerHost
+import PaymentCore
+import PaymentCrypto
+
+/// The ISO 8583 front of an issuer host: network-dialect 0200 and 0400 in, 0210 and 0410 out.
+/// A request the host cannot read gets a format error (30).
+public struct IssuerGateway: Sendable {
+    let host: IssuerHost
+
+    public init(host: IssuerHost) { self.host = host }
+
+    /// The key an authorization is known by at the issuer: acquirer, STAN and transmission time
+    /// of the switch's request (DE32, DE11, DE7). A reversal names them in DE90.
+    static func key(acquirer: String, stan: String, transmission: String) -> String { "\(acquirer)/\(stan)/\(transmission)" }
+
+    public func handle(_ message: Message) async -> Message {
+        do {
+            switch message.mti {
+            case MessageType.financialRequest.rawValue, MessageType.authorizationRequest.rawValue:
+                return try await authorize(message)
+            case MessageType.reversalRequest.rawValue, MessageType.reversalAdvice.rawValue:
+                return try await reverse(message)
+            default:
+                return Self.formatError(message)
+            }
+        } catch {
+            return Self.answer(message, code: error is ISO8583Error ? "30" : "96")
+        }
+    }
+
+    func authorize(_ message: Message) async throws -> Message {
+        let request = try AuthorizationRequest(message: message)
+        let input = AuthorizationInput(
+            idempotencyKey: Self.key(acquirer: request.acquirerID, stan: request.stan, transmission: request.transmissionDateTime),
+            pan: request.pan, amount: request.amount, pinBlock: request.pinBlock.map { EncryptedPINBlock(format: .iso0, bytes: $0) })
+        let outcome = try await host.authorize(input)
+        let code: String? = if case .approved(let c) = outcome.decision { c } else { nil }
+        return try AuthorizationResponse(responding: message, responseCode: outcome.decision.responseCode.rawValue, authorizationCode: code).message
+    }
+
+    func reverse(_ message: Message) async throws -> Message {
+        // DE90: original MTI (4), STAN (6), transmission date-time (10), acquirer (11), forwarder (11).
+        guard let original = message[90], original.count >= 20, let acquirer = message[32] else {
+            throw ISO8583Error(.invalidValue("a reversal needs DE90 and DE32"), path: "DE90", offset: 0)
+        }
+        let chars = Array(original)
+        let stan = String(chars[4..<10]), transmission = String(chars[10..<20])
+        let code = try await host.reverse(idempotencyKey: Self.key(acquirer: acquirer, stan: stan, transmission: transmission))
+        return Self.answer(message, code: code.rawValue)
+    }
+
+    /// The response MTI, the request's echoed fields, and DE39.
+    static func answer(_ request: Message, code: String) -> Message {
+        var m = Message(mti: MessageType.responseMTI(for: request.mti) ?? "0810")
+        for field in AuthorizationResponse.echoedFields + [61, 90] { m[field] = request[field] }
+        m[39] = code
+        return m
+    }
+
+    static func formatError(_ request: Message) -> Message { answer(request, code: "30") }
+}

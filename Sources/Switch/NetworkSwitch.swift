@@ -1,0 +1,361 @@
+import EMV
+import Foundation
+import ISO8583
+import ISO8583Link
+import IssuerHost
+import Logging
+import PaymentCore
+import PaymentCrypto
+import SQLKit
+import Storage
+import TokenService
+
+/// A link to one issuer host, in the network dialect.
+public protocol IssuerConnection: Sendable {
+    func send(_ request: Message) async throws -> Message
+}
+
+extension ISO8583Client: IssuerConnection {}
+
+/// An issuer in the same process (its gateway called directly).
+public struct InProcessIssuer: IssuerConnection {
+    let gateway: IssuerGateway
+    public init(_ gateway: IssuerGateway) { self.gateway = gateway }
+    public func send(_ request: Message) async throws -> Message { await gateway.handle(request) }
+}
+
+/// What the switch answers for a bank whose host is silent.
+public enum StandInPolicy: Sendable, Hashable {
+    /// Decline with 91 (issuer unavailable).
+    case decline
+    /// Approve amounts up to this many minor units, decline above.
+    case approveUpTo(Int64)
+}
+
+public struct SwitchConfiguration: Sendable {
+    /// DE33: this network's institution id.
+    public var institutionID = "00090000"
+    /// How long an issuer has to answer.
+    public var issuerTimeout: Duration = .seconds(5)
+    /// Terminal id → the name of its PIN key in the key component.
+    public var terminalPINKeys: [String: String] = [:]
+    /// Bank id → stand-in policy; a bank not named declines with 91.
+    public var standIn: [String: StandInPolicy] = [:]
+    public init() {}
+}
+
+/// The network switch: terminals' 0200 and 0400 in (terminal dialect), the token service for
+/// cloud cards, PIN translation, routing by BIN to the issuers (network dialect), the answer
+/// mapped back to the token. Every request is recorded by its key, so a duplicate gets the
+/// first answer and a reversal finds what it reverses.
+public final class NetworkSwitch: Sendable {
+    let db: Database
+    let tsp: TokenService
+    let issuerHost: IssuerHost
+    let keys: any KeyHolding
+    let issuers: [String: any IssuerConnection]
+    let configuration: SwitchConfiguration
+    let logger: Logger
+    let spec: MessageSpec?
+
+    public init(database: Database, tokenService: TokenService, issuerHost: IssuerHost, keys: any KeyHolding, issuers: [String: any IssuerConnection],
+                configuration: SwitchConfiguration = SwitchConfiguration(), logger: Logger = Logger(label: "cloudtap.switch")) {
+        self.db = database
+        self.tsp = tokenService
+        self.issuerHost = issuerHost
+        self.keys = keys
+        self.issuers = issuers
+        self.configuration = configuration
+        self.logger = logger
+        self.spec = try? MessageSpec.dialect("network")
+    }
+
+    /// Answers one terminal message.
+    public func handle(_ message: Message) async -> Message {
+        do {
+            switch message.mti {
+            case MessageType.financialRequest.rawValue, MessageType.authorizationRequest.rawValue:
+                return try await authorize(message)
+            case MessageType.reversalRequest.rawValue, MessageType.reversalAdvice.rawValue:
+                return try await reverseFromTerminal(message)
+            case MessageType.networkManagementRequest.rawValue:
+                return IssuerGateway.answer(message, code: "00")
+            default:
+                return IssuerGateway.formatError(message)
+            }
+        } catch let error as ISO8583Error {
+            logger.notice("format error from terminal", metadata: ["error": "\(error)"])
+            return IssuerGateway.answer(message, code: "30")
+        } catch {
+            logger.error("switch failure", metadata: ["error": "\(error)"])
+            return IssuerGateway.answer(message, code: "96")
+        }
+    }
+
+    // MARK: Authorization
+
+    func authorize(_ message: Message) async throws -> Message {
+        let request = try AuthorizationRequest(message: message)
+        let key = "\(request.terminalID)/\(request.stan)/\(request.transmissionDateTime)"
+        if let earlier = try await recorded(key) { return try await duplicate(of: earlier, key: key, message: message) }
+        let now = Date().ISO8601Format()
+        let inserted: Int64? = try await db.transaction { tx in
+            if try await tx.raw("SELECT id FROM net_transactions WHERE request_key = \(bind: key)").first() != nil { return nil }
+            return try await tx.raw("""
+                INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at)
+                VALUES (\(bind: key), \(bind: request.terminalID), \(bind: request.stan), \(bind: request.pan.lastFour), \(bind: request.amount.minorUnits),
+                        \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: now)) RETURNING id
+                """).first()!.decode(column: "id", as: Int64.self)
+        }
+        guard let id = inserted, let earlier = Optional(id) else {
+            return try await duplicate(of: try await recorded(key)!, key: key, message: message)
+        }
+        _ = earlier
+        let (code, authCode, arpc, reason) = await route(request, id: id)
+        try await finish(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason, state: code == "00" ? "approved" : "declined")
+        return try respond(message, code: code, authCode: authCode, arpc: arpc)
+    }
+
+    /// Everything between the terminal's request and the issuer's answer.
+    func route(_ request: AuthorizationRequest, id: Int64) async -> (String, String?, [UInt8]?, String) {
+        do {
+            var pan = request.pan
+            if try await isToken(pan) {
+                guard let icc = request.iccData, let arqc = icc.find(0x9F26)?.value else { return ("05", nil, nil, "no cryptogram for a token") }
+                var values: [UInt32: [UInt8]] = [:]
+                for tlv in icc { values[tlv.tag.rawValue] = tlv.value }
+                guard let data = try? TransactionData(values: values) else { return ("30", nil, nil, "DE55 lacks the cryptogram data") }
+                let psn = request.cardSequenceNumber.map { String($0.suffix(2)) } ?? "01"
+                switch try await tsp.validate(CryptogramCheck(token: pan, psn: psn, data: data, arqc: arqc)) {
+                case .declined(let code, let reason): return (code, nil, nil, "token service: \(reason)")
+                case .valid(let real, _, _): pan = real
+                }
+            }
+            guard let bank = try await bank(for: pan), let connection = issuers[bank] else { return ("15", nil, nil, "no issuer for this BIN") }
+            var pinBlock: [UInt8]?
+            if let block = request.pinBlock {
+                guard let tpk = configuration.terminalPINKeys[request.terminalID],
+                      let setup = try await issuerHost.banks().first(where: { $0.id == bank }) else { return ("96", nil, nil, "no PIN key for terminal") }
+                pinBlock = try keys.translatePIN(EncryptedPINBlock(format: .iso0, bytes: block),
+                                                 from: PINZone(keyName: tpk, format: .iso0, pan: request.pan),
+                                                 to: PINZone(keyName: setup.pinKeyName, format: .iso0, pan: pan)).bytes
+            }
+            let clock = Self.clock()
+            let stan = String(format: "%06d", id % 1_000_000)
+            let issuerKey = IssuerGateway.key(acquirer: request.acquirerID, stan: stan, transmission: clock)
+            try await db.transaction { tx in
+                try await tx.raw("UPDATE net_transactions SET bank_id = \(bind: bank), issuer_key = \(bind: issuerKey) WHERE id = \(bind: id)").run()
+            }
+            var forward = request
+            forward.pan = pan
+            forward.track2 = request.track2.map { pan.digits + $0.drop { $0 != "=" } }
+            forward.stan = stan
+            forward.transmissionDateTime = clock
+            forward.forwardingID = configuration.institutionID
+            forward.pinBlock = pinBlock
+            forward.privateData = [("TK", request.pan.digits)]
+            log("→ issuer \(bank)", forward.message)
+            let outbound = forward.message
+            let call = Task { try await connection.send(outbound) }
+            guard let answer = await Self.value(of: call, within: configuration.issuerTimeout) else {
+                return standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound, call: call, connection: connection)
+            }
+            log("← issuer \(bank)", answer)
+            let response = try AuthorizationResponse(message: answer)
+            return (response.responseCode, response.authorizationCode, response.issuerAuthenticationData, "issuer")
+        } catch {
+            logger.error("routing failed", metadata: ["error": "\(error)"])
+            return ("96", nil, nil, "switch error")
+        }
+    }
+
+    /// The issuer did not answer in time: answer by the bank's stand-in policy. If the issuer
+    /// answers later and approved what the switch declined, a reversal advice undoes it.
+    func standIn(bank: String, amount: Int64, forward: Message, call: Task<Message, any Error>, connection: any IssuerConnection) -> (String, String?, [UInt8]?, String) {
+        let policy = configuration.standIn[bank] ?? .decline
+        let approve: Bool = if case .approveUpTo(let limit) = policy { amount <= limit } else { false }
+        let logger = self.logger, institution = configuration.institutionID
+        if !approve {
+            Task {
+                guard let late = try? await call.value, late[39] == "00" else { return }
+                var advice = Message(mti: MessageType.reversalAdvice.rawValue)
+                advice[7] = Self.clock()
+                advice[11] = forward[11]
+                advice[32] = forward[32]
+                advice[33] = institution
+                advice[39] = "68"  // response received too late
+                advice[41] = forward[41]
+                advice[90] = ReversalRequest.originalDataElements(of: forward)
+                _ = try? await connection.send(advice)
+                logger.notice("late approval reversed", metadata: ["bank": "\(bank)"])
+            }
+            return ("91", nil, nil, "stand-in: issuer silent")
+        }
+        return ("00", "S" + String(format: "%05d", Int.random(in: 0..<100_000)), nil, "stand-in: approved under the limit")
+    }
+
+    // MARK: Reversal from a terminal
+
+    func reverseFromTerminal(_ message: Message) async throws -> Message {
+        // The original: DE90 (MTI, STAN, transmission time, …) or, in the terminal dialect,
+        // DE61 (batch, STAN, transmission time).
+        let originalSTAN: String, originalTime: String
+        if let original = message[90], original.count >= 20 {
+            let chars = Array(original)
+            (originalSTAN, originalTime) = (String(chars[4..<10]), String(chars[10..<20]))
+        } else if let original = message[61], original.count >= 22 {
+            let chars = Array(original)
+            (originalSTAN, originalTime) = (String(chars[6..<12]), String(chars[12..<22]))
+        } else {
+            throw ISO8583Error(.invalidValue("a reversal names its original in DE90 or DE61"), path: "DE90", offset: 0)
+        }
+        guard let terminal = message[41] else { throw ISO8583Error(.invalidValue("a reversal needs DE41"), path: "DE41", offset: 0) }
+        let key = "\(terminal)/\(originalSTAN)/\(originalTime)"
+        guard let row = try await db.sql.raw("SELECT id, state, bank_id, issuer_key FROM net_transactions WHERE request_key = \(bind: key)").first() else {
+            return IssuerGateway.answer(message, code: "25")
+        }
+        let id = try row.decode(column: "id", as: Int64.self)
+        let state = try row.decode(column: "state", as: String.self)
+        if state == "approved", let bank = try row.decode(column: "bank_id", as: String?.self), let issuerKey = try row.decode(column: "issuer_key", as: String?.self),
+           let connection = issuers[bank] {
+            let parts = issuerKey.split(separator: "/").map(String.init)
+            var reversal = Message(mti: MessageType.reversalRequest.rawValue)
+            reversal[7] = Self.clock()
+            reversal[11] = String(format: "%06d", (id + 500_000) % 1_000_000)
+            reversal[32] = parts[0]
+            reversal[33] = configuration.institutionID
+            reversal[39] = message[39] ?? "98"
+            reversal[41] = terminal
+            var originalMessage = Message(mti: MessageType.financialRequest.rawValue)
+            originalMessage[11] = parts[1]
+            originalMessage[7] = parts[2]
+            originalMessage[32] = parts[0]
+            originalMessage[33] = configuration.institutionID
+            reversal[90] = ReversalRequest.originalDataElements(of: originalMessage)
+            let outbound = reversal
+            guard let answer = await Self.value(of: Task { try await connection.send(outbound) }, within: configuration.issuerTimeout),
+                  answer[39] == "00" || answer[39] == "25" else {
+                return IssuerGateway.answer(message, code: "91")
+            }
+            try await db.transaction { tx in
+                try await tx.raw("UPDATE net_transactions SET state = 'reversed' WHERE id = \(bind: id)").run()
+            }
+        }
+        return IssuerGateway.answer(message, code: "00")
+    }
+
+    // MARK: Records
+
+    struct Recorded { let state: String; let code: String?; let authCode: String?; let arpc: [UInt8]? }
+
+    func recorded(_ key: String) async throws -> Recorded? {
+        guard let row = try await db.sql.raw("SELECT state, response_code, auth_code, arpc FROM net_transactions WHERE request_key = \(bind: key)").first() else { return nil }
+        return Recorded(state: try row.decode(column: "state", as: String.self), code: try row.decode(column: "response_code", as: String?.self),
+                        authCode: try row.decode(column: "auth_code", as: String?.self), arpc: try row.decode(column: "arpc", as: Data?.self).map(Array.init))
+    }
+
+    /// A repeat of a request: the first answer again (waiting for it while it is in flight).
+    func duplicate(of earlier: Recorded, key: String, message: Message) async throws -> Message {
+        var current = earlier
+        let clock = ContinuousClock()
+        let deadline = clock.now + configuration.issuerTimeout + .seconds(1)
+        while current.state == "pending", clock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+            current = try await recorded(key) ?? current
+        }
+        logger.info("duplicate request answered from the record", metadata: ["key": "\(key)"])
+        return try respond(message, code: current.code ?? "96", authCode: current.authCode, arpc: current.arpc)
+    }
+
+    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, state: String) async throws {
+        let now = Date().ISO8601Format()
+        try await db.transaction { tx in
+            try await tx.raw("""
+                UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
+                    state = \(bind: state), reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
+                """).run()
+        }
+    }
+
+    func respond(_ message: Message, code: String, authCode: String?, arpc: [UInt8]?) throws -> Message {
+        try AuthorizationResponse(responding: message, responseCode: code, authorizationCode: authCode, iccData: arpc.map { [TLV(0x91, $0)] }).message
+    }
+
+    // MARK: Routing tables
+
+    func isToken(_ pan: PAN) async throws -> Bool {
+        for bank in try await issuerHost.banks() {
+            for range in try await tsp.tokenRanges(bank: bank.id) where Self.inRange(pan, range.low, range.high) { return true }
+        }
+        return false
+    }
+
+    /// The bank whose card range holds the PAN, by longest prefix.
+    func bank(for pan: PAN) async throws -> String? {
+        var best: (String, Int)?
+        for bank in try await issuerHost.banks() {
+            for range in try await issuerHost.binRanges(bank: bank.id) where range.kind == "card" && Self.inRange(pan, range.low, range.high) {
+                if best == nil || range.low.count > best!.1 { best = (bank.id, range.low.count) }
+            }
+        }
+        return best?.0
+    }
+
+    static func inRange(_ pan: PAN, _ low: String, _ high: String) -> Bool {
+        let prefix = String(pan.digits.prefix(low.count))
+        return prefix.count == low.count && low <= prefix && prefix <= high
+    }
+
+    func log(_ what: String, _ message: Message) {
+        guard logger.logLevel <= .debug, let spec else { return }
+        logger.debug("\(what)", metadata: ["message": "\(message.describe(spec: spec, reveal: false))"])
+    }
+
+    static func clock() -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let p = calendar.dateComponents([.month, .day, .hour, .minute, .second], from: Date())
+        return String(format: "%02d%02d%02d%02d%02d", p.month!, p.day!, p.hour!, p.minute!, p.second!)
+    }
+
+    /// The task's value if it arrives within `timeout`; nil when it fails or is late (the task
+    /// goes on, so a late answer can still be handled).
+    static func value<T: Sendable>(of task: Task<T, any Error>, within timeout: Duration) async -> T? {
+        let once = ResumeOnce<T?>()
+        return await withCheckedContinuation { continuation in
+            once.set(continuation)
+            Task { once.resume(try? await task.value) }
+            Task {
+                try? await Task.sleep(for: timeout)
+                once.resume(nil)
+            }
+        }
+    }
+}
+
+/// Resumes a continuation with the first value given, ignores the rest.
+final class ResumeOnce<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<T, Never>?
+    private var early: T??
+
+    func set(_ c: CheckedContinuation<T, Never>) {
+        lock.lock()
+        if let early { lock.unlock(); c.resume(returning: early!); return }
+        continuation = c
+        lock.unlock()
+    }
+
+    func resume(_ value: T) {
+        lock.lock()
+        if let c = continuation {
+            continuation = nil
+            early = .some(value)
+            lock.unlock()
+            c.resume(returning: value)
+        } else {
+            if early == nil { early = .some(value) }
+            lock.unlock()
+        }
+    }
+}

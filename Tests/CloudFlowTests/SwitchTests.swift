@@ -1,0 +1,175 @@
+import CloudWire
+import Crypto
+import EMV
+import Foundation
+import ISO8583
+import IssuerHost
+import Switch
+import PaymentCore
+import PaymentCrypto
+import Server
+import Storage
+import Terminal
+import Testing
+import TokenService
+import Wallet
+
+/// The POS's link to the switch, in process, with every message packed and unpacked in the
+/// terminal dialect on the way (so the bytes are exercised too).
+struct SwitchLink: AuthorizationHost {
+    let network: NetworkSwitch
+    let spec = try! MessageSpec.dialect("terminal")
+    /// Drop the answer (the POS then sees silence).
+    var dropAnswers = false
+    struct Lost: Error {}
+    func send(_ request: Message) async throws -> Message {
+        let answer = await network.handle(try spec.unpack(try spec.pack(request)))
+        if dropAnswers { throw Lost() }
+        return try spec.unpack(try spec.pack(answer))
+    }
+}
+
+/// An issuer that answers, but late.
+struct SlowIssuer: IssuerConnection {
+    let inner: InProcessIssuer
+    let delay: Duration
+    func send(_ request: Message) async throws -> Message {
+        try await Task.sleep(for: delay)
+        return try await inner.send(request)
+    }
+}
+
+/// What the customer keys next on the test PIN pad.
+enum PINBox {
+    nonisolated(unsafe) static var pin: String? = "135790"
+    static let lock = NSLock()
+    static func set(_ p: String?) { lock.withLock { pin = p } }
+    static func next() -> String? { lock.withLock { pin } }
+}
+
+@Suite("The switch: token → cryptogram check → PIN translation → route by BIN → issuer → answer", .serialized)
+struct SwitchTests {
+    static let tpk = KeyTools.oddParity([UInt8](repeating: 0x7A, count: 16))
+    static let shop = MerchantTerminal(terminalID: "TERM0001", merchantID: "MERCHANT0000001", acquirerID: "01020000",
+                                       merchantNameLocation: "CLOUDTAP TEST SHOP       SHANGHAI     CN")
+
+    struct Setup {
+        let cloud: Cloud
+        let network: NetworkSwitch
+        let phone: Wallet
+        let account: Int64
+        let pos: PointOfSale
+        /// A POS whose answers get lost on the way back.
+        let deafPOS: PointOfSale
+    }
+
+    static func setUp(_ c: Cloud, issuerDelay: Duration? = nil, standIn: StandInPolicy? = nil) async throws -> Setup {
+        try await c.db.migrate(NetworkSchema.migrations)
+        try await c.issuer.addBINRange(bank: "BANKA", low: "621022", high: "621022", kind: "card")
+        _ = try c.hsm.importClearKey(name: "TERM0001/tpk", usage: .pinEncryption, algorithm: .tdes, key: tpk)
+        var configuration = SwitchConfiguration()
+        configuration.terminalPINKeys = ["TERM0001": "TERM0001/tpk"]
+        if let issuerDelay { configuration.issuerTimeout = issuerDelay / 4 }
+        if let standIn { configuration.standIn = ["BANKA": standIn] }
+        let gateway = InProcessIssuer(IssuerGateway(host: c.issuer))
+        let connection: any IssuerConnection = issuerDelay.map { SlowIssuer(inner: gateway, delay: $0) } ?? gateway
+        let network = NetworkSwitch(database: c.db, tokenService: c.tsp, issuerHost: c.issuer, keys: c.hsm, issuers: ["BANKA": connection],
+                                    configuration: configuration)
+        let phone = try Wallet(store: MemorySecureStore(), deviceID: "phone-1")
+        guard case .codeSent(let enrollment, _) = try await c.tsp.enroll(
+            EnrollmentRequest(requestor: "BANKAPP0001", pan: c.card, expiry: "2912", cvn2: try c.cvn2, holderName: "ZHANG SAN", deviceID: "phone-1",
+                              devicePublicKey: phone.devicePublicKey), issuer: IssuerHostEligibility(host: c.issuer)),
+              case .verified(let token) = try await c.tsp.verifyOTP(enrollmentID: enrollment, code: try await c.lastCode()) else {
+            throw CancellationError()
+        }
+        try phone.addCloudCard(id: "bank-a", sealedProfile: try await c.tsp.sealedTokenProfile(tokenID: token.id))
+        let keys = try await c.tsp.issueKeys(tokenID: token.id, count: 5)
+        try phone.addKeys(cardID: "bank-a", keys.map { Wallet.SealedKey(index: $0.index, sealedKey: $0.sealedKey, limits: $0.limits) })
+        let account = try await c.issuer.card(id: 1)?.accountID ?? 1
+        func pos(_ drop: Bool, _ stan: UInt32) -> PointOfSale {
+            PointOfSale(configuration: TerminalConfiguration(), merchant: shop, pinPad: SoftwarePINPad(terminalPINKey: tpk, keypad: { PINBox.next() }),
+                        host: SwitchLink(network: network, dropAnswers: drop), firstSTAN: stan)
+        }
+        return Setup(cloud: c, network: network, phone: phone, account: account, pos: pos(false, 1), deafPOS: pos(true, 500))
+    }
+
+    static func sale(_ s: Setup, _ amount: String, pin: String? = "135790", drop: Bool = false) async throws -> SaleResult {
+        PINBox.set(pin)
+        return await (drop ? s.deafPOS : s.pos).sale(amount: try Amount(amount, currency: .cny), over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) })
+    }
+
+    @Test("38.50 without PIN and 1,288.00 with PIN are approved and booked; a wrong PIN is declined 55")
+    func approvals() async throws {
+        try await CloudFlowTests.each("switch-approve") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            let small = try await Self.sale(s, "38.50")
+            guard case .approved = small.outcome else { Issue.record("\(small.outcome)"); return }
+            #expect(small.response?.echoed[2] == small.request?.pan.digits)  // the POS sees the token, never the card
+            #expect(small.request?.pan.digits.hasPrefix("623456") == true)
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+            let big = try await Self.sale(s, "1288.00")
+            guard case .approved = big.outcome else { Issue.record("\(big.outcome)"); return }
+            #expect(big.request?.posEntryMode == "071")
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850 - 128_800)
+            #expect(try await Self.sale(s, "1500.00", pin: "000000").outcome == .declined(responseCode: "55"))
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850 - 128_800)
+        }
+    }
+
+    @Test("a duplicate 0200 gets the first answer and is charged once; a replayed cryptogram is declined")
+    func duplicates() async throws {
+        try await CloudFlowTests.each("switch-duplicate") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            let first = try await Self.sale(s, "38.50")
+            let request = try #require(first.request)
+            let again = await s.network.handle(request.message)
+            #expect(again[39] == "00")
+            #expect(again[38] == first.response?.authorizationCode)
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+            // The same card data under a new STAN: the cloud has seen the ATC.
+            var replay = request
+            replay.stan = "999999"
+            let declined = await s.network.handle(replay.message)
+            #expect(declined[39] == "05")
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+        }
+    }
+
+    @Test("the POS hears nothing and reverses; the switch reverses at the issuer; a suspended token is declined")
+    func reversalAndSuspension() async throws {
+        try await CloudFlowTests.each("switch-reverse") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            let lost = try await Self.sale(s, "38.50", drop: true)
+            guard case .noAnswer = lost.outcome else { Issue.record("\(lost.outcome)"); return }
+            #expect(lost.reversal != nil)
+            #expect(try await c.issuer.balance(account: s.account) == 500_000)
+            // Lost phone: the bank suspends the token; the next tap is declined in the cloud.
+            let token = try #require(try await c.tsp.tokens(requestor: "BANKAPP0001").first)
+            try await c.tsp.change(tokenID: token.id, .suspend, actor: .issuer, reason: .lost, bank: "BANKA")
+            #expect(try await Self.sale(s, "38.50").outcome == .declined(responseCode: "62"))
+        }
+    }
+
+    @Test("a silent issuer: stand-in 91, and its late approval is reversed; or stand-in approval under the limit")
+    func standIn() async throws {
+        try await CloudFlowTests.each("switch-standin") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c, issuerDelay: .milliseconds(400))
+            #expect(try await Self.sale(s, "38.50").outcome == .declined(responseCode: "91"))
+            // The issuer approves late; the switch's reversal advice gives the money back.
+            var restored = false
+            for _ in 0..<100 where !restored {
+                try await Task.sleep(for: .milliseconds(20))
+                let balance = try await c.issuer.balance(account: s.account)
+                let trial = try await c.issuer.trialBalance()
+                restored = balance == 500_000 && trial == 0
+            }
+            #expect(restored)
+        }
+        try await CloudFlowTests.each("switch-standin-approve") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c, issuerDelay: .milliseconds(400), standIn: .approveUpTo(10_000))
+            guard case .approved(let code) = try await Self.sale(s, "38.50").outcome else { Issue.record("not approved in stand-in"); return }
+            #expect(code.hasPrefix("S"))
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
