@@ -99,7 +99,8 @@ let package = Package(
             name: "cloudtap",
             dependencies: [
                 "PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "Storage", "TokenService", "IssuerHost",
-                "CloudWire", "Wallet", "Terminal", "PCSC",
+                "CloudWire", "Wallet", "Terminal", "PCSC", "Switch", "Server",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -60,6 +60,11 @@ public final class Vault: Sendable {
     }
 
     /// The active data key's id.
+    /// Whether a data key is active (a fresh vault needs ``rotateDataKey(kekName:)`` once).
+    public func hasActiveDataKey() async throws -> Bool {
+        try await db.sql.raw("SELECT id FROM tsp_data_keys WHERE state = 'active'").first() != nil
+    }
+
     func activeDataKey(_ tx: any SQLDatabase) async throws -> Int64 {
         guard let row = try await tx.raw("SELECT id FROM tsp_data_keys WHERE state = 'active'").first() else {
             throw StorageError("the vault has no active data key (rotateDataKey first)")

@@ -144,3 +144,23 @@ struct PhonePOSCLITests {
         #expect(none.stderr.contains("phone init"))
     }
 }
+
+@Suite("cloudtap demo")
+struct DemoCLITests {
+    @Test("the demo runs the story end to end and ends with balanced books, printing no card number")
+    func demo() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-demo-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try CLI.run(["demo", "--data-dir", dir])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("The books balance."))
+        #expect(run.stdout.contains("outcome: approved"))
+        #expect(run.stdout.contains("DE22 071"))
+        #expect(run.stdout.contains("DE39 62"))
+        #expect(!run.stdout.contains("6210220110002707354"))
+        #expect(!run.stderr.contains("6210220110002707354"))
+        // The data directory's secrets are owner-only.
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/master.key")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
+}

@@ -1,0 +1,210 @@
+import Crypto
+import Foundation
+import Hummingbird
+import ISO8583
+import ISO8583Link
+import IssuerHost
+import Logging
+import PaymentCore
+import PaymentCrypto
+import Server
+import Storage
+import Switch
+import TokenService
+
+/// What `cloudtap serve` runs, from a JSON file or the defaults (which need no file at all).
+struct NodeConfiguration: Codable, Sendable {
+    struct Bank: Codable, Sendable {
+        var id: String
+        var name: String
+        var institutionID: String
+        var cardRange: String
+        var tokenRange: [String]
+        /// Test cards: PAN, expiry, PIN, mobile, holder, opening balance (minor units), product.
+        var cards: [Card]
+        var standInLimit: Int64?
+    }
+    struct Card: Codable, Sendable {
+        var pan: String
+        var expiry: String
+        var pin: String
+        var mobile: String
+        var holder: String
+        var balance: Int64
+        var product: String
+    }
+
+    var dataDirectory = "cloudtap-data"
+    /// `sqlite` (a file in the data directory) or a `postgres://` URL.
+    var database: String?
+    var httpHost = "127.0.0.1"
+    var httpPort = 8080
+    var switchPort = 5000
+    var terminals = ["TERM0001"]
+    var requestors = ["WALLET00001"]
+    var banks: [Bank] = [
+        Bank(id: "BANKA", name: "Bank of Pudong (test)", institutionID: "01020000", cardRange: "621022", tokenRange: ["62345600", "62345699"],
+             cards: [Card(pan: "6210220110002707354", expiry: "2912", pin: "135790", mobile: "13812345678", holder: "ZHANG SAN", balance: 500_000, product: "debit")],
+             standInLimit: nil),
+        Bank(id: "BANKB", name: "Bank of Lujiazui (test)", institutionID: "01030000", cardRange: "622588", tokenRange: ["62345700", "62345799"],
+             cards: [Card(pan: "6225880000000001", expiry: "3001", pin: "246810", mobile: "13900001111", holder: "LI SI", balance: 0, product: "credit")],
+             standInLimit: 50_000),
+    ]
+
+    static func load(_ path: String?) throws -> NodeConfiguration {
+        guard let path else { return NodeConfiguration() }
+        return try JSONDecoder().decode(NodeConfiguration.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
+
+/// The credentials `serve` hands out on first start, kept (owner-only) in the data directory.
+struct NodeCredentials: Codable, Sendable {
+    var operatorKey: String
+    var requestorKeys: [String: String] = [:]
+    var bankKeys: [String: String] = [:]
+    /// Terminal id → its PIN key, hex (a test deployment's PIN pads load it).
+    var terminalPINKeys: [String: String] = [:]
+}
+
+/// One process running the whole network: the switch (ISO 8583, terminal dialect), the token
+/// service, the issuer hosts and the HTTP API, on one database and one key component.
+final class Node: Sendable {
+    let configuration: NodeConfiguration
+    let db: Database
+    let hsm: SoftwareHSM
+    let issuer: IssuerHost
+    let tsp: TokenService
+    let network: NetworkSwitch
+    let api: CloudAPI
+    let credentials: NodeCredentials
+    let switchServer: ISO8583Server
+    let logger: Logger
+
+    static func open(_ configuration: NodeConfiguration, logger: Logger) async throws -> Node {
+        let dir = configuration.dataDirectory
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let masterKey = try secret(at: (dir as NSString).appendingPathComponent("master.key"), bytes: 32)
+        let keyFile = (dir as NSString).appendingPathComponent("keys.json")
+        let blocks = (try? JSONDecoder().decode([String: String].self, from: Data(contentsOf: URL(fileURLWithPath: keyFile)))) ?? [:]
+        let hsm = try SoftwareHSM(masterKey: masterKey, keyBlocks: blocks)
+        let location: DatabaseLocation = configuration.database.map { $0.hasPrefix("postgres") ? .postgres(url: $0) : .sqlite(path: $0) }
+            ?? .sqlite(path: (dir as NSString).appendingPathComponent("cloudtap.sqlite"))
+        let db = try await Database.open(location, logger: logger)
+        try await db.migrate(IssuerSchema.migrations + TokenSchema.migrations + NetworkSchema.migrations)
+        for name in ["issuer-vault", "issuer-lookup", "tsp-kek", "tsp-lookup"] where !hsm.keyNames().contains(name) {
+            _ = try hsm.generateKey(name: name, usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
+        }
+        let issuer = IssuerHost(database: db, keys: hsm)
+        let tsp = TokenService(database: db, keys: hsm, vault: Vault(database: db, keys: hsm))
+        let credentialFile = (dir as NSString).appendingPathComponent("credentials.json")
+        var credentials = (try? JSONDecoder().decode(NodeCredentials.self, from: Data(contentsOf: URL(fileURLWithPath: credentialFile))))
+            ?? NodeCredentials(operatorKey: randomHex(32))
+        try await provision(configuration, issuer: issuer, tsp: tsp, hsm: hsm, credentials: &credentials)
+        try write(JSONEncoder().encode(hsm.keyBlocks), to: keyFile)
+        try write(JSONEncoder().encode(credentials), to: credentialFile)
+
+        var switchConfiguration = SwitchConfiguration()
+        for terminal in configuration.terminals { switchConfiguration.terminalPINKeys[terminal] = "\(terminal)/tpk" }
+        for bank in configuration.banks { if let limit = bank.standInLimit { switchConfiguration.standIn[bank.id] = .approveUpTo(limit) } }
+        let issuers = Dictionary(uniqueKeysWithValues: configuration.banks.map { ($0.id, InProcessIssuer(IssuerGateway(host: issuer)) as any IssuerConnection) })
+        let network = NetworkSwitch(database: db, tokenService: tsp, issuerHost: issuer, keys: hsm, issuers: issuers, configuration: switchConfiguration, logger: logger)
+        let spec = try MessageSpec.dialect("terminal")
+        let switchServer = ISO8583Server(endpoint: LinkEndpoint(host: configuration.httpHost, port: configuration.switchPort, spec: spec, framing: .binaryLength2)) { message in
+            await network.handle(message)
+        }
+        let api = CloudAPI(tokenService: tsp, issuer: issuer, keys: hsm, configuration: CloudAPI.Configuration(operatorAPIKey: credentials.operatorKey))
+        return Node(configuration: configuration, db: db, hsm: hsm, issuer: issuer, tsp: tsp, network: network, api: api, credentials: credentials,
+                    switchServer: switchServer, logger: logger)
+    }
+
+    init(configuration: NodeConfiguration, db: Database, hsm: SoftwareHSM, issuer: IssuerHost, tsp: TokenService, network: NetworkSwitch, api: CloudAPI,
+         credentials: NodeCredentials, switchServer: ISO8583Server, logger: Logger) {
+        self.configuration = configuration
+        self.db = db
+        self.hsm = hsm
+        self.issuer = issuer
+        self.tsp = tsp
+        self.network = network
+        self.api = api
+        self.credentials = credentials
+        self.switchServer = switchServer
+        self.logger = logger
+    }
+
+    /// Banks, ranges, keys, terminals, requestors and test cards, each made once.
+    static func provision(_ c: NodeConfiguration, issuer: IssuerHost, tsp: TokenService, hsm: SoftwareHSM, credentials: inout NodeCredentials) async throws {
+        if try await tsp.vault.hasActiveDataKey() == false { try await tsp.vault.rotateDataKey() }
+        for terminal in c.terminals where !hsm.keyNames().contains("\(terminal)/tpk") {
+            let key = KeyTools.oddParity((0..<16).map { _ in UInt8.random(in: 0...255) })
+            _ = try hsm.importClearKey(name: "\(terminal)/tpk", usage: .pinEncryption, algorithm: .tdes, key: key)
+            credentials.terminalPINKeys[terminal] = key.hexString
+        }
+        let known = Set(try await tsp.requestors().map(\.id))
+        for requestor in c.requestors where !known.contains(requestor) {
+            credentials.requestorKeys[requestor] = try await tsp.registerRequestor(id: requestor, name: requestor)
+        }
+        let banks = Set(try await issuer.banks().map(\.id))
+        for bank in c.banks where !banks.contains(bank.id) {
+            for (role, usage) in [("imk-ac", KeyUsage.issuerMasterKeyAC), ("zpk", .pinEncryption), ("pvk", .pinVerificationVisaPVV), ("cvk", .cardVerification),
+                                  ("tsp-imk", .issuerMasterKeyAC)] where !hsm.keyNames().contains("\(bank.id)/\(role)") {
+                _ = try hsm.generateKey(name: "\(bank.id)/\(role)", usage: usage, algorithm: .tdes, lengthBytes: 16)
+            }
+            try await issuer.addBank(BankSetup(id: bank.id, name: bank.name, institutionID: bank.institutionID, cardKeyName: "\(bank.id)/imk-ac",
+                                               pinKeyName: "\(bank.id)/zpk", pvkName: "\(bank.id)/pvk"))
+            try await issuer.addBINRange(bank: bank.id, low: bank.cardRange, high: bank.cardRange, kind: "card")
+            try await issuer.addBINRange(bank: bank.id, low: bank.tokenRange[0], high: bank.tokenRange[1], kind: "token")
+            try await tsp.addTokenRange(bank: bank.id, low: bank.tokenRange[0], high: bank.tokenRange[1])
+            try await tsp.setBankKeys(bank: bank.id, imkName: "\(bank.id)/tsp-imk")
+            credentials.bankKeys[bank.id] = try await tsp.issueBankAPIKey(bank: bank.id)
+            // The zone PIN key is only ever in the key component: the test cards' PINs are
+            // enciphered under it there, by a key block exported under a one-off key.
+            let kek = (0..<32).map { _ in UInt8.random(in: 0...255) }
+            let kekName = "\(bank.id)/setup-kek-\(UUID().uuidString.prefix(8))"
+            _ = try hsm.importClearKey(name: kekName, usage: .keyEncryption, algorithm: .aes, key: kek)
+            let zpk = try TR31.unwrap(try hsm.exportKeyBlock(name: "\(bank.id)/zpk", kekName: kekName), kbpk: kek).key
+            for card in bank.cards {
+                let pan = try PAN(card.pan)
+                let product = Product(rawValue: card.product) ?? .debit
+                let account = try await issuer.openAccount(bank: bank.id, product: product, openingBalance: product == .debit ? card.balance : 0,
+                                                           creditLimit: product == .credit ? 5_000_000 : 0)
+                _ = try await issuer.issueCard(bank: bank.id, account: account, pan: pan, expiry: card.expiry, product: product, holderName: card.holder,
+                                               mobile: card.mobile, pinBlock: try ISO9564.encipher(PINBlock.encode(pin: card.pin, format: .iso0, pan: pan), key: zpk, pan: pan))
+            }
+        }
+    }
+
+    /// Starts the switch listener; returns its port.
+    func startSwitch() async throws -> Int { try await switchServer.start() }
+
+    func application(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> Application<RouterResponder<CloudRequestContext>> {
+        try api.application(listener: APIListener(host: configuration.httpHost, port: configuration.httpPort), logger: logger, onListening: onListening)
+    }
+
+    func shutdown() async {
+        await switchServer.shutdown()
+        try? Self.write(JSONEncoder().encode(hsm.keyBlocks), to: (configuration.dataDirectory as NSString).appendingPathComponent("keys.json"))
+        await db.shutdown()
+    }
+
+    // MARK: Files
+
+    /// A secret kept in an owner-only file, created on first use.
+    static func secret(at path: String, bytes: Int) throws -> [UInt8] {
+        if let hex = try? String(contentsOfFile: path, encoding: .utf8), let key = try? [UInt8](hex: hex.trimmingCharacters(in: .whitespacesAndNewlines)), key.count == bytes {
+            return key
+        }
+        let key = (0..<bytes).map { _ in UInt8.random(in: 0...255) }
+        try write(Data(key.hexString.utf8), to: path)
+        return key
+    }
+
+    static func write(_ data: Data, to path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else { throw ToolError("cannot create \(path)") }
+        }
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+    }
+
+    static func randomHex(_ bytes: Int) -> String { (0..<bytes).map { _ in UInt8.random(in: 0...255) }.hexString }
+}
