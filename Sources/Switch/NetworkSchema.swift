@@ -14,5 +14,16 @@ public enum NetworkSchema {
             """,
             "CREATE INDEX net_transactions_terminal ON net_transactions (terminal_id, stan)",
         ] },
+        Migration(id: 3001, name: "clearing and settlement") { e in [
+            "ALTER TABLE net_transactions ADD COLUMN merchant_id TEXT",
+            "ALTER TABLE net_transactions ADD COLUMN acquirer_id TEXT",
+            "CREATE TABLE net_settlement_batches (id \(e.autoID), cutoff TEXT NOT NULL, transactions INTEGER NOT NULL, total \(e.bigint) NOT NULL, created_at TEXT NOT NULL)",
+            // One row per cleared transaction: cleared once, in one batch.
+            """
+            CREATE TABLE net_clearing (transaction_id \(e.bigint) PRIMARY KEY REFERENCES net_transactions(id), batch_id \(e.bigint) NOT NULL REFERENCES net_settlement_batches(id),
+                issuer_bank TEXT NOT NULL, acquirer_bank TEXT NOT NULL, merchant_id TEXT NOT NULL, amount \(e.bigint) NOT NULL, currency INTEGER NOT NULL,
+                interchange \(e.bigint) NOT NULL, issuer_fee \(e.bigint) NOT NULL, acquirer_fee \(e.bigint) NOT NULL, merchant_fee \(e.bigint) NOT NULL)
+            """,
+        ] },
     ]
 }

@@ -102,9 +102,9 @@ public final class NetworkSwitch: Sendable {
         let inserted: Int64? = try await db.transaction { tx in
             if try await tx.raw("SELECT id FROM net_transactions WHERE request_key = \(bind: key)").first() != nil { return nil }
             return try await tx.raw("""
-                INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at)
+                INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at, merchant_id, acquirer_id)
                 VALUES (\(bind: key), \(bind: request.terminalID), \(bind: request.stan), \(bind: request.pan.lastFour), \(bind: request.amount.minorUnits),
-                        \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: now)) RETURNING id
+                        \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: now), \(bind: request.merchantID), \(bind: request.acquirerID)) RETURNING id
                 """).first()!.decode(column: "id", as: Int64.self)
         }
         guard let id = inserted, let earlier = Optional(id) else {

@@ -172,4 +172,34 @@ struct SwitchTests {
             try await Task.sleep(for: .milliseconds(500))
         }
     }
+
+    @Test("end of day: approved, unreversed transactions cleared once; positions and fees balance to the fen")
+    func settlement() async throws {
+        try await CloudFlowTests.each("switch-settle") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            guard case .approved = try await Self.sale(s, "38.50").outcome, case .approved = try await Self.sale(s, "1288.00").outcome else {
+                Issue.record("sales not approved"); return
+            }
+            guard case .noAnswer = try await Self.sale(s, "20.00", drop: true).outcome else { Issue.record("not reversed"); return }  // reversed: not cleared
+            #expect(try await Self.sale(s, "2000.00", pin: "000000").outcome == .declined(responseCode: "55"))
+            let settlement = Settlement(database: c.db, issuerHost: c.issuer)
+            let report = try await settlement.run(cutoff: Date().addingTimeInterval(1))
+            #expect(report.transactions == 2)
+            #expect(report.total == 132_650)
+            #expect(report.balances)
+            // Bank A is issuer and acquirer here: it pays the network both fees (3 + 3 basis points).
+            #expect(report.positions.map(\.bank) == ["BANKA"])
+            #expect(report.positions.first?.net == -(FeeSchedule.fee(3850, 3) * 2 + FeeSchedule.fee(128_800, 3) * 2))
+            #expect(report.networkIncome == FeeSchedule.fee(3850, 3) * 2 + FeeSchedule.fee(128_800, 3) * 2)
+            let merchant = try #require(report.merchants.first)
+            #expect(merchant.merchant == "MERCHANT0000001")
+            #expect(merchant.gross == 132_650)
+            #expect(merchant.discount == 23 + 773)
+            #expect(merchant.net == 132_650 - 796)
+            #expect(report.merchantCSV.hasPrefix("batch,acquirer,merchant,transactions,gross,discount,net\n"))
+            #expect(report.positionsCSV.contains(",BANKA,132650,132650,0,"))
+            // A second run finds nothing new.
+            #expect(try await settlement.run(cutoff: Date().addingTimeInterval(1)).transactions == 0)
+        }
+    }
 }

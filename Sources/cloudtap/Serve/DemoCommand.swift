@@ -10,6 +10,7 @@ import ISO8583Link
 import Logging
 import PaymentCore
 import PaymentCrypto
+import Switch
 import Terminal
 import Wallet
 
@@ -122,19 +123,29 @@ struct Demo {
         try phone.replenished(cardID: "bank-a", request: request, keys: fresh)
         print("   \(fresh.count) new keys; \(phone.keysLeft(cardID: "bank-a")) usable")
 
-        step(8, "End of day: the books")
+        step(8, "End of day: the books, clearing and settlement")
         let trial = try await node.issuer.trialBalance()
         let mismatches = try await node.issuer.balanceMismatches()
         let cardRecord = try await node.issuer.card(id: 1)
         let account = try await node.issuer.account(id: cardRecord?.accountID ?? 0)
         print("   ZHANG SAN's account: \(Amount(minorUnits: account?.balance ?? 0, currency: .cny)) (opened with 5000.00 CNY)")
         print("   trial balance \(trial) (zero: every posting balanced); accounts disagreeing with the ledger: \(mismatches.count)")
-        print("   clearing and settlement files arrive with the next stage of the switch")
+        let report = try await Settlement(database: node.db, issuerHost: node.issuer).run()
+        print("   clearing batch \(report.batch): \(report.transactions) approved, unreversed transactions, \(Amount(minorUnits: report.total, currency: .cny))")
+        for p in report.positions {
+            print("   \(p.bank): issued \(Amount(minorUnits: p.issued, currency: .cny)), acquired \(Amount(minorUnits: p.acquired, currency: .cny)), " +
+                  "fees \(Amount(minorUnits: p.fees, currency: .cny)), net \(Amount(minorUnits: p.net, currency: .cny))")
+        }
+        for m in report.merchants {
+            print("   merchant \(m.merchant) (\(m.acquirer)): \(m.transactions) sales, gross \(Amount(minorUnits: m.gross, currency: .cny)), " +
+                  "discount \(Amount(minorUnits: m.discount, currency: .cny)), paid \(Amount(minorUnits: m.net, currency: .cny))")
+        }
+        print("   network fee income \(Amount(minorUnits: report.networkIncome, currency: .cny)); positions and income sum to \(report.balances ? "zero" : "NOT zero")")
         await link.shutdown()
         server.cancel()
         _ = await server.result
         await node.shutdown()
-        guard trial == 0, mismatches.isEmpty else { throw ToolError("the books do not balance") }
+        guard trial == 0, mismatches.isEmpty, report.balances else { throw ToolError("the books do not balance") }
         print("\nThe books balance.")
     }
 
