@@ -47,9 +47,12 @@ public final class ISO8583Client: @unchecked Sendable {
         }
     }
 
-    /// Sends a request and waits for its response. Throws ``ClientLinkStateMachine/Failure``
-    /// on timeout, a lost connection, a duplicate key in flight, or shutdown.
+    /// Sends a request and waits for its response. Throws the packing error when the dialect
+    /// cannot carry the message, and ``ClientLinkStateMachine/Failure`` on timeout, a lost
+    /// connection, a duplicate key in flight, or shutdown.
     public func send(_ request: Message) async throws -> Message {
+        // A message the dialect cannot carry fails here, to the caller, rather than on the wire.
+        _ = try endpoint.spec.pack(request)
         let promise = loop.makePromise(of: Message.self)
         loop.execute {
             let id = self.nextID

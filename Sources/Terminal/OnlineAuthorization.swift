@@ -17,11 +17,13 @@ public struct MerchantTerminal: Sendable, Hashable {
     /// DE18, the merchant category code.
     public var merchantType: String
 
+    /// `merchantNameLocation` is cut or space-padded to DE43's 40 characters.
     public init(terminalID: String, merchantID: String, acquirerID: String, merchantNameLocation: String, merchantType: String = "5411") {
         self.terminalID = terminalID
         self.merchantID = merchantID
         self.acquirerID = acquirerID
-        self.merchantNameLocation = merchantNameLocation
+        let name = String(merchantNameLocation.prefix(40))
+        self.merchantNameLocation = name + String(repeating: " ", count: 40 - name.count)
         self.merchantType = merchantType
     }
 }

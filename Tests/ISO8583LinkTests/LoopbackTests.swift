@@ -35,6 +35,22 @@ struct LoopbackTests {
         return m
     }
 
+    @Test("a message the dialect cannot carry fails at once, to the caller, not after the timeout")
+    func unpackableRequest() async throws {
+        let spec = try MessageSpec.dialect("terminal")
+        let server = ISO8583Server(endpoint: LinkEndpoint(host: "127.0.0.1", port: 0, spec: spec, framing: .binaryLength2), handler: Self.approve)
+        let port = try await server.start()
+        let client = try ISO8583Client(endpoint: LinkEndpoint(host: "127.0.0.1", port: port, spec: spec, framing: .binaryLength2),
+                                       configuration: Self.clientConfiguration(style: .terminal))
+        client.start()
+        var bad = Self.request(1)
+        bad[43] = "TOO SHORT"  // DE43 is 40 characters
+        await #expect(throws: ISO8583Error.self) { _ = try await client.send(bad) }
+        #expect(try await client.send(Self.request(2))[39] == "00")
+        await client.shutdown()
+        await server.shutdown()
+    }
+
     @Test("many requests in flight on one connection, each answered, in each dialect", arguments: [
         ("terminal", Framing.binaryLength2), ("network", .networkHeader), ("iso87ascii", .asciiLength4),
     ])
