@@ -131,6 +131,13 @@ extension CloudAPI {
                 throw APIProblem(.unprocessableContent, code: "key-block-refused", detail: "\(e)")
             }
         }
+        // The SMS gateway's stand-in: what the token service would have sent, newest last.
+        ops.get("sms") { request, _ -> SMSList in
+            try requireOperator(request)
+            let mobile = request.uri.queryParameters.get("mobileEndsWith")
+            let messages = try await tsp.smsOutbox().filter { mobile == nil || $0.0.hasSuffix(mobile!) }.suffix(100)
+            return SMSList(messages: messages.map { SMSList.Item(maskedMobile: String(repeating: "*", count: max(0, $0.0.count - 4)) + $0.0.suffix(4), text: $0.1) })
+        }
         ops.get("requestors") { request, _ -> RequestorList in
             try requireOperator(request)
             return RequestorList(requestors: try await tsp.requestors().map { RequestorList.Item(id: $0.id, name: $0.name) })
@@ -236,6 +243,11 @@ struct BankBody: Decodable, Sendable {
     let institutionId: String
     let cryptogramProfile: String?
     let keys: Keys?
+}
+
+struct SMSList: ResponseCodable {
+    struct Item: Codable { let maskedMobile: String; let text: String }
+    let messages: [Item]
 }
 
 struct BankKeyIssued: ResponseCodable { let bankId: String; let apiKey: String }

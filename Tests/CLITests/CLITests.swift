@@ -159,6 +159,12 @@ struct DemoCLITests {
         #expect(run.stdout.contains("DE39 62"))
         #expect(!run.stdout.contains("6210220110002707354"))
         #expect(!run.stderr.contains("6210220110002707354"))
+        // At rest: neither the card number nor the PIN in any file of the data directory.
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + file))
+            #expect(bytes.range(of: Data("6210220110002707354".utf8)) == nil, "card number in \(file)")
+            #expect(bytes.range(of: Data("135790".utf8)) == nil, "PIN in \(file)")
+        }
         // The data directory's secrets are owner-only.
         let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/master.key")
         #expect((attributes[.posixPermissions] as? Int) == 0o600)

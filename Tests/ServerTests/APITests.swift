@@ -329,6 +329,17 @@ struct APITests {
                     #expect((object(r.body)["requestors"] as? [[String: Any]])?.count == 2)
                     #expect(!String(buffer: r.body).contains(c.walletA))
                 }
+                // The SMS gateway's stand-in: the code is there, the mobile number masked.
+                _ = try await f.enroll(client, wallet: APIFixture.requestor("WALLET00001", c.walletA), pan: APIFixture.panA, expiry: "2912", device: "p-sms",
+                                       key: P256.KeyAgreement.PrivateKey())
+                let code = try await f.lastCode()
+                try await client.execute(uri: "/v1/operator/sms?mobileEndsWith=5678", method: .get, headers: op) { r in
+                    let messages = object(r.body)["messages"] as? [[String: Any]] ?? []
+                    #expect(messages.count == 1)
+                    #expect(messages.first?["maskedMobile"] as? String == "*******5678")
+                    #expect((messages.first?["text"] as? String)?.contains(code) == true)
+                    #expect(!String(buffer: r.body).contains("13812345678"))
+                }
                 // A new bank key replaces the old one.
                 let fresh = try await client.execute(uri: "/v1/operator/banks/BANKA/api-key", method: .post, headers: op) { object($0.body)["apiKey"] as? String ?? "" }
                 try await client.execute(uri: "/v1/cards", method: .get, headers: APIFixture.bank("BANKA", c.bankA)) { r in #expect(r.status == .unauthorized) }

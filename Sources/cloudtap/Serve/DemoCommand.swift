@@ -79,8 +79,9 @@ struct Demo {
             "devicePublicKey": phone.devicePublicKey.x963Representation.base64EncodedString(),
         ])
         print("   POST /v1/enrollments → 202, one-time code sent to \(enrollment["maskedMobile"] ?? "")")
-        let sms = try await node.tsp.smsOutbox().last?.1 ?? ""
-        print("   SMS: \"\(sms)\"")
+        let outbox = try await http.call("GET", "/v1/operator/sms?mobileEndsWith=5678", auth: node.credentials.operatorKey)
+        let sms = (outbox["messages"] as? [[String: Any]])?.last?["text"] as? String ?? ""
+        print("   SMS (GET /v1/operator/sms, the SMS gateway's stand-in): \"\(sms)\"")
         let code = sms.split(separator: " ").first { $0.count == 7 && $0.hasSuffix(".") && $0.dropLast().allSatisfy(\.isNumber) }.map { String($0.dropLast()) } ?? ""
         let token = try await http.call("POST", "/v1/enrollments/\(enrollment["enrollmentId"] ?? 0)/otp", auth: requestorKey, requestor: "WALLET00001", body: ["code": code])
         let tokenID = Int64(token["id"] as? Int ?? 0)
@@ -191,7 +192,8 @@ struct DemoHTTP {
     let base: URL
 
     func call(_ method: String, _ path: String, auth: String, requestor: String? = nil, bank: String? = nil, body: [String: Any]? = nil) async throws -> [String: Any] {
-        var request = URLRequest(url: base.appendingPathComponent(String(path.dropFirst())))
+        guard let url = URL(string: base.absoluteString + path) else { throw ToolError("bad path \(path)") }
+        var request = URLRequest(url: url)
         request.httpMethod = method
         request.setValue("Bearer \(auth)", forHTTPHeaderField: "Authorization")
         if let requestor { request.setValue(requestor, forHTTPHeaderField: "CloudTap-Requestor") }
