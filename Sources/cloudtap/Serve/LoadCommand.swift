@@ -57,9 +57,11 @@ struct LoadCommand: ParsableCommand {
                 }
             }
             await withTaskGroup(of: Void.self) { group in
-                for lane in lanes {
+                for (i, lane) in lanes.enumerated() {
                     group.addTask {
-                        var next = ContinuousClock.now
+                        // Lanes start staggered across one interval, so arrivals are spread, not in bursts.
+                        var next = ContinuousClock.now + (interval.map { $0 * Double(i) / Double(lanes.count) } ?? .zero)
+                        if interval != nil { try? await Task.sleep(until: next) }
                         while ContinuousClock.now < deadline {
                             let start = ContinuousClock.now
                             let result = await lane.pos.sale(amount: Amount(minorUnits: 1000, currency: .cny), over: lane.transport)
