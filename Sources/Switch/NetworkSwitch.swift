@@ -57,6 +57,7 @@ public final class NetworkSwitch: Sendable {
     let configuration: SwitchConfiguration
     let logger: Logger
     let spec: MessageSpec?
+    let table = Locked<RoutingTable?>(nil)
 
     public init(database: Database, tokenService: TokenService, issuerHost: IssuerHost, keys: any KeyHolding, issuers: [String: any IssuerConnection],
                 configuration: SwitchConfiguration = SwitchConfiguration(), logger: Logger = Logger(label: "cloudtap.switch")) {
@@ -135,10 +136,10 @@ public final class NetworkSwitch: Sendable {
             var pinBlock: [UInt8]?
             if let block = request.pinBlock {
                 guard let tpk = configuration.terminalPINKeys[request.terminalID],
-                      let setup = try await issuerHost.banks().first(where: { $0.id == bank }) else { return ("96", nil, nil, "no PIN key for terminal") }
+                      let zonePINKey = try await routing().pinKeys[bank] else { return ("96", nil, nil, "no PIN key for terminal") }
                 pinBlock = try keys.translatePIN(EncryptedPINBlock(format: .iso0, bytes: block),
                                                  from: PINZone(keyName: tpk, format: .iso0, pan: request.pan),
-                                                 to: PINZone(keyName: setup.pinKeyName, format: .iso0, pan: pan)).bytes
+                                                 to: PINZone(keyName: zonePINKey, format: .iso0, pan: pan)).bytes
             }
             let clock = Self.clock()
             let stan = String(format: "%06d", id % 1_000_000)
@@ -283,22 +284,35 @@ public final class NetworkSwitch: Sendable {
 
     // MARK: Routing tables
 
-    func isToken(_ pan: PAN) async throws -> Bool {
+    /// Banks, their card and token ranges and zone PIN keys, read from the database at most
+    /// every two seconds (so the operator's changes arrive quickly without a query per request).
+    struct RoutingTable: Sendable {
+        var tokenRanges: [(low: String, high: String)] = []
+        var cardRanges: [(bank: String, low: String, high: String)] = []
+        var pinKeys: [String: String] = [:]
+        var loaded: ContinuousClock.Instant?
+    }
+
+    func routing() async throws -> RoutingTable {
+        let now = ContinuousClock.now
+        if let cached = table.withLock({ $0 }), let loaded = cached.loaded, now - loaded < .seconds(2) { return cached }
+        var fresh = RoutingTable(loaded: now)
         for bank in try await issuerHost.banks() {
-            for range in try await tsp.tokenRanges(bank: bank.id) where Self.inRange(pan, range.low, range.high) { return true }
+            fresh.pinKeys[bank.id] = bank.pinKeyName
+            fresh.tokenRanges += try await tsp.tokenRanges(bank: bank.id)
+            fresh.cardRanges += try await issuerHost.binRanges(bank: bank.id).filter { $0.kind == "card" }.map { (bank.id, $0.low, $0.high) }
         }
-        return false
+        table.withLock { $0 = fresh }
+        return fresh
+    }
+
+    func isToken(_ pan: PAN) async throws -> Bool {
+        try await routing().tokenRanges.contains { Self.inRange(pan, $0.low, $0.high) }
     }
 
     /// The bank whose card range holds the PAN, by longest prefix.
     func bank(for pan: PAN) async throws -> String? {
-        var best: (String, Int)?
-        for bank in try await issuerHost.banks() {
-            for range in try await issuerHost.binRanges(bank: bank.id) where range.kind == "card" && Self.inRange(pan, range.low, range.high) {
-                if best == nil || range.low.count > best!.1 { best = (bank.id, range.low.count) }
-            }
-        }
-        return best?.0
+        try await routing().cardRanges.filter { Self.inRange(pan, $0.low, $0.high) }.max { $0.low.count < $1.low.count }?.bank
     }
 
     static func inRange(_ pan: PAN, _ low: String, _ high: String) -> Bool {
@@ -357,5 +371,17 @@ final class ResumeOnce<T: Sendable>: @unchecked Sendable {
             if early == nil { early = .some(value) }
             lock.unlock()
         }
+    }
+}
+
+/// A value behind a lock (Foundation's, so the module builds wherever Foundation does).
+final class Locked<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
     }
 }
