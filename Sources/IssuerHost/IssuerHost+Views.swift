@@ -79,3 +79,26 @@ extension IssuerHost {
                              creditLimit: try row.decode(column: "credit_limit", as: Int64.self))
     }
 }
+
+/// One ledger entry of an authorization.
+public struct Posting: Sendable, Hashable, Codable {
+    public let account: String
+    /// Signed minor units: the entries of one posting sum to zero.
+    public let amount: Int64
+    public let memo: String
+}
+
+extension IssuerHost {
+    /// The decision and ledger entries of the authorization known by `idempotencyKey`.
+    public func postings(idempotencyKey: String) async throws -> (responseCode: String, state: String, entries: [Posting])? {
+        guard let auth = try await db.sql.raw("""
+            SELECT id, response_code, state FROM issuer_authorizations WHERE idempotency_key = \(bind: idempotencyKey)
+            """).first() else { return nil }
+        let id = try auth.decode(column: "id", as: Int64.self)
+        let entries = try await db.sql.raw("SELECT account, amount, memo FROM issuer_ledger WHERE authorization_id = \(bind: id) ORDER BY id").all().map {
+            Posting(account: try $0.decode(column: "account", as: String.self), amount: try $0.decode(column: "amount", as: Int64.self),
+                    memo: try $0.decode(column: "memo", as: String.self))
+        }
+        return (try auth.decode(column: "response_code", as: String.self), try auth.decode(column: "state", as: String.self), entries)
+    }
+}

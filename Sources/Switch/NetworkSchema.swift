@@ -25,5 +25,8 @@ public enum NetworkSchema {
                 interchange \(e.bigint) NOT NULL, issuer_fee \(e.bigint) NOT NULL, acquirer_fee \(e.bigint) NOT NULL, merchant_fee \(e.bigint) NOT NULL)
             """,
         ] },
+        Migration(id: 3002, name: "what crossed the switch, per transaction (masked)") { e in [
+            "CREATE TABLE net_messages (transaction_id \(e.bigint) NOT NULL REFERENCES net_transactions(id), seq INTEGER NOT NULL, direction TEXT NOT NULL, mti TEXT NOT NULL, described TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (transaction_id, seq))",
+        ] },
     ]
 }

@@ -57,6 +57,7 @@ public final class NetworkSwitch: Sendable {
     let configuration: SwitchConfiguration
     let logger: Logger
     let spec: MessageSpec?
+    let terminalSpec: MessageSpec?
     let table = Locked<RoutingTable?>(nil)
 
     public init(database: Database, tokenService: TokenService, issuerHost: IssuerHost, keys: any KeyHolding, issuers: [String: any IssuerConnection],
@@ -69,6 +70,7 @@ public final class NetworkSwitch: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.spec = try? MessageSpec.dialect("network")
+        self.terminalSpec = try? MessageSpec.dialect("terminal")
     }
 
     /// Answers one terminal message.
@@ -108,17 +110,18 @@ public final class NetworkSwitch: Sendable {
                         \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: now), \(bind: request.merchantID), \(bind: request.acquirerID)) RETURNING id
                 """).first()!.decode(column: "id", as: Int64.self)
         }
-        guard let id = inserted, let earlier = Optional(id) else {
-            return try await duplicate(of: try await recorded(key)!, key: key, message: message)
-        }
-        _ = earlier
-        let (code, authCode, arpc, reason) = await route(request, id: id)
-        try await finish(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason, state: code == "00" ? "approved" : "declined")
-        return try respond(message, code: code, authCode: authCode, arpc: arpc)
+        guard let id = inserted else { return try await duplicate(of: try await recorded(key)!, key: key, message: message) }
+        let trace = Trace()
+        trace.add("terminal → switch", message, terminalSpec)
+        let (code, authCode, arpc, reason) = await route(request, id: id, trace: trace)
+        let response = try respond(message, code: code, authCode: authCode, arpc: arpc)
+        trace.add("switch → terminal", response, terminalSpec)
+        try await finish(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason, state: code == "00" ? "approved" : "declined", trace: trace)
+        return response
     }
 
     /// Everything between the terminal's request and the issuer's answer.
-    func route(_ request: AuthorizationRequest, id: Int64) async -> (String, String?, [UInt8]?, String) {
+    func route(_ request: AuthorizationRequest, id: Int64, trace: Trace) async -> (String, String?, [UInt8]?, String) {
         do {
             var pan = request.pan
             if try await isToken(pan) {
@@ -129,7 +132,9 @@ public final class NetworkSwitch: Sendable {
                 let psn = request.cardSequenceNumber.map { String($0.suffix(2)) } ?? "01"
                 switch try await tsp.validate(CryptogramCheck(token: pan, psn: psn, data: data, arqc: arqc)) {
                 case .declined(let code, let reason): return (code, nil, nil, "token service: \(reason)")
-                case .valid(let real, _, _): pan = real
+                case .valid(let real, let tokenID, let keyIndex):
+                    pan = real
+                    trace.note("token service: cryptogram verified, token \(tokenID), limited-use key \(keyIndex), ATC \(data.atc.hexString) first seen; card ending \(real.lastFour)")
                 }
             }
             guard let bank = try await bank(for: pan), let connection = issuers[bank] else { return ("15", nil, nil, "no issuer for this BIN") }
@@ -156,12 +161,14 @@ public final class NetworkSwitch: Sendable {
             forward.pinBlock = pinBlock
             forward.privateData = [("TK", request.pan.digits)]
             log("→ issuer \(bank)", forward.message)
+            trace.add("switch → issuer \(bank)", forward.message, spec)
             let outbound = forward.message
             let call = Task { try await connection.send(outbound) }
             guard let answer = await Self.value(of: call, within: configuration.issuerTimeout) else {
                 return standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound, call: call, connection: connection)
             }
             log("← issuer \(bank)", answer)
+            trace.add("issuer \(bank) → switch", answer, spec)
             let response = try AuthorizationResponse(message: answer)
             return (response.responseCode, response.authorizationCode, response.issuerAuthenticationData, "issuer")
         } catch {
@@ -268,9 +275,16 @@ public final class NetworkSwitch: Sendable {
         return try respond(message, code: current.code ?? "96", authCode: current.authCode, arpc: current.arpc)
     }
 
-    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, state: String) async throws {
+    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, state: String, trace: Trace) async throws {
         let now = Date().ISO8601Format()
+        let lines = trace.lines
         try await db.transaction { tx in
+            for (i, line) in lines.enumerated() {
+                try await tx.raw("""
+                    INSERT INTO net_messages (transaction_id, seq, direction, mti, described, created_at)
+                    VALUES (\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: now))
+                    """).run()
+            }
             try await tx.raw("""
                 UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
                     state = \(bind: state), reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
@@ -384,4 +398,20 @@ final class Locked<Value: Sendable>: @unchecked Sendable {
         defer { lock.unlock() }
         return try body(&value)
     }
+}
+
+/// What crossed the switch for one request, masked, kept with the transaction for `trace`.
+final class Trace: @unchecked Sendable {
+    struct Line: Sendable { let direction: String; let mti: String; let text: String }
+    private let lock = NSLock()
+    private var items: [Line] = []
+
+    func add(_ direction: String, _ message: Message, _ spec: MessageSpec?) {
+        let text = spec.map { message.describe(spec: $0, reveal: false) } ?? "MTI \(message.mti)"
+        lock.withLock { items.append(Line(direction: direction, mti: message.mti, text: text)) }
+    }
+
+    func note(_ text: String) { lock.withLock { items.append(Line(direction: "note", mti: "", text: text)) } }
+
+    var lines: [Line] { lock.withLock { items } }
 }

@@ -107,6 +107,14 @@ struct SwitchTests {
             #expect(small.response?.echoed[2] == small.request?.pan.digits)  // the POS sees the token, never the card
             #expect(small.request?.pan.digits.hasPrefix("623456") == true)
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+            // The trace: the four messages masked, the token service's check, balanced postings.
+            let trace = try #require(try await s.network.trace(transactionID: 1))
+            #expect(trace.lines.map(\.direction) == ["terminal → switch", "note", "switch → issuer BANKA", "issuer BANKA → switch", "switch → terminal"])
+            #expect(trace.lines.allSatisfy { !$0.text.contains(c.card.digits) && !$0.text.contains(small.request?.pan.digits ?? "-") })
+            #expect(trace.lines[1].text.contains("cryptogram verified"))
+            #expect(trace.postings.reduce(0) { $0 + $1.amount } == 0)
+            #expect(trace.postings.contains { $0.amount == 3850 })
+            #expect(trace.issuerDecision == "00 (approved)")
             let big = try await Self.sale(s, "1288.00")
             guard case .approved = big.outcome else { Issue.record("\(big.outcome)"); return }
             #expect(big.request?.posEntryMode == "071")

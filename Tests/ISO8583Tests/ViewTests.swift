@@ -26,6 +26,14 @@ struct ViewTests {
         #expect(EMVFieldMapping.mismatches(in: r.message).isEmpty)
     }
 
+    @Test("a description never shows the token DE63 TK carries, only its masked subfield")
+    func tokenInDE63Masked() throws {
+        let text = try Self.request().message.describe(spec: try MessageSpec.dialect("network"))
+        #expect(!text.contains("6234567890123456780"))
+        #expect(text.contains(".TK"))
+        #expect(try Self.request().message.describe(spec: try MessageSpec.dialect("network"), reveal: true).contains("6234567890123456780"))
+    }
+
     @Test("DE55 that disagrees with DE4, DE49, DE23 or DE13 is found")
     func mismatches() throws {
         var m = try Self.request().message

@@ -14,7 +14,12 @@ extension Message {
         for n in fieldNumbers {
             let fs = spec[n]
             let name = fs?.description ?? "(not in dialect)"
-            let shown = fs.map { Message.display(bytes(n)!, spec: $0, reveal: reveal) } ?? "\(bytes(n)!.count) bytes"
+            var shown = fs.map { Message.display(bytes(n)!, spec: $0, reveal: reveal) } ?? "\(bytes(n)!.count) bytes"
+            // A composite with a sensitive subfield (DE63 TK carries the token) shows only its
+            // subfields, each masked, never its raw value.
+            if !reveal, let composite = fs?.composite, composite.kind != .tlv, composite.subfields.contains(where: { $0.sensitivity != nil }) {
+                shown = "\(bytes(n)!.count) characters, by subfield:"
+            }
             let label = "DE" + String(n).leftPadded(to: 3)
             lines.append("\(label) \(name): \(shown)")
             if let composite = fs?.composite, composite.kind != .tlv, let subs = try? Message.subfields(bytes(n)!, composite, path: "DE\(n)") {

@@ -1,0 +1,65 @@
+import Foundation
+import IssuerHost
+import SQLKit
+import Storage
+
+/// One transaction as the network saw it: the record, every message that crossed the switch
+/// (masked), the token service's check, and the issuer's ledger entries.
+public struct TransactionTrace: Sendable {
+    public struct Summary: Sendable, Hashable {
+        public let id: Int64
+        public let createdAt: String
+        public let terminalID: String
+        public let stan: String
+        public let tokenLastFour: String
+        public let amount: Int64
+        public let currency: UInt16
+        public let bank: String?
+        public let responseCode: String?
+        public let authorizationCode: String?
+        public let state: String
+        public let reason: String
+    }
+    public struct Line: Sendable, Hashable {
+        public let direction: String
+        public let mti: String
+        public let text: String
+    }
+
+    public let summary: Summary
+    public let lines: [Line]
+    public let issuerDecision: String?
+    public let postings: [Posting]
+}
+
+extension NetworkSwitch {
+    /// The latest transactions, newest first.
+    public func recentTransactions(limit: Int = 20) async throws -> [TransactionTrace.Summary] {
+        try await db.sql.raw("SELECT * FROM net_transactions ORDER BY id DESC LIMIT \(bind: limit)").all().map(Self.summary)
+    }
+
+    public func trace(transactionID id: Int64) async throws -> TransactionTrace? {
+        guard let row = try await db.sql.raw("SELECT * FROM net_transactions WHERE id = \(bind: id)").first() else { return nil }
+        let lines = try await db.sql.raw("SELECT direction, mti, described FROM net_messages WHERE transaction_id = \(bind: id) ORDER BY seq").all().map {
+            TransactionTrace.Line(direction: try $0.decode(column: "direction", as: String.self), mti: try $0.decode(column: "mti", as: String.self),
+                                  text: try $0.decode(column: "described", as: String.self))
+        }
+        var decision: String?
+        var postings: [Posting] = []
+        if let key = try row.decode(column: "issuer_key", as: String?.self), let issuer = try await issuerHost.postings(idempotencyKey: key) {
+            decision = "\(issuer.responseCode) (\(issuer.state))"
+            postings = issuer.entries
+        }
+        return TransactionTrace(summary: try Self.summary(row), lines: lines, issuerDecision: decision, postings: postings)
+    }
+
+    static func summary(_ row: any SQLRow) throws -> TransactionTrace.Summary {
+        TransactionTrace.Summary(
+            id: try row.decode(column: "id", as: Int64.self), createdAt: try row.decode(column: "created_at", as: String.self),
+            terminalID: try row.decode(column: "terminal_id", as: String.self), stan: try row.decode(column: "stan", as: String.self),
+            tokenLastFour: try row.decode(column: "token_last4", as: String.self), amount: try row.decode(column: "amount", as: Int64.self),
+            currency: UInt16(try row.decode(column: "currency", as: Int.self)), bank: try row.decode(column: "bank_id", as: String?.self),
+            responseCode: try row.decode(column: "response_code", as: String?.self), authorizationCode: try row.decode(column: "auth_code", as: String?.self),
+            state: try row.decode(column: "state", as: String.self), reason: try row.decode(column: "reason", as: String.self))
+    }
+}
