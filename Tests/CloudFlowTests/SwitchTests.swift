@@ -2,6 +2,7 @@ import CloudWire
 import Crypto
 import EMV
 import Foundation
+import Logging
 import ISO8583
 import IssuerHost
 import Switch
@@ -9,6 +10,7 @@ import PaymentCore
 import PaymentCrypto
 import Server
 import Storage
+import StorageTestSupport
 import Terminal
 import Testing
 import TokenService
@@ -63,7 +65,8 @@ struct SwitchTests {
         let deafPOS: PointOfSale
     }
 
-    static func setUp(_ c: Cloud, issuerDelay: Duration? = nil, standIn: StandInPolicy? = nil) async throws -> Setup {
+    static func setUp(_ c: Cloud, issuerDelay: Duration? = nil, standIn: StandInPolicy? = nil,
+                      logger: Logger = Logger(label: "cloudtap.switch")) async throws -> Setup {
         try await c.db.migrate(NetworkSchema.migrations)
         try await c.issuer.addBINRange(bank: "BANKA", low: "621022", high: "621022", kind: "card")
         _ = try c.hsm.importClearKey(name: "TERM0001/tpk", usage: .pinEncryption, algorithm: .tdes, key: tpk)
@@ -74,7 +77,7 @@ struct SwitchTests {
         let gateway = InProcessIssuer(IssuerGateway(host: c.issuer))
         let connection: any IssuerConnection = issuerDelay.map { SlowIssuer(inner: gateway, delay: $0) } ?? gateway
         let network = NetworkSwitch(database: c.db, tokenService: c.tsp, issuerHost: c.issuer, keys: c.hsm, issuers: ["BANKA": connection],
-                                    configuration: configuration)
+                                    configuration: configuration, logger: logger)
         let phone = try Wallet(store: MemorySecureStore(), deviceID: "phone-1")
         guard case .codeSent(let enrollment, _) = try await c.tsp.enroll(
             EnrollmentRequest(requestor: "BANKAPP0001", pan: c.card, expiry: "2912", cvn2: try c.cvn2, holderName: "ZHANG SAN", deviceID: "phone-1",
@@ -208,6 +211,40 @@ struct SwitchTests {
             #expect(report.positionsCSV.contains(",BANKA,132650,132650,0,"))
             // A second run finds nothing new.
             #expect(try await settlement.run(cutoff: Date().addingTimeInterval(1)).transactions == 0)
+        }
+    }
+
+    @Test("sales through the switch, logged at trace level and stored in SQLite, leave no card or token number, PIN, PIN block or key")
+    func noSecrets() async throws {
+        let logs = CapturedLogs()
+        let logger = Logger(label: "cloudtap.test") { _ in
+            var h = CapturingLogHandler(sink: logs)
+            h.logLevel = .trace
+            return h
+        }
+        let path = TestDatabases.sqlitePath("switch-scan")
+        let db = try await Database.open(.sqlite(path: path), logger: logger)
+        var secrets: [String] = []
+        do {
+            let c = try await Cloud.make(db)
+            let s = try await Self.setUp(c, logger: logger)
+            let small = try await Self.sale(s, "38.50")
+            let big = try await Self.sale(s, "1288.00")
+            guard case .approved = small.outcome, case .approved = big.outcome else { Issue.record("not approved"); await db.shutdown(); return }
+            let token = try #require(s.phone.cards.first?.profile.pan)
+            secrets = [c.card.digits, token, "135790", Self.tpk.hexString, c.zpk.hexString, (big.request?.pinBlock ?? []).hexString]
+        } catch {
+            await db.shutdown()
+            throw error
+        }
+        await db.shutdown()
+        var bytes = Data()
+        for suffix in ["", "-wal"] { bytes += (try? Data(contentsOf: URL(fileURLWithPath: path + suffix))) ?? Data() }
+        let file = String(decoding: bytes, as: UTF8.self), logText = logs.text
+        #expect(logText.contains("issuer"))
+        for secret in secrets where !secret.isEmpty {
+            #expect(!file.contains(secret), "a secret (\(secret.count) characters) is in the database file")
+            #expect(!logText.contains(secret), "a secret (\(secret.count) characters) is in the logs")
         }
     }
 }
