@@ -23,13 +23,9 @@ extension ContactlessKernel {
         ]
     }
 
+    /// `value` as `bytes` bytes of BCD (zeros when it does not fit).
     static func bcd(_ value: Int64, bytes: Int) -> [UInt8] {
-        var v = value, out = [UInt8](repeating: 0, count: bytes)
-        for i in stride(from: bytes - 1, through: 0, by: -1) {
-            out[i] = UInt8(v % 10) | UInt8((v / 10) % 10) << 4
-            v /= 100
-        }
-        return out
+        (try? BCD.pack(String(value), byteCount: bytes)) ?? [UInt8](repeating: 0, count: bytes)
     }
 
     static func date(_ d: Date) -> [UInt8] {
@@ -40,8 +36,7 @@ extension ContactlessKernel {
     }
 
     static func yymm(_ d: Date) -> String {
-        let b = date(d)
-        return String(format: "%02X%02X", b[0], b[1])
+        date(d).prefix(2).hexString
     }
 
     /// The primitive fields of a template (77, 70), by tag; nil when the bytes are not that
@@ -55,7 +50,7 @@ extension ContactlessKernel {
 
     /// PAN and YYMM from track 2 equivalent data.
     static func parseTrack2(_ bytes: [UInt8]) -> (pan: PAN, expiry: String)? {
-        let nibbles = bytes.map { String(format: "%02X", $0) }.joined()
+        let nibbles = bytes.hexString
         guard let separator = nibbles.firstIndex(of: "D") else { return nil }
         let panDigits = String(nibbles[..<separator])
         let rest = nibbles[nibbles.index(after: separator)...]
@@ -64,7 +59,7 @@ extension ContactlessKernel {
     }
 
     static func digits(_ bytes: [UInt8]) -> String {
-        var s = bytes.map { String(format: "%02X", $0) }.joined()
+        var s = bytes.hexString
         while s.hasSuffix("F") { s.removeLast() }
         return s
     }

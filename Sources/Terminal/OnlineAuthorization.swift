@@ -59,7 +59,7 @@ public enum OnlineAuthorization {
 
     /// Track 2 equivalent data as DE35 characters: the separator D becomes '=', padding F goes.
     static func track2(_ bytes: [UInt8]) -> String {
-        var s = bytes.map { String(format: "%02X", $0) }.joined()
+        var s = bytes.hexString
         while s.hasSuffix("F") { s.removeLast() }
         return s.replacingOccurrences(of: "D", with: "=")
     }

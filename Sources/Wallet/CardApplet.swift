@@ -176,16 +176,15 @@ public struct CardApplet: Sendable {
 
     // MARK: Card data
 
-    /// Track 2 equivalent data: PAN ‖ D ‖ YYMM ‖ service code 220 ‖ discretionary data, F-padded.
+    /// Track 2 equivalent data: PAN ‖ D ‖ YYMM ‖ service code 220 ‖ discretionary data, F-padded
+    /// (every character a hex digit, so the nibbles are its hex).
     static func track2(_ p: CardProfile) -> [UInt8] {
-        var nibbles = p.pan + "D" + p.expiry + "220" + "0000000"
-        if nibbles.count % 2 == 1 { nibbles += "F" }
-        return Array(nibbles).chunked2.map { UInt8(hexDigit($0.0) << 4 | hexDigit($0.1)) }
+        let nibbles = p.pan + "D" + p.expiry + "220" + "0000000"
+        return (try? [UInt8](hex: nibbles.count % 2 == 1 ? nibbles + "F" : nibbles)) ?? []
     }
 
     static func panBytes(_ pan: String) -> [UInt8] {
-        let padded = pan.count % 2 == 1 ? pan + "F" : pan
-        return Array(padded).chunked2.map { UInt8(hexDigit($0.0) << 4 | hexDigit($0.1)) }
+        (try? [UInt8](hex: pan.count % 2 == 1 ? pan + "F" : pan)) ?? []
     }
 
     /// 5F24 as YYMMDD, the last day of the expiry month.
@@ -193,14 +192,6 @@ public struct CardApplet: Sendable {
         let yy = Int(yymm.prefix(2)) ?? 0, mm = Int(yymm.suffix(2)) ?? 1
         let days = [31, (2000 + yy) % 4 == 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][max(0, min(11, mm - 1))]
         return (try? BCD.pack(String(format: "%02d%02d%02d", yy, mm, days), byteCount: 3)) ?? [0, 0, 0]
-    }
-
-    static func hexDigit(_ c: Character) -> UInt8 { UInt8(c.hexDigitValue ?? 0xF) }
-}
-
-extension Array where Element == Character {
-    var chunked2: [(Character, Character)] {
-        stride(from: 0, to: count - 1, by: 2).map { (self[$0], self[$0 + 1]) }
     }
 }
 

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Crypto
 import Foundation
 import Hummingbird
@@ -207,4 +208,30 @@ final class Node: Sendable {
     }
 
     static func randomHex(_ bytes: Int) -> String { (0..<bytes).map { _ in UInt8.random(in: 0...255) }.hexString }
+}
+
+/// The options of the tools that work on an existing network's data (`settle`, `trace`).
+struct NodeOptions: ParsableArguments {
+    @Option(help: "Data directory of the network.") var dataDir = "cloudtap-data"
+    @Option(help: "postgres://… when the network runs on PostgreSQL.") var database: String?
+
+    /// Opens the network's node, runs `body` and shuts the node down, also when `body` throws.
+    func withNode(_ body: @escaping @Sendable (Node) async throws -> Void) throws {
+        var configuration = NodeConfiguration()
+        configuration.dataDirectory = dataDir
+        configuration.database = database
+        var logger = Logger(label: "cloudtap")
+        logger.logLevel = .warning
+        let settings = configuration, log = logger
+        try blockingAsync { () async throws -> Void in
+            let node = try await Node.open(settings, logger: log)
+            do {
+                try await body(node)
+            } catch {
+                await node.shutdown()
+                throw error
+            }
+            await node.shutdown()
+        }
+    }
 }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Logging
 import PaymentCore
 import Switch
 
@@ -11,19 +10,11 @@ struct TraceCommand: ParsableCommand {
         discussion: "Without an id, lists the latest transactions.")
 
     @Argument(help: "The transaction id (as the list shows it).") var id: Int64?
-    @Option(help: "Data directory of the network.") var dataDir = "cloudtap-data"
-    @Option(help: "postgres://… when the network runs on PostgreSQL.") var database: String?
+    @OptionGroup var network: NodeOptions
 
     func run() throws {
-        var configuration = NodeConfiguration()
-        configuration.dataDirectory = dataDir
-        configuration.database = database
-        var logger = Logger(label: "cloudtap")
-        logger.logLevel = .warning
-        let settings = configuration, log = logger, id = self.id
-        try blockingAsync { () async throws -> Void in
-            let node = try await Node.open(settings, logger: log)
-            defer { Task { await node.shutdown() } }
+        let id = self.id
+        try network.withNode { node in
             guard let id else {
                 for t in try await node.network.recentTransactions() { print(Self.line(t)) }
                 return
