@@ -22,21 +22,28 @@ public struct ReplenishmentRequest: Sendable, Hashable {
     public var timestamp: Date
     public var nonce: String
     public var log: [PhoneLogEntry]
+    /// The highest key sequence number the phone has received. Keys are issued in rising
+    /// sequence, a batch whole or not at all, so keys the cloud issued above this never reached
+    /// the phone (an answer lost on the way): they are withdrawn and the pool is topped up with
+    /// keys the phone will really have. Nil: not reported.
+    public var receivedKeysThrough: UInt16?
     public var signature: [UInt8]
 
-    public init(tokenID: Int64, deviceID: String, timestamp: Date, nonce: String, log: [PhoneLogEntry], signature: [UInt8] = []) {
+    public init(tokenID: Int64, deviceID: String, timestamp: Date, nonce: String, log: [PhoneLogEntry], receivedKeysThrough: UInt16? = nil, signature: [UInt8] = []) {
         self.tokenID = tokenID
         self.deviceID = deviceID
         self.timestamp = timestamp
         self.nonce = nonce
         self.log = log
+        self.receivedKeysThrough = receivedKeysThrough
         self.signature = signature
     }
 
-    /// The bytes signed: a canonical line per field, the log in ATC order.
+    /// The bytes signed: a canonical line per field, the log in ATC order, then the last key received.
     public var signedBytes: [UInt8] {
         var text = "cloudtap-replenish-v1\n\(tokenID)\n\(deviceID)\n\(Int64(timestamp.timeIntervalSince1970))\n\(nonce)\n"
         for e in log.sorted(by: { $0.atc < $1.atc }) { text += "\(e.atc),\(e.keySequence),\(e.amount)\n" }
+        if let receivedKeysThrough { text += "received-through \(receivedKeysThrough)\n" }
         return Array(text.utf8)
     }
 

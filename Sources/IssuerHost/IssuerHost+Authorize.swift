@@ -51,7 +51,7 @@ extension IssuerHost {
                 return AuthorizationOutcome(decision: try IssuerHost.decision(prior), isRepeat: true)
             }
             guard let card = try await tx.raw("""
-                SELECT c.id, c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_reference, c.pin_tries, c.per_transaction_limit,
+                SELECT c.id, c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_method, c.pin_reference, c.pin_tries, c.per_transaction_limit,
                        c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name
                 FROM issuer_cards c JOIN issuer_banks b ON b.id = c.bank_id WHERE c.pan_hash = \(bind: hash)
                 """).first() else {
@@ -74,7 +74,9 @@ extension IssuerHost {
             var pinTries = try card.decode(column: "pin_tries", as: Int.self)
             var pin = PINOutcome.notPresent
             if let block = input.pinBlock {
-                if pinTries >= configuration.maximumPINTries {
+                if try card.decode(column: "pin_method", as: String.self) == "none" {
+                    pin = .notSet
+                } else if pinTries >= configuration.maximumPINTries {
                     pin = .triesExceeded
                 } else {
                     let ok = try keys.verifyPIN(

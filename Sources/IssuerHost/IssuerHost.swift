@@ -74,14 +74,15 @@ public final class IssuerHost: Sendable {
     }
 
     /// Issues a card. The PIN arrives as an ISO 9564 format 0 block under the bank's zone PIN
-    /// key; the key component turns it into a Visa PVV, which is all that is stored.
+    /// key; the key component turns it into a Visa PVV, which is all that is stored. A card
+    /// issued without a PIN pays below the CVM limit and declines every PIN (55).
     public func issueCard(
         bank: String, account: Int64, pan: PAN, psn: String = "01", expiry: String, product: Product, holderName: String,
-        mobile: String, pinBlock: EncryptedPINBlock, limits: CardLimits = CardLimits(), hceAllowed: Bool = true, deviceLimit: Int = 5
+        mobile: String, pinBlock: EncryptedPINBlock?, limits: CardLimits = CardLimits(), hceAllowed: Bool = true, deviceLimit: Int = 5
     ) async throws -> Int64 {
         let bankRow = try await bankSetup(bank)
-        let pvv = try keys.generatePINVerificationData(
-            pinBlock, zone: PINZone(keyName: bankRow.pinKeyName, format: .iso0, pan: pan), method: .visaPVV(pvkName: bankRow.pvkName, pvki: 1))
+        let pvv = try pinBlock.map { try keys.generatePINVerificationData(
+            $0, zone: PINZone(keyName: bankRow.pinKeyName, format: .iso0, pan: pan), method: .visaPVV(pvkName: bankRow.pvkName, pvki: 1)) }
         let hash = Data(try keys.keyedHash(Array(pan.digits.utf8), keyName: configuration.lookupKeyName))
         let sealed = Data(try keys.seal(Array(pan.digits.utf8), keyName: configuration.vaultKeyName, authenticating: Array("issuer-card".utf8)))
         return try await db.transaction { tx in
@@ -89,7 +90,7 @@ public final class IssuerHost: Sendable {
                 INSERT INTO issuer_cards (bank_id, account_id, pan_hash, pan_sealed, pan_last4, psn, expiry, product, status, holder_name, mobile,
                     pin_method, pin_reference, pin_tries, per_transaction_limit, daily_limit, daily_count_limit, hce_allowed, device_limit)
                 VALUES (\(bind: bank), \(bind: account), \(bind: hash), \(bind: sealed), \(bind: pan.lastFour), \(bind: psn), \(bind: expiry),
-                    \(bind: product.rawValue), 'active', \(bind: holderName), \(bind: mobile), 'pvv', \(bind: pvv), 0,
+                    \(bind: product.rawValue), 'active', \(bind: holderName), \(bind: mobile), \(bind: pvv == nil ? "none" : "pvv"), \(bind: pvv ?? ""), 0,
                     \(bind: limits.perTransaction), \(bind: limits.daily), \(bind: limits.dailyCount), \(bind: hceAllowed ? 1 : 0), \(bind: deviceLimit))
                 RETURNING id
                 """).first()

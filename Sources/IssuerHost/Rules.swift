@@ -19,6 +19,8 @@ public struct AuthorizationContext: Sendable {
 /// The PIN check's outcome, made before the rules run.
 public enum PINOutcome: Sendable, Hashable {
     case notPresent, verified, wrong, triesExceeded
+    /// A PIN came for a card issued without one (its PIN mailer not yet set).
+    case notSet
 }
 
 /// One authorization rule: nil to let the transaction through, a decline to stop it.
@@ -69,6 +71,7 @@ public struct PINRule: AuthorizationRule {
         case .notPresent, .verified: return nil
         case .wrong: return .declined(.incorrectPIN, reason: "incorrect PIN")
         case .triesExceeded: return .declined(.pinTriesExceeded, reason: "PIN tries exceeded")
+        case .notSet: return .declined(.incorrectPIN, reason: "no PIN is set for this card")
         }
     }
 }

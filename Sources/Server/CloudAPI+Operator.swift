@@ -131,6 +131,12 @@ extension CloudAPI {
                 throw APIProblem(.unprocessableContent, code: "key-block-refused", detail: "\(e)")
             }
         }
+        // The issuers' books: the trial balance (zero when every posting balanced) and the
+        // accounts whose balance disagrees with their ledger.
+        ops.get("books") { request, _ -> Books in
+            try requireOperator(request)
+            return Books(trialBalance: try await issuer.trialBalance(), mismatchedAccounts: try await issuer.balanceMismatches())
+        }
         // The SMS gateway's stand-in: what the token service would have sent, newest last.
         ops.get("sms") { request, _ -> SMSList in
             try requireOperator(request)
@@ -179,16 +185,20 @@ extension CloudAPI {
             guard let account = try await issuer.account(id: body.accountId), account.bankID == bank.id else {
                 throw APIProblem(.unprocessableContent, code: "account-unknown", detail: "no such account at this bank")
             }
-            guard let pinBlock = try? [UInt8](hex: body.pinBlock), pinBlock.count == 8 else {
-                throw APIProblem.badRequest("pinBlock is 16 hex digits: ISO 9564 format 0 under the bank's zone PIN key")
+            var pinBlock: EncryptedPINBlock?
+            if let hex = body.pinBlock {
+                guard let bytes = try? [UInt8](hex: hex), bytes.count == 8 else {
+                    throw APIProblem.badRequest("pinBlock is 16 hex digits: ISO 9564 format 0 under the bank's zone PIN key")
+                }
+                pinBlock = EncryptedPINBlock(format: .iso0, bytes: bytes)
             }
             guard body.expiry.count == 4, body.expiry.allSatisfy(\.isNumber) else { throw APIProblem.badRequest("expiry is YYMM") }
-            let limits = CardLimits(perTransaction: body.perTransactionLimit ?? 500_000, daily: body.dailyLimit ?? 2_000_000)
+            let limits = CardLimits(perTransaction: body.perTransactionLimit ?? 500_000, daily: body.dailyLimit ?? 2_000_000, dailyCount: body.dailyCountLimit ?? 50)
             let id: Int64
             do {
                 id = try await issuer.issueCard(
                     bank: bank.id, account: account.id, pan: pan, expiry: body.expiry, product: account.product, holderName: body.holderName,
-                    mobile: body.mobile, pinBlock: EncryptedPINBlock(format: .iso0, bytes: pinBlock), limits: limits,
+                    mobile: body.mobile, pinBlock: pinBlock, limits: limits,
                     hceAllowed: body.hceAllowed ?? true, deviceLimit: body.deviceLimit ?? 5)
             } catch is PINBlock.Error {
                 throw APIProblem(.unprocessableContent, code: "pin-block-refused", detail: "the PIN block does not decrypt to a valid format 0 block for this card")
@@ -250,6 +260,7 @@ struct SMSList: ResponseCodable {
     let messages: [Item]
 }
 
+struct Books: ResponseCodable { let trialBalance: Int64; let mismatchedAccounts: [Int64] }
 struct BankKeyIssued: ResponseCodable { let bankId: String; let apiKey: String }
 struct CertificatePinBody: Decodable, Sendable { let sha256: String }
 struct RangeBody: Decodable, Sendable { let low: String; let high: String; let kind: String }
@@ -270,9 +281,11 @@ struct CardBody: Decodable, Sendable {
     let holderName: String
     let mobile: String
     /// ISO 9564 format 0 PIN block under the bank's zone PIN key, 16 hex digits.
-    let pinBlock: String
+    /// Absent: a card without a PIN (declines any PIN until one is set).
+    let pinBlock: String?
     let perTransactionLimit: Int64?
     let dailyLimit: Int64?
+    let dailyCountLimit: Int?
     let deviceLimit: Int?
     let hceAllowed: Bool?
 }

@@ -108,7 +108,8 @@ extension CloudAPI {
             guard let signature = Data(base64Encoded: body.signature) else { throw APIProblem.badRequest("signature must be base64 DER") }
             let replenishment = ReplenishmentRequest(
                 tokenID: token.id, deviceID: body.deviceId, timestamp: Date(timeIntervalSince1970: Double(body.timestamp)), nonce: body.nonce,
-                log: body.log.map { PhoneLogEntry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) }, signature: Array(signature))
+                log: body.log.map { PhoneLogEntry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) }, receivedKeysThrough: body.receivedKeysThrough,
+                signature: Array(signature))
             switch try await tsp.replenish(replenishment) {
             case .issued(let keys): return KeyBatch(keys)
             case .refused(let why):
@@ -162,6 +163,8 @@ struct ReplenishBody: Decodable, Sendable {
     let timestamp: Int64
     let nonce: String
     let log: [Entry]
+    /// The highest key sequence number the phone has received (signed with the rest).
+    let receivedKeysThrough: UInt16?
     /// Base64 DER ECDSA signature over ``ReplenishmentRequest/signedBytes``.
     let signature: String
 }

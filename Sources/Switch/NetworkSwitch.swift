@@ -116,7 +116,15 @@ public final class NetworkSwitch: Sendable {
         let (code, authCode, arpc, reason) = await route(request, id: id, trace: trace)
         let response = try respond(message, code: code, authCode: authCode, arpc: arpc)
         trace.add("switch → terminal", response, terminalSpec)
-        try await finish(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason, state: code == "00" ? "approved" : "declined", trace: trace)
+        let stillPending = try await finish(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason,
+                                            state: code == "00" ? "approved" : "declined", trace: trace)
+        if !stillPending, code == "00" {
+            // The terminal reversed the request while the issuer was deciding: undo the approval.
+            if let row = try await db.sql.raw("SELECT bank_id, issuer_key FROM net_transactions WHERE id = \(bind: id)").first(),
+               let bank = try row.decode(column: "bank_id", as: String?.self), let issuerKey = try row.decode(column: "issuer_key", as: String?.self) {
+                _ = try await reverseAtIssuer(id: id, bank: bank, issuerKey: issuerKey, terminal: request.terminalID, reason: "98")
+            }
+        }
         return response
     }
 
@@ -224,32 +232,43 @@ public final class NetworkSwitch: Sendable {
         }
         let id = try row.decode(column: "id", as: Int64.self)
         let state = try row.decode(column: "state", as: String.self)
-        if state == "approved", let bank = try row.decode(column: "bank_id", as: String?.self), let issuerKey = try row.decode(column: "issuer_key", as: String?.self),
-           let connection = issuers[bank] {
-            let parts = issuerKey.split(separator: "/").map(String.init)
-            var reversal = Message(mti: MessageType.reversalRequest.rawValue)
-            reversal[7] = Self.clock()
-            reversal[11] = String(format: "%06d", (id + 500_000) % 1_000_000)
-            reversal[32] = parts[0]
-            reversal[33] = configuration.institutionID
-            reversal[39] = message[39] ?? "98"
-            reversal[41] = terminal
-            var originalMessage = Message(mti: MessageType.financialRequest.rawValue)
-            originalMessage[11] = parts[1]
-            originalMessage[7] = parts[2]
-            originalMessage[32] = parts[0]
-            originalMessage[33] = configuration.institutionID
-            reversal[90] = ReversalRequest.originalDataElements(of: originalMessage)
-            let outbound = reversal
-            guard let answer = await Self.value(of: Task { try await connection.send(outbound) }, within: configuration.issuerTimeout),
-                  answer[39] == "00" || answer[39] == "25" else {
-                return IssuerGateway.answer(message, code: "91")
+        // Pending is what a crash leaves (the issuer may have approved before the switch could
+        // record the answer) or a request still in flight; either way the issuer is told.
+        if state == "approved" || state == "pending" {
+            if let bank = try row.decode(column: "bank_id", as: String?.self), let issuerKey = try row.decode(column: "issuer_key", as: String?.self) {
+                guard try await reverseAtIssuer(id: id, bank: bank, issuerKey: issuerKey, terminal: terminal, reason: message[39] ?? "98") else {
+                    return IssuerGateway.answer(message, code: "91")
+                }
             }
             try await db.transaction { tx in
                 try await tx.raw("UPDATE net_transactions SET state = 'reversed' WHERE id = \(bind: id)").run()
             }
         }
         return IssuerGateway.answer(message, code: "00")
+    }
+
+    /// Sends the issuer a 0400 for the authorization the switch forwarded under `issuerKey`;
+    /// true when the issuer reversed it or never had it (25).
+    func reverseAtIssuer(id: Int64, bank: String, issuerKey: String, terminal: String, reason: String) async throws -> Bool {
+        guard let connection = issuers[bank] else { return false }
+        let parts = issuerKey.split(separator: "/").map(String.init)
+        guard parts.count == 3 else { return false }
+        var reversal = Message(mti: MessageType.reversalRequest.rawValue)
+        reversal[7] = Self.clock()
+        reversal[11] = String(format: "%06d", (id + 500_000) % 1_000_000)
+        reversal[32] = parts[0]
+        reversal[33] = configuration.institutionID
+        reversal[39] = reason
+        reversal[41] = terminal
+        var originalMessage = Message(mti: MessageType.financialRequest.rawValue)
+        originalMessage[11] = parts[1]
+        originalMessage[7] = parts[2]
+        originalMessage[32] = parts[0]
+        originalMessage[33] = configuration.institutionID
+        reversal[90] = ReversalRequest.originalDataElements(of: originalMessage)
+        let outbound = reversal
+        guard let answer = await Self.value(of: Task { try await connection.send(outbound) }, within: configuration.issuerTimeout) else { return false }
+        return answer[39] == "00" || answer[39] == "25"
     }
 
     // MARK: Records
@@ -275,10 +294,14 @@ public final class NetworkSwitch: Sendable {
         return try respond(message, code: current.code ?? "96", authCode: current.authCode, arpc: current.arpc)
     }
 
-    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, state: String, trace: Trace) async throws {
+    /// Records the answer and the trace; false when the row was no longer pending (a reversal
+    /// arrived first), in which case only the answer's fields and the trace are kept.
+    @discardableResult
+    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, state: String, trace: Trace) async throws -> Bool {
         let now = Date().ISO8601Format()
         let lines = trace.lines
-        try await db.transaction { tx in
+        return try await db.transaction { tx in
+            let current = try await tx.raw("SELECT state FROM net_transactions WHERE id = \(bind: id)\(unsafeRaw: self.db.engine.forUpdate)").first()?.decode(column: "state", as: String.self)
             for (i, line) in lines.enumerated() {
                 try await tx.raw("""
                     INSERT INTO net_messages (transaction_id, seq, direction, mti, described, created_at)
@@ -287,8 +310,9 @@ public final class NetworkSwitch: Sendable {
             }
             try await tx.raw("""
                 UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
-                    state = \(bind: state), reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
+                    state = \(bind: current == "pending" ? state : current ?? state), reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
                 """).run()
+            return current == "pending"
         }
     }
 

@@ -89,6 +89,12 @@ extension TokenService {
             }
             // Accounted for: the next request need only carry what the cloud validates from now on.
             try await tx.raw("UPDATE tsp_atcs SET reconciled = 1 WHERE token_id = \(bind: request.tokenID) AND reconciled = 0").run()
+            if let through = request.receivedKeysThrough {
+                // Issued above what the phone received: lost on the way, withdrawn, never valid.
+                try await tx.raw("""
+                    UPDATE tsp_luks SET state = 'withdrawn' WHERE token_id = \(bind: request.tokenID) AND state = 'issued' AND sequence > \(bind: Int(through))
+                    """).run()
+            }
             return nil
         }
         if let verdict { return verdict }

@@ -105,6 +105,8 @@ public struct CardState: Sendable, Hashable, Codable {
     public var lastOnlineATC: UInt16
     /// Taps up to this ATC have been accounted for in a replenishment the cloud accepted.
     public var reconciledATC: UInt16
+    /// The highest limited-use key sequence number received (kept after the key is spent).
+    public var receivedKeysThrough: UInt16
 
     public init(profile: CardProfile) {
         self.profile = profile
@@ -112,5 +114,19 @@ public struct CardState: Sendable, Hashable, Codable {
         self.keys = []
         self.lastOnlineATC = 0
         self.reconciledATC = 0
+        self.receivedKeysThrough = 0
+    }
+
+    enum CodingKeys: String, CodingKey { case profile, atc, keys, lastOnlineATC, reconciledATC, receivedKeysThrough }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        profile = try c.decode(CardProfile.self, forKey: .profile)
+        atc = try c.decode(UInt16.self, forKey: .atc)
+        keys = try c.decode([HeldKey].self, forKey: .keys)
+        lastOnlineATC = try c.decode(UInt16.self, forKey: .lastOnlineATC)
+        reconciledATC = try c.decode(UInt16.self, forKey: .reconciledATC)
+        // Stores written before this field: the keys still held are what is known.
+        receivedKeysThrough = try c.decodeIfPresent(UInt16.self, forKey: .receivedKeysThrough) ?? keys.map(\.sequence).max() ?? 0
     }
 }

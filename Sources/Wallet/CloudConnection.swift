@@ -58,11 +58,12 @@ public struct HTTPCloudConnection: CloudConnection {
     }
 
     public func replenish(_ request: ReplenishmentRequest) async throws -> [Wallet.SealedKey] {
-        let body: [String: Any] = [
+        var body: [String: Any] = [
             "deviceId": request.deviceID, "timestamp": Int64(request.timestamp.timeIntervalSince1970), "nonce": request.nonce,
             "log": request.log.map { ["atc": Int($0.atc), "keySequence": Int($0.keySequence), "amount": $0.amount] },
             "signature": Data(request.signature).base64EncodedString(),
         ]
+        if let through = request.receivedKeysThrough { body["receivedKeysThrough"] = Int(through) }
         let object = try await call("POST", "/v1/tokens/\(request.tokenID)/replenish", body: body, headers: [:])
         guard let keys = object["keys"] as? [[String: Any]] else { throw CloudRefusal(status: 200, code: "malformed-answer", detail: "no keys") }
         return try keys.map { k in

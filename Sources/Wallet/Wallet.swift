@@ -140,6 +140,7 @@ public final class Wallet: @unchecked Sendable {
             guard state.cards[i].profile.kind == .cloud else { throw WalletError.invalidProfile("only cloud cards take limited-use keys") }
             let known = Set(state.cards[i].keys.map(\.index))
             state.cards[i].keys += opened.filter { !known.contains($0.index) }
+            state.cards[i].receivedKeysThrough = max(state.cards[i].receivedKeysThrough, opened.map(\.sequence).max() ?? 0)
             state.cards[i].keys.sort { $0.index < $1.index }
         }
     }
@@ -160,14 +161,14 @@ public final class Wallet: @unchecked Sendable {
     /// dropped from the pool.
     public func replenishmentRequest(cardID: String, tokenID: Int64, nonce: String = UUID().uuidString, now: Date = Date()) throws -> ReplenishmentRequest {
         let log = self.log
-        let entries: [PhoneLogEntry] = try mutate { state in
+        let (entries, received): ([PhoneLogEntry], UInt16) = try mutate { state in
             guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
             state.cards[i].keys.removeAll { !$0.isAlive(at: now) }
             let reconciled = state.cards[i].reconciledATC
-            return log.filter { $0.cardID == cardID && $0.cryptogramType == "ARQC" && $0.atc > reconciled }
-                .map { PhoneLogEntry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) }
+            return (log.filter { $0.cardID == cardID && $0.cryptogramType == "ARQC" && $0.atc > reconciled }
+                .map { PhoneLogEntry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) }, state.cards[i].receivedKeysThrough)
         }
-        var request = ReplenishmentRequest(tokenID: tokenID, deviceID: deviceID, timestamp: now, nonce: nonce, log: entries)
+        var request = ReplenishmentRequest(tokenID: tokenID, deviceID: deviceID, timestamp: now, nonce: nonce, log: entries, receivedKeysThrough: received)
         try request.sign(with: deviceKey)
         return request
     }

@@ -6,6 +6,7 @@ import IssuerHost
 import PaymentCore
 import PaymentCrypto
 import Server
+import SQLKit
 import Terminal
 import Testing
 import TokenService
@@ -16,7 +17,7 @@ struct PhoneTapTests {
     static let shop = MerchantTerminal(terminalID: "TERM0001", merchantID: "MERCHANT0000001", acquirerID: "01020000",
                                        merchantNameLocation: "CLOUDTAP TEST SHOP       SHANGHAI     CN")
 
-    @Test("provision, tap, the cryptogram checked and de-tokenized; the replayed answer caught by the ATC; keys replenished")
+    @Test("provision, tap, the cryptogram checked and de-tokenized; the replayed answer caught by the ATC; keys replenished; keys of a lost answer withdrawn")
     func tapReplayReplenish() async throws {
         try await CloudFlowTests.each("phone-tap") { (c: Cloud) async throws -> Void in
             let wallet = try Wallet(store: MemorySecureStore(), deviceID: "phone-1")
@@ -61,6 +62,19 @@ struct PhoneTapTests {
             #expect(next.log.isEmpty)
             guard case .issued(let none) = try await c.tsp.replenish(next) else { Issue.record("second replenishment refused"); return }
             #expect(none.isEmpty)
+
+            // An answer lost on the way: the cloud issued three keys the phone never got. The
+            // phone's next request says the last key it received; the three are withdrawn.
+            let lost = try await c.tsp.issueKeys(tokenID: token.id, count: 3)
+            let after = try wallet.replenishmentRequest(cardID: "bank-a", tokenID: token.id)
+            #expect(after.receivedKeysThrough == fresh.map(\.index.sequence).max())
+            guard case .issued = try await c.tsp.replenish(after) else { Issue.record("replenishment after a lost answer refused"); return }
+            for key in lost {
+                let state = try await c.db.sql.raw("""
+                    SELECT state FROM tsp_luks WHERE token_id = \(bind: token.id) AND sequence = \(bind: Int(key.index.sequence))
+                    """).first()?.decode(column: "state", as: String.self)
+                #expect(state == "withdrawn")
+            }
         }
     }
 }

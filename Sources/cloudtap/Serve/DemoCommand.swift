@@ -82,7 +82,7 @@ struct Demo {
         let outbox = try await http.call("GET", "/v1/operator/sms?mobileEndsWith=5678", auth: node.credentials.operatorKey)
         let sms = (outbox["messages"] as? [[String: Any]])?.last?["text"] as? String ?? ""
         print("   SMS (GET /v1/operator/sms, the SMS gateway's stand-in): \"\(sms)\"")
-        let code = sms.split(separator: " ").first { $0.count == 7 && $0.hasSuffix(".") && $0.dropLast().allSatisfy(\.isNumber) }.map { String($0.dropLast()) } ?? ""
+        let code = Self.oneTimeCode(in: sms)
         let token = try await http.call("POST", "/v1/enrollments/\(enrollment["enrollmentId"] ?? 0)/otp", auth: requestorKey, requestor: "WALLET00001", body: ["code": code])
         let tokenID = Int64(token["id"] as? Int ?? 0)
         print("   POST …/otp → 201: stand-in card \(token["maskedToken"] ?? "") (\(token["state"] ?? "")), PAR \(token["par"] ?? "")")
@@ -174,12 +174,18 @@ struct Demo {
         if receipt, let text = result.receipt { print("\n" + text.split(separator: "\n").map { "   | " + $0 }.joined(separator: "\n")) }
     }
 
+    /// The six-digit code in the token service's SMS ("… 123456. …").
+    static func oneTimeCode(in sms: String) -> String {
+        sms.split(separator: " ").first { $0.count == 7 && $0.hasSuffix(".") && $0.dropLast().allSatisfy(\.isNumber) }.map { String($0.dropLast()) } ?? ""
+    }
+
     /// An ISO 8583 link from a terminal to the switch (terminal dialect, sign-on first).
-    static func terminalLink(host: String = "127.0.0.1", port: Int, terminalID: String) throws -> ISO8583Client {
+    static func terminalLink(host: String = "127.0.0.1", port: Int, terminalID: String, maximumBackoff: Duration = .seconds(30)) throws -> ISO8583Client {
         var link = ClientLinkStateMachine.Configuration(
             signOnMessage: { NetworkManagement(code: .signOn, stan: $0, terminalID: terminalID).message(style: .terminal) },
             echoMessage: { NetworkManagement(code: .echo, stan: $0, terminalID: terminalID).message(style: .terminal) })
         link.requestTimeoutNanos = 10_000_000_000
+        link.maximumBackoffNanos = UInt64(maximumBackoff.components.seconds) * 1_000_000_000
         let client = try ISO8583Client(endpoint: LinkEndpoint(host: host, port: port, spec: try MessageSpec.dialect("terminal"), framing: .binaryLength2),
                                        configuration: link)
         client.start()

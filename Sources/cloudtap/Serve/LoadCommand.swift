@@ -16,117 +16,240 @@ struct LoadCommand: ParsableCommand {
         commandName: "load",
         abstract: "Drive many POS terminals, each with a phone, against a network: taps over APDUs, 0200s over ISO 8583 links to the switch.",
         discussion: """
-            Starts a network in this process (like `demo`, on loopback ports, SQLite in --data-dir or PostgreSQL with \
-            --database), gives every terminal its own card, token and phone, then runs the terminals for --duration and \
-            prints throughput and the latency histogram of whole sales (tap to answer).
+            Against a running network (--api and --switch, the credentials read from --data-dir), or one it starts in \
+            this process (SQLite in --data-dir, or PostgreSQL with --database). Every terminal gets its own card, \
+            enrolled through the HTTP API as a bank app would (one-time code from the SMS outbox), and a phone that \
+            fetches its card and keys and replenishes when low. The terminals run for --duration; a POS that gets no \
+            answer reverses, and keeps the reversal until the network takes it. At the end: throughput, the latency \
+            histogram of whole sales (tap to answer) and the books. --journal writes one JSON line per approval a POS saw.
             """)
 
     @Option(help: "Simulated terminals, each with its own link and phone.") var terminals = 8
     @Option(help: "Seconds to run.") var duration = 10.0
-    @Option(help: "Data directory (default: a new temporary one).") var dataDir: String?
-    @Option(help: "postgres://… to run the network on PostgreSQL.") var database: String?
+    @Option(help: "HTTP API of a running network, e.g. http://127.0.0.1:8080 (default: start a network in this process).") var api: String?
+    @Option(name: .customLong("switch"), help: "Switch of a running network, host:port.") var switchAddress: String?
+    @Option(help: "Data directory: the running network's (for its credentials.json) or the new one's (default: a new temporary one).") var dataDir: String?
+    @Option(help: "postgres://… to run the in-process network on PostgreSQL.") var database: String?
     @Option(help: "Target rate in sales per second across all terminals (0: as fast as they go).") var rate = 0.0
+    @Option(help: "Write one JSON line per approval a POS saw (terminal, STAN, transmission time, approval code, amount).") var journal: String?
+
+    func validate() throws {
+        if (api == nil) != (switchAddress == nil) { throw ValidationError("--api and --switch go together (a running network), or neither (start one)") }
+        if api != nil, dataDir == nil { throw ValidationError("--data-dir names the running network's data directory (its credentials.json)") }
+    }
 
     func run() throws {
-        let dir = dataDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("cloudtap-load-\(UUID().uuidString.prefix(8))")
-        let terminals = max(1, self.terminals), duration = self.duration, database = self.database, rate = self.rate
-        try blockingAsync { () async throws -> Void in
-            var configuration = NodeConfiguration()
-            configuration.dataDirectory = dir
-            configuration.database = database
-            configuration.switchPort = 0
-            configuration.httpPort = 0
-            configuration.terminals = (1...terminals).map { String(format: "LOAD%04d", $0) }
-            var logger = Logger(label: "cloudtap")
-            logger.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["CLOUDTAP_LOG_LEVEL"] ?? "") ?? .critical
-            let node = try await Node.open(configuration, logger: logger)
-            let port = try await node.startSwitch()
-            print("network: switch on 127.0.0.1:\(port), \(database == nil ? "SQLite in \(dir)" : "PostgreSQL")")
-            let lanes = try await Self.prepare(node: node, terminals: configuration.terminals, port: port)
-            print("\(terminals) terminals, each with a phone and its own card; running \(Int(duration)) s…")
-            let results = LoadResults()
-            let deadline = ContinuousClock.now + .seconds(duration)
-            let interval: Duration? = rate > 0 ? .seconds(Double(terminals) / rate) : nil
-            let progress = Task {
-                var last = 0
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(1))
-                    let done = results.count
-                    print("  \(done) sales, \(done - last)/s, \(results.failures) failed")
-                    last = done
-                }
+        let options = self
+        try blockingAsync { () async throws -> Void in try await options.load() }
+    }
+
+    func load() async throws {
+        let terminals = max(1, self.terminals)
+        let terminalIDs = (1...terminals).map { String(format: "LOAD%04d", $0) }
+        var network: LoadNetwork
+        if let api, let switchAddress {
+            network = try LoadNetwork.running(api: api, switchAddress: switchAddress, dataDirectory: dataDir!)
+        } else {
+            network = try await LoadNetwork.start(dataDirectory: dataDir, database: database, terminals: terminalIDs)
+        }
+        print("network: API \(network.api.absoluteString), switch \(network.switchHost):\(network.switchPort)\(network.node == nil ? "" : network.database == nil ? ", SQLite in \(network.dataDirectory)" : ", PostgreSQL")")
+        let journal = try self.journal.map { try Journal(path: $0) }
+        let lanes: [LoadLane]
+        do {
+            lanes = try await network.prepare(terminals: terminalIDs)
+        } catch {
+            await network.stop()
+            throw error
+        }
+        print("\(terminals) terminals, each with a phone and its own card (enrolled over the API); running \(Int(duration)) s…")
+        let results = LoadResults()
+        let deadline = ContinuousClock.now + .seconds(duration)
+        let interval: Duration? = rate > 0 ? .seconds(Double(terminals) / rate) : nil
+        let progress = Task {
+            var last = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let done = results.count
+                print("  \(done) sales, \(done - last)/s, \(results.failures) failed")
+                last = done
             }
-            await withTaskGroup(of: Void.self) { group in
-                for (i, lane) in lanes.enumerated() {
-                    group.addTask {
-                        // Lanes start staggered across one interval, so arrivals are spread, not in bursts.
-                        var next = ContinuousClock.now + (interval.map { $0 * Double(i) / Double(lanes.count) } ?? .zero)
-                        if interval != nil { try? await Task.sleep(until: next) }
-                        while ContinuousClock.now < deadline {
-                            let start = ContinuousClock.now
-                            let result = await lane.pos.sale(amount: Amount(minorUnits: 1000, currency: .cny), over: lane.transport)
-                            let elapsed = ContinuousClock.now - start
-                            if case .approved = result.outcome { results.add(elapsed) } else { results.fail("\(result.outcome)") }
-                            if let interval {
-                                next += interval
-                                if next > ContinuousClock.now { try? await Task.sleep(until: next) }
-                            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for (i, lane) in lanes.enumerated() {
+                group.addTask {
+                    // Lanes start staggered across one interval, so arrivals are spread, not in bursts.
+                    var next = ContinuousClock.now + (interval.map { $0 * Double(i) / Double(lanes.count) } ?? .zero)
+                    if interval != nil { try? await Task.sleep(until: next) }
+                    while ContinuousClock.now < deadline {
+                        await lane.upkeep()
+                        let start = ContinuousClock.now
+                        let result = await lane.pos.sale(amount: Amount(minorUnits: 1000, currency: .cny), over: lane.transport)
+                        let elapsed = ContinuousClock.now - start
+                        if case .approved(let code) = result.outcome, let request = result.request {
+                            results.add(elapsed)
+                            journal?.approved(terminal: request.terminalID, stan: request.stan, time: request.transmissionDateTime, code: code,
+                                              amount: request.amount.minorUnits)
+                        } else {
+                            results.fail(LoadResults.reason(result.outcome))
+                            // A network that is not answering is not hammered.
+                            if case .noAnswer = result.outcome { try? await Task.sleep(for: .milliseconds(200)) }
+                        }
+                        if let interval {
+                            next += interval
+                            if next > ContinuousClock.now { try? await Task.sleep(until: next) }
                         }
                     }
                 }
             }
-            progress.cancel()
-            for lane in lanes { await lane.link.shutdown() }
-            let trial = try await node.issuer.trialBalance()
-            await node.shutdown()
-            results.report(seconds: duration)
-            print("books: trial balance \(trial)")
         }
+        progress.cancel()
+        // Reversals still held by a POS go out before the books are read.
+        var left = 0
+        let drainDeadline = ContinuousClock.now + .seconds(60)
+        repeat {
+            left = 0
+            for lane in lanes { left += await lane.pos.retryReversals() }
+            if left > 0 { try? await Task.sleep(for: .milliseconds(500)) }
+        } while left > 0 && ContinuousClock.now < drainDeadline
+        for lane in lanes { await lane.link.shutdown() }
+        try journal?.close()
+        results.report(seconds: duration)
+        if left > 0 { print("reversals not delivered: \(left)") }
+        let books = try? await network.books()
+        await network.stop()
+        if let books { print("books: trial balance \(books.trialBalance), accounts disagreeing with the ledger: \(books.mismatches)") }
+    }
+}
+
+/// The network a load run drives: one it started in this process, or one already running.
+struct LoadNetwork {
+    var node: Node?
+    var server: Task<Void, any Error>?
+    var api: URL
+    var switchHost: String
+    var switchPort: Int
+    var credentials: NodeCredentials
+    var dataDirectory: String
+    var database: String?
+
+    static func running(api: String, switchAddress: String, dataDirectory: String) throws -> LoadNetwork {
+        guard let url = URL(string: api), let colon = switchAddress.lastIndex(of: ":"), let port = Int(switchAddress[switchAddress.index(after: colon)...]) else {
+            throw ToolError("--api is a URL and --switch is host:port")
+        }
+        let file = (dataDirectory as NSString).appendingPathComponent("credentials.json")
+        guard let data = FileManager.default.contents(atPath: file) else { throw ToolError("no credentials at \(file): is \(dataDirectory) the network's data directory?") }
+        return LoadNetwork(api: url, switchHost: String(switchAddress[..<colon]), switchPort: port, credentials: try JSONDecoder().decode(NodeCredentials.self, from: data),
+                           dataDirectory: dataDirectory)
     }
 
-    struct Lane: Sendable {
-        let pos: PointOfSale
-        let transport: InProcessTransport
-        let link: ISO8583Client
+    static func start(dataDirectory: String?, database: String?, terminals: [String]) async throws -> LoadNetwork {
+        var configuration = NodeConfiguration()
+        configuration.dataDirectory = dataDirectory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("cloudtap-load-\(UUID().uuidString.prefix(8))")
+        configuration.database = database
+        configuration.switchPort = 0
+        configuration.httpPort = 0
+        configuration.terminals = terminals
+        var logger = Logger(label: "cloudtap")
+        logger.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["CLOUDTAP_LOG_LEVEL"] ?? "") ?? .critical
+        let node = try await Node.open(configuration, logger: logger)
+        let switchPort = try await node.startSwitch()
+        let (ports, sink) = AsyncStream.makeStream(of: Int.self)
+        let app = try node.application { sink.yield($0) }
+        let server = Task { try await app.runService() }
+        var iterator = ports.makeAsyncIterator()
+        guard let httpPort = await iterator.next() else { throw ToolError("the API did not start") }
+        return LoadNetwork(node: node, server: server, api: URL(string: "http://127.0.0.1:\(httpPort)")!, switchHost: "127.0.0.1", switchPort: switchPort,
+                           credentials: node.credentials, dataDirectory: configuration.dataDirectory, database: database)
     }
 
-    /// A card, an active token and a provisioned phone per terminal, made directly in the
-    /// services (enrollment over HTTP is `demo`'s part), and a link to the switch.
-    static func prepare(node: Node, terminals: [String], port: Int) async throws -> [Lane] {
-        let zpk = try clearZPK(node)
-        var lanes: [Lane] = []
+    func stop() async {
+        guard let node else { return }
+        server?.cancel()
+        _ = await server?.result
+        await node.shutdown()
+    }
+
+    func books() async throws -> (trialBalance: Int64, mismatches: Int) {
+        let books = try await DemoHTTP(base: api).call("GET", "/v1/operator/books", auth: credentials.operatorKey)
+        return (Int64(books["trialBalance"] as? Int ?? -1), (books["mismatchedAccounts"] as? [Any])?.count ?? -1)
+    }
+
+    /// A card, an active token and a provisioned phone per terminal, all through the HTTP API
+    /// (operator: account and card; bank app: enrollment and one-time code; phone: its profile
+    /// and keys), and a link per terminal to the switch.
+    func prepare(terminals: [String]) async throws -> [LoadLane] {
+        let http = DemoHTTP(base: api)
+        let requestor = credentials.requestorKeys.keys.sorted().first ?? "WALLET00001"
+        let requestorKey = credentials.requestorKeys[requestor] ?? ""
+        let cloud = HTTPCloudConnection(baseURL: api, requestorID: requestor, apiKey: requestorKey)
+        var lanes: [LoadLane] = []
         for (i, terminal) in terminals.enumerated() {
-            let body = String(format: "62102299%010d", i + 1)
-            let pan = try PAN(body + String(Luhn.checkDigit(for: body)))
-            let account = try await node.issuer.openAccount(bank: "BANKA", product: .debit, openingBalance: 1_000_000_000_000)
-            _ = try await node.issuer.issueCard(bank: "BANKA", account: account, pan: pan, expiry: "3012", product: .debit, holderName: "LOAD \(i)",
-                                                mobile: "13800000000", pinBlock: try ISO9564.encipher(PINBlock.encode(pin: "1234", format: .iso0, pan: pan), key: zpk, pan: pan),
-                                                limits: CardLimits(perTransaction: 500_000, daily: 1_000_000_000_000, dailyCount: 100_000_000))
-            let phone = try Wallet(store: MemorySecureStore(), deviceID: "load-phone-\(i)")
-            let stored = try await node.tsp.storeCard(pan, expiry: "3012", bank: "BANKA")
-            let (token, _) = try await node.tsp.issueToken(vaultID: stored.vaultID, requestor: "WALLET00001", device: phone.deviceID)
-            try await node.tsp.bindDevice(tokenID: token.id, publicKey: phone.devicePublicKey)
-            try await node.tsp.change(tokenID: token.id, .activate, actor: .issuer, reason: .issuer)
-            try phone.addCloudCard(id: "card", sealedProfile: try await node.tsp.sealedTokenProfile(tokenID: token.id))
-            let keys = try await node.tsp.issueKeys(tokenID: token.id, count: 1, limits: LimitedUseKeyLimits(maxTransactions: 1_000_000, maxCumulativeAmount: Int64.max / 4))
-            try phone.addKeys(cardID: "card", keys.map { Wallet.SealedKey(index: $0.index, sealedKey: $0.sealedKey, limits: $0.limits) })
-            let link = try Demo.terminalLink(port: port, terminalID: terminal)
+            let account = try await http.call("POST", "/v1/operator/banks/BANKA/accounts", auth: credentials.operatorKey,
+                                              body: ["product": "debit", "openingBalance": 1_000_000_000_000])
+            let body = "621022" + String(format: "%06d%06d", Int.random(in: 0..<1_000_000), Int.random(in: 0..<1_000_000))
+            let pan = body + String(Luhn.checkDigit(for: body))
+            let mobile = String(format: "139%08d", Int.random(in: 0..<100_000_000))
+            // A card without a PIN: the load's sales stay under the no-PIN limit.
+            _ = try await http.call("POST", "/v1/operator/banks/BANKA/cards", auth: credentials.operatorKey, body: [
+                "accountId": account["id"] as? Int ?? 0, "pan": pan, "expiry": "3012", "holderName": "LOAD \(i + 1)", "mobile": mobile,
+                "perTransactionLimit": 500_000, "dailyLimit": 1_000_000_000_000, "dailyCountLimit": 100_000_000,
+            ])
+            let phone = try Wallet(store: MemorySecureStore(), deviceID: "load-\(terminal)-\(UUID().uuidString.prefix(8))")
+            let enrollment = try await http.call("POST", "/v1/enrollments", auth: requestorKey, requestor: requestor, body: [
+                "pan": pan, "expiry": "3012", "holderName": "LOAD \(i + 1)", "deviceId": phone.deviceID,
+                "devicePublicKey": phone.devicePublicKey.x963Representation.base64EncodedString(),
+            ])
+            let outbox = try await http.call("GET", "/v1/operator/sms?mobileEndsWith=\(mobile.suffix(4))", auth: credentials.operatorKey)
+            let sms = (outbox["messages"] as? [[String: Any]])?.last?["text"] as? String ?? ""
+            let token = try await http.call("POST", "/v1/enrollments/\(enrollment["enrollmentId"] ?? 0)/otp", auth: requestorKey, requestor: requestor,
+                                            body: ["code": Demo.oneTimeCode(in: sms)])
+            let tokenID = Int64(token["id"] as? Int ?? 0)
+            _ = try await phone.provision(cardID: "card", tokenID: tokenID, from: cloud)
+            _ = try await phone.replenishIfNeeded(cardID: "card", from: cloud, force: true)
+            let link = try Demo.terminalLink(host: switchHost, port: switchPort, terminalID: terminal, maximumBackoff: .seconds(1))
             let merchant = MerchantTerminal(terminalID: terminal, merchantID: String(format: "LOADMERCH%06d", i + 1), acquirerID: "01020000",
                                             merchantNameLocation: "CLOUDTAP LOAD")
-            let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: merchant, pinPad: nil, host: link)
+            let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: merchant, pinPad: nil, host: link,
+                                  firstSTAN: UInt32.random(in: 1...900_000))
             let applet = SharedCardApplet(phone.applet())
-            lanes.append(Lane(pos: pos, transport: InProcessTransport { applet.process($0) }, link: link))
+            lanes.append(LoadLane(pos: pos, transport: InProcessTransport { applet.process($0) }, link: link, phone: phone, cloud: cloud))
         }
         return lanes
     }
+}
 
-    /// Bank A's zone PIN key, exported under a one-off key, to make the load cards' PIN blocks.
-    static func clearZPK(_ node: Node) throws -> [UInt8] {
-        let kek = (0..<32).map { _ in UInt8.random(in: 0...255) }
-        let name = "load-kek-\(UUID().uuidString.prefix(8))"
-        _ = try node.hsm.importClearKey(name: name, usage: .keyEncryption, algorithm: .aes, key: kek)
-        return try TR31.unwrap(try node.hsm.exportKeyBlock(name: "BANKA/zpk", kekName: name), kbpk: kek).key
+/// One terminal of a load run: its POS, the phone held to it, the link to the switch.
+struct LoadLane: Sendable {
+    let pos: PointOfSale
+    let transport: InProcessTransport
+    let link: ISO8583Client
+    let phone: Wallet
+    let cloud: HTTPCloudConnection
+
+    /// Between sales: reversals the network has not taken yet, and the phone's keys when low
+    /// (a failed replenishment is tried again before the next sale).
+    func upkeep() async {
+        if await !pos.pendingReversals.isEmpty { await pos.retryReversals() }
+        if phone.needsReplenishment(cardID: "card") { _ = try? await phone.replenishIfNeeded(cardID: "card", from: cloud) }
     }
+}
+
+/// Approvals the POS saw, one JSON line each, written as they happen.
+final class Journal: @unchecked Sendable {
+    private let lock = NSLock()
+    private let handle: FileHandle
+
+    init(path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else { throw ToolError("cannot write \(path)") }
+        self.handle = handle
+    }
+
+    func approved(terminal: String, stan: String, time: String, code: String, amount: Int64) {
+        let line = "{\"terminal\":\"\(terminal)\",\"stan\":\"\(stan)\",\"time\":\"\(time)\",\"code\":\"\(code)\",\"amount\":\(amount)}\n"
+        lock.withLock { handle.write(Data(line.utf8)) }
+    }
+
+    func close() throws { try lock.withLock { try handle.close() } }
 }
 
 /// Latencies of approved sales and the failures, from many tasks.
@@ -139,6 +262,16 @@ final class LoadResults: @unchecked Sendable {
     func fail(_ why: String) { lock.withLock { failed[why, default: 0] += 1 } }
     var count: Int { lock.withLock { latencies.count } }
     var failures: Int { lock.withLock { failed.values.reduce(0, +) } }
+
+    /// The failure's kind, without the per-sale details, so the report groups them.
+    static func reason(_ outcome: SaleOutcome) -> String {
+        switch outcome {
+        case .declined(let code): "declined \(code)"
+        case .declinedOffline(let reason): "declined offline: \(reason)"
+        case .noAnswer(let reason): reason.hasPrefix("no answer") ? "no answer from the network" : reason
+        default: "\(outcome)"
+        }
+    }
 
     func report(seconds: Double) {
         let sorted = lock.withLock { latencies.sorted() }
