@@ -80,7 +80,7 @@ let package = Package(
         ),
         .target(
             name: "Server",
-            dependencies: ["TokenService", "IssuerHost", "PaymentCore", "PaymentCrypto", "CloudWire", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["TokenService", "IssuerHost", "Switch", "PaymentCore", "PaymentCrypto", "CloudWire", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdTLS", package: "hummingbird"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "Logging", package: "swift-log"),

@@ -131,6 +131,13 @@ extension CloudAPI {
                 throw APIProblem(.unprocessableContent, code: "key-block-refused", detail: "\(e)")
             }
         }
+        // A one-time link into the console (five minutes, used once).
+        ops.post("console-link") { request, _ -> EditedResponse<ConsoleLink> in
+            try requireOperator(request)
+            guard let console else { throw APIProblem(.notFound, code: "console-disabled", detail: "this server does not serve the console") }
+            let next = request.uri.queryParameters.get("next").map { String($0) }
+            return EditedResponse(status: .created, response: ConsoleLink(path: console.signInPath(next: next), expiresInSeconds: Int(console.sessions.linkLifetime)))
+        }
         // The issuers' books: the trial balance (zero when every posting balanced) and the
         // accounts whose balance disagrees with their ledger.
         ops.get("books") { request, _ -> Books in
@@ -260,6 +267,7 @@ struct SMSList: ResponseCodable {
     let messages: [Item]
 }
 
+struct ConsoleLink: ResponseCodable { let path: String; let expiresInSeconds: Int }
 struct Books: ResponseCodable { let trialBalance: Int64; let mismatchedAccounts: [Int64] }
 struct BankKeyIssued: ResponseCodable { let bankId: String; let apiKey: String }
 struct CertificatePinBody: Decodable, Sendable { let sha256: String }

@@ -36,8 +36,11 @@ public struct CloudAPI: Sendable {
     let enrollmentLimiter: RateLimiter
     let otpLimiter: RateLimiter
     let operatorKeyHash: [UInt8]?
+    /// The operator's web console, when this process serves it.
+    public let console: Console?
 
-    public init(tokenService: TokenService, issuer: IssuerHost, keys: any KeyHolding, configuration: Configuration = Configuration()) {
+    public init(tokenService: TokenService, issuer: IssuerHost, keys: any KeyHolding, configuration: Configuration = Configuration(), console: Console? = nil) {
+        self.console = console
         self.tsp = tokenService
         self.issuer = issuer
         self.keys = keys
@@ -70,6 +73,7 @@ public struct CloudAPI: Sendable {
         addTokenRoutes(router)
         addBankRoutes(router)
         addOperatorRoutes(router)
+        if let console { addConsoleRoutes(router, console: console) }
         return router
     }
 

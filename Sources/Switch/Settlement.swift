@@ -128,6 +128,14 @@ public struct Settlement: Sendable {
         return try await report(batch: batch)
     }
 
+    /// The settlement batches, newest first.
+    public func batches(limit: Int = 50) async throws -> [(id: Int64, cutoff: String, transactions: Int, total: Int64)] {
+        try await db.sql.raw("SELECT id, cutoff, transactions, total FROM net_settlement_batches ORDER BY id DESC LIMIT \(bind: limit)").all().map {
+            (try $0.decode(column: "id", as: Int64.self), try $0.decode(column: "cutoff", as: String.self),
+             try $0.decode(column: "transactions", as: Int.self), try $0.decode(column: "total", as: Int64.self))
+        }
+    }
+
     /// The report of a batch, from its clearing rows.
     public func report(batch: Int64) async throws -> SettlementReport {
         guard let header = try await db.sql.raw("SELECT cutoff, transactions, total FROM net_settlement_batches WHERE id = \(bind: batch)").first() else {

@@ -54,8 +54,9 @@ extension TokenService {
     // MARK: Listings
 
     /// Tokens of one requestor (optionally one device) or of one bank, newest first.
-    public func tokens(requestor: String? = nil, bank: String? = nil, deviceID: String? = nil, limit: Int = 100) async throws -> [TokenRecord] {
+    public func tokens(requestor: String? = nil, bank: String? = nil, deviceID: String? = nil, state: TokenState? = nil, limit: Int = 100) async throws -> [TokenRecord] {
         var query = db.sql.select().column("id").from("tsp_tokens")
+        if let state { query = query.where("state", .equal, state.rawValue) }
         if let requestor { query = query.where("requestor_id", .equal, requestor) }
         if let bank { query = query.where("bank_id", .equal, bank) }
         if let deviceID { query = query.where("device_id", .equal, deviceID) }
@@ -65,6 +66,15 @@ extension TokenService {
             for id in ids { records.append(try await TokenService.record(tx, id: id)) }
             return records
         }
+    }
+
+    /// How many tokens are in each state.
+    public func tokenCounts() async throws -> [TokenState: Int] {
+        var counts: [TokenState: Int] = [:]
+        for row in try await db.sql.raw("SELECT state, COUNT(*) AS n FROM tsp_tokens GROUP BY state").all() {
+            if let state = TokenState(rawValue: try row.decode(column: "state", as: String.self)) { counts[state] = try row.decode(column: "n", as: Int.self) }
+        }
+        return counts
     }
 
     /// Registered token requestors: (id, name).

@@ -113,7 +113,9 @@ final class Node: Sendable {
         let switchServer = ISO8583Server(endpoint: LinkEndpoint(host: configuration.httpHost, port: configuration.switchPort, spec: spec, framing: .binaryLength2)) { message in
             await network.handle(message)
         }
-        let api = CloudAPI(tokenService: tsp, issuer: issuer, keys: hsm, configuration: CloudAPI.Configuration(operatorAPIKey: credentials.operatorKey))
+        let console = Console(network: network, settlement: Settlement(database: db, issuerHost: issuer))
+        let api = CloudAPI(tokenService: tsp, issuer: issuer, keys: hsm, configuration: CloudAPI.Configuration(operatorAPIKey: credentials.operatorKey),
+                           console: console)
         return Node(configuration: configuration, db: db, hsm: hsm, issuer: issuer, tsp: tsp, network: network, api: api, credentials: credentials,
                     switchServer: switchServer, logger: logger)
     }

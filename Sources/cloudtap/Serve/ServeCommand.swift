@@ -32,8 +32,9 @@ struct ServeCommand: ParsableCommand {
             let node = try await Node.open(settings, logger: log)
             let switchPort = try await node.startSwitch()
             let app = try node.application { port in
-                print("cloudtap serve: HTTP API on http://\(settings.httpHost):\(port), switch on \(settings.httpHost):\(switchPort)")
-                print("credentials: \((settings.dataDirectory as NSString).appendingPathComponent("credentials.json"))")
+                Self.say("cloudtap serve: HTTP API on http://\(settings.httpHost):\(port), switch on \(settings.httpHost):\(switchPort)")
+                Self.say("credentials: \((settings.dataDirectory as NSString).appendingPathComponent("credentials.json"))")
+                if let link = node.api.console?.signInPath() { Self.say("console (one-time sign-in link, 5 minutes): http://\(settings.httpHost):\(port)\(link)") }
             }
             do {
                 try await app.runService()
@@ -44,4 +45,7 @@ struct ServeCommand: ParsableCommand {
             await node.shutdown()
         }
     }
+
+    /// A line to standard output at once (unbuffered: a log file or pipe sees it as it happens).
+    static func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 }
