@@ -26,7 +26,24 @@ public struct CloudAPI: Sendable {
         public var otpAttemptsPerHour = 10
         /// The operator API key; nil turns the operator API off.
         public var operatorAPIKey: String?
+        /// Which routes this process serves (a deployment may split them across processes).
+        public var parts: Parts = .all
+        /// The metrics in Prometheus's text format, served at /metrics (counters and timings only).
+        public var metrics: (@Sendable () -> [UInt8])?
         public init(operatorAPIKey: String? = nil) { self.operatorAPIKey = operatorAPIKey }
+    }
+
+    /// Groups of routes.
+    public struct Parts: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        /// Wallets and banks: enrollment, tokens, lifecycle, provisioning, replenishment.
+        public static let tokenService = Parts(rawValue: 1)
+        /// The operator API.
+        public static let operatorAPI = Parts(rawValue: 2)
+        /// The operator's web console.
+        public static let console = Parts(rawValue: 4)
+        public static let all: Parts = [.tokenService, .operatorAPI, .console]
     }
 
     let tsp: TokenService
@@ -36,11 +53,15 @@ public struct CloudAPI: Sendable {
     let enrollmentLimiter: RateLimiter
     let otpLimiter: RateLimiter
     let operatorKeyHash: [UInt8]?
+    let parts: Parts
+    let metrics: (@Sendable () -> [UInt8])?
     /// The operator's web console, when this process serves it.
     public let console: Console?
 
     public init(tokenService: TokenService, issuer: IssuerHost, keys: any KeyHolding, configuration: Configuration = Configuration(), console: Console? = nil) {
         self.console = console
+        self.parts = configuration.parts
+        self.metrics = configuration.metrics
         self.tsp = tokenService
         self.issuer = issuer
         self.keys = keys
@@ -65,15 +86,25 @@ public struct CloudAPI: Sendable {
     public func router() -> Router<CloudRequestContext> {
         let router = Router(context: CloudRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: MetricsMiddleware())
         router.get("health") { _, _ in ["status": "ok"] }
-        router.get("openapi.json") { _, _ -> Response in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: CloudAPI.openAPIDocument)))
+        if let metrics {
+            router.get("metrics") { _, _ -> Response in
+                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: metrics())))
+            }
         }
-        addEnrollmentRoutes(router)
-        addTokenRoutes(router)
-        addBankRoutes(router)
-        addOperatorRoutes(router)
-        if let console { addConsoleRoutes(router, console: console) }
+        if !parts.isDisjoint(with: [.tokenService, .operatorAPI]) {
+            router.get("openapi.json") { _, _ -> Response in
+                Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: CloudAPI.openAPIDocument)))
+            }
+        }
+        if parts.contains(.tokenService) {
+            addEnrollmentRoutes(router)
+            addTokenRoutes(router)
+            addBankRoutes(router)
+        }
+        if parts.contains(.operatorAPI) { addOperatorRoutes(router) }
+        if parts.contains(.console), let console { addConsoleRoutes(router, console: console) }
         return router
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ISO8583
+import Metrics
 import IssuerHost
 import PaymentCore
 import PaymentCrypto
@@ -22,6 +23,9 @@ public struct IssuerGateway: Sendable {
                 return try await authorize(message)
             case MessageType.reversalRequest.rawValue, MessageType.reversalAdvice.rawValue:
                 return try await reverse(message)
+            case MessageType.networkManagementRequest.rawValue:
+                // Sign-on, echo, sign-off from the switch's link.
+                return Self.answer(message, code: "00")
             default:
                 return Self.formatError(message)
             }
@@ -36,6 +40,7 @@ public struct IssuerGateway: Sendable {
             idempotencyKey: Self.key(acquirer: request.acquirerID, stan: request.stan, transmission: request.transmissionDateTime),
             pan: request.pan, amount: request.amount, pinBlock: request.pinBlock.map { EncryptedPINBlock(format: .iso0, bytes: $0) })
         let outcome = try await host.authorize(input)
+        Counter(label: "cloudtap_issuer_decisions_total", dimensions: [("code", outcome.decision.responseCode.rawValue)]).increment()
         let code: String? = if case .approved(let c) = outcome.decision { c } else { nil }
         return try AuthorizationResponse(responding: message, responseCode: outcome.decision.responseCode.rawValue, authorizationCode: code).message
     }

@@ -4,6 +4,7 @@ import ISO8583
 import ISO8583Link
 import IssuerHost
 import Logging
+import Metrics
 import PaymentCore
 import PaymentCrypto
 import SQLKit
@@ -73,8 +74,17 @@ public final class NetworkSwitch: Sendable {
         self.terminalSpec = try? MessageSpec.dialect("terminal")
     }
 
-    /// Answers one terminal message.
+    /// Answers one terminal message (counted and timed by MTI and response code).
     public func handle(_ message: Message) async -> Message {
+        let start = ContinuousClock.now
+        let response = await answer(message)
+        let elapsed = ContinuousClock.now - start
+        Counter(label: "cloudtap_switch_requests_total", dimensions: [("mti", message.mti), ("code", response[39] ?? "")]).increment()
+        Timer(label: "cloudtap_switch_request_duration_seconds", dimensions: [("mti", message.mti)]).record(duration: elapsed)
+        return response
+    }
+
+    func answer(_ message: Message) async -> Message {
         do {
             switch message.mti {
             case MessageType.financialRequest.rawValue, MessageType.authorizationRequest.rawValue:
@@ -139,8 +149,11 @@ public final class NetworkSwitch: Sendable {
                 guard let data = try? TransactionData(values: values) else { return ("30", nil, nil, "DE55 lacks the cryptogram data") }
                 let psn = request.cardSequenceNumber.map { String($0.suffix(2)) } ?? "01"
                 switch try await tsp.validate(CryptogramCheck(token: pan, psn: psn, data: data, arqc: arqc)) {
-                case .declined(let code, let reason): return (code, nil, nil, "token service: \(reason)")
+                case .declined(let code, let reason):
+                    Counter(label: "cloudtap_switch_token_checks_total", dimensions: [("result", code)]).increment()
+                    return (code, nil, nil, "token service: \(reason)")
                 case .valid(let real, let tokenID, let keyIndex):
+                    Counter(label: "cloudtap_switch_token_checks_total", dimensions: [("result", "valid")]).increment()
                     pan = real
                     trace.note("token service: cryptogram verified, token \(tokenID), limited-use key \(keyIndex), ATC \(data.atc.hexString) first seen; card ending \(real.lastFour)")
                 }
@@ -171,8 +184,11 @@ public final class NetworkSwitch: Sendable {
             log("→ issuer \(bank)", forward.message)
             trace.add("switch → issuer \(bank)", forward.message, spec)
             let outbound = forward.message
+            let issuerStart = ContinuousClock.now
             let call = Task { try await connection.send(outbound) }
-            guard let answer = await Self.value(of: call, within: configuration.issuerTimeout) else {
+            let answered = await Self.value(of: call, within: configuration.issuerTimeout)
+            Timer(label: "cloudtap_switch_issuer_duration_seconds", dimensions: [("bank", bank)]).record(duration: ContinuousClock.now - issuerStart)
+            guard let answer = answered else {
                 return standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound, call: call, connection: connection)
             }
             log("← issuer \(bank)", answer)
@@ -190,6 +206,7 @@ public final class NetworkSwitch: Sendable {
     func standIn(bank: String, amount: Int64, forward: Message, call: Task<Message, any Error>, connection: any IssuerConnection) -> (String, String?, [UInt8]?, String) {
         let policy = configuration.standIn[bank] ?? .decline
         let approve: Bool = if case .approveUpTo(let limit) = policy { amount <= limit } else { false }
+        Counter(label: "cloudtap_switch_stand_in_total", dimensions: [("bank", bank), ("decision", approve ? "approved" : "declined")]).increment()
         let logger = self.logger, institution = configuration.institutionID
         if !approve {
             Task {

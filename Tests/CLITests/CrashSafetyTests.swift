@@ -13,14 +13,17 @@ final class ServeProcess: @unchecked Sendable {
     let dataDirectory: String
     let httpPort: Int
     let switchPort: Int
+    let arguments: [String]
     private(set) var process: Process?
     private let log: FileHandle
 
-    init(dataDirectory: String) throws {
+    /// `arguments` are added to serve's (a role, a database, more ports); `name` names its log.
+    init(dataDirectory: String, arguments: [String] = [], name: String = "serve") throws {
         self.dataDirectory = dataDirectory
+        self.arguments = arguments
         (httpPort, switchPort) = (try Self.freePort(), try Self.freePort())
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let logPath = (dataDirectory as NSString).appendingPathComponent("serve.log")
+        let logPath = (dataDirectory as NSString).appendingPathComponent("\(name).log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
     }
@@ -31,7 +34,7 @@ final class ServeProcess: @unchecked Sendable {
     func start() async throws {
         let p = Process()
         p.executableURL = CLI.binary
-        p.arguments = ["serve", "--data-dir", dataDirectory, "--http-port", String(httpPort), "--switch-port", String(switchPort), "--log-level", "warning"]
+        p.arguments = ["serve", "--data-dir", dataDirectory, "--http-port", String(httpPort), "--switch-port", String(switchPort), "--log-level", "warning"] + arguments
         p.standardOutput = log
         p.standardError = log
         try p.run()

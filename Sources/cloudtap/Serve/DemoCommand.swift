@@ -47,14 +47,8 @@ struct Demo {
         configuration.switchPort = 0
         var logger = Logger(label: "cloudtap")
         logger.logLevel = verbose ? .notice : .critical
-        let node = try await Node.open(configuration, logger: logger)
-        let switchPort = try await node.startSwitch()
-        let (ports, sink) = AsyncStream.makeStream(of: Int.self)
-        let app = try node.application { sink.yield($0) }
-        let server = Task { try await app.runService() }
-        var iterator = ports.makeAsyncIterator()
-        guard let httpPort = await iterator.next() else { throw ToolError("the API did not start") }
-        defer { server.cancel() }
+        let local = try await Node.startLocal(configuration, logger: logger)
+        let node = local.node, httpPort = local.httpPort, switchPort = local.switchPort
         print("CloudTap demo — a network on this machine: HTTP API on 127.0.0.1:\(httpPort), switch (ISO 8583) on 127.0.0.1:\(switchPort)")
         print("data directory: \(dataDirectory)")
 
@@ -143,9 +137,7 @@ struct Demo {
         }
         print("   network fee income \(Amount(minorUnits: report.networkIncome, currency: .cny)); positions and income sum to \(report.balances ? "zero" : "NOT zero")")
         await link.shutdown()
-        server.cancel()
-        _ = await server.result
-        await node.shutdown()
+        await local.stop()
         guard trial == 0, mismatches.isEmpty, report.balances else { throw ToolError("the books do not balance") }
         print("\nThe books balance.")
     }

@@ -27,7 +27,7 @@ struct LoadCommand: ParsableCommand {
     @Option(help: "Simulated terminals, each with its own link and phone.") var terminals = 8
     @Option(help: "Seconds to run.") var duration = 10.0
     @Option(help: "HTTP API of a running network, e.g. http://127.0.0.1:8080 (default: start a network in this process).") var api: String?
-    @Option(name: .customLong("switch"), help: "Switch of a running network, host:port.") var switchAddress: String?
+    @Option(name: .customLong("switch"), help: "Switch of a running network, host:port; several, comma-separated, share the terminals.") var switchAddress: String?
     @Option(help: "Data directory: the running network's (for its credentials.json) or the new one's (default: a new temporary one).") var dataDir: String?
     @Option(help: "postgres://… to run the in-process network on PostgreSQL.") var database: String?
     @Option(help: "Target rate in sales per second across all terminals (0: as fast as they go).") var rate = 0.0
@@ -52,7 +52,7 @@ struct LoadCommand: ParsableCommand {
         } else {
             network = try await LoadNetwork.start(dataDirectory: dataDir, database: database, terminals: terminalIDs)
         }
-        print("network: API \(network.api.absoluteString), switch \(network.switchHost):\(network.switchPort)\(network.node == nil ? "" : network.database == nil ? ", SQLite in \(network.dataDirectory)" : ", PostgreSQL")")
+        print("network: API \(network.api.absoluteString), switch \(network.switches.map { "\($0.host):\($0.port)" }.joined(separator: ", "))\(network.local == nil ? "" : network.database == nil ? ", SQLite in \(network.dataDirectory)" : ", PostgreSQL")")
         let journal = try self.journal.map { try Journal(path: $0) }
         let lanes: [LoadLane]
         do {
@@ -123,22 +123,23 @@ struct LoadCommand: ParsableCommand {
 
 /// The network a load run drives: one it started in this process, or one already running.
 struct LoadNetwork {
-    var node: Node?
-    var server: Task<Void, any Error>?
+    var local: LocalNetwork?
     var api: URL
-    var switchHost: String
-    var switchPort: Int
+    /// The switches; terminals are spread over them in turn.
+    var switches: [(host: String, port: Int)]
     var credentials: NodeCredentials
     var dataDirectory: String
     var database: String?
 
     static func running(api: String, switchAddress: String, dataDirectory: String) throws -> LoadNetwork {
-        guard let url = URL(string: api), let colon = switchAddress.lastIndex(of: ":"), let port = Int(switchAddress[switchAddress.index(after: colon)...]) else {
-            throw ToolError("--api is a URL and --switch is host:port")
+        let switches = try switchAddress.split(separator: ",").map { address -> (host: String, port: Int) in
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { throw ToolError("--switch is host:port[,host:port…]") }
+            return (String(address[..<colon]), port)
         }
+        guard let url = URL(string: api), !switches.isEmpty else { throw ToolError("--api is a URL and --switch is host:port") }
         let file = (dataDirectory as NSString).appendingPathComponent("credentials.json")
         guard let data = FileManager.default.contents(atPath: file) else { throw ToolError("no credentials at \(file): is \(dataDirectory) the network's data directory?") }
-        return LoadNetwork(api: url, switchHost: String(switchAddress[..<colon]), switchPort: port, credentials: try JSONDecoder().decode(NodeCredentials.self, from: data),
+        return LoadNetwork(api: url, switches: switches, credentials: try JSONDecoder().decode(NodeCredentials.self, from: data),
                            dataDirectory: dataDirectory)
     }
 
@@ -151,23 +152,12 @@ struct LoadNetwork {
         configuration.terminals = terminals
         var logger = Logger(label: "cloudtap")
         logger.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["CLOUDTAP_LOG_LEVEL"] ?? "") ?? .critical
-        let node = try await Node.open(configuration, logger: logger)
-        let switchPort = try await node.startSwitch()
-        let (ports, sink) = AsyncStream.makeStream(of: Int.self)
-        let app = try node.application { sink.yield($0) }
-        let server = Task { try await app.runService() }
-        var iterator = ports.makeAsyncIterator()
-        guard let httpPort = await iterator.next() else { throw ToolError("the API did not start") }
-        return LoadNetwork(node: node, server: server, api: URL(string: "http://127.0.0.1:\(httpPort)")!, switchHost: "127.0.0.1", switchPort: switchPort,
-                           credentials: node.credentials, dataDirectory: configuration.dataDirectory, database: database)
+        let local = try await Node.startLocal(configuration, logger: logger)
+        return LoadNetwork(local: local, api: URL(string: "http://127.0.0.1:\(local.httpPort)")!, switches: [("127.0.0.1", local.switchPort)],
+                           credentials: local.node.credentials, dataDirectory: configuration.dataDirectory, database: database)
     }
 
-    func stop() async {
-        guard let node else { return }
-        server?.cancel()
-        _ = await server?.result
-        await node.shutdown()
-    }
+    func stop() async { await local?.stop() }
 
     func books() async throws -> (trialBalance: Int64, mismatches: Int) {
         let books = try await DemoHTTP(base: api).call("GET", "/v1/operator/books", auth: credentials.operatorKey)
@@ -206,7 +196,8 @@ struct LoadNetwork {
             let tokenID = Int64(token["id"] as? Int ?? 0)
             _ = try await phone.provision(cardID: "card", tokenID: tokenID, from: cloud)
             _ = try await phone.replenishIfNeeded(cardID: "card", from: cloud, force: true)
-            let link = try Demo.terminalLink(host: switchHost, port: switchPort, terminalID: terminal, maximumBackoff: .seconds(1))
+            let target = switches[i % switches.count]
+            let link = try Demo.terminalLink(host: target.host, port: target.port, terminalID: terminal, maximumBackoff: .seconds(1))
             let merchant = MerchantTerminal(terminalID: terminal, merchantID: String(format: "LOADMERCH%06d", i + 1), acquirerID: "01020000",
                                             merchantNameLocation: "CLOUDTAP LOAD")
             let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: merchant, pinPad: nil, host: link,

@@ -41,6 +41,10 @@ struct NodeConfiguration: Codable, Sendable {
     var httpHost = "127.0.0.1"
     var httpPort = 8080
     var switchPort = 5000
+    /// The issuer hosts' listener (network dialect) when they run as their own process.
+    var issuerPort = 5100
+    /// Where a switch reaches the issuer hosts ("host:port", network dialect); nil: in process.
+    var issuerAddress: String?
     var terminals = ["TERM0001"]
     var requestors = ["WALLET00001"]
     var banks: [Bank] = [
@@ -79,6 +83,8 @@ final class Node: Sendable {
     let api: CloudAPI
     let credentials: NodeCredentials
     let switchServer: ISO8583Server
+    let issuerServer: ISO8583Server
+    let issuerLink: ISO8583Client?
     let logger: Logger
 
     static func open(_ configuration: NodeConfiguration, logger: Logger) async throws -> Node {
@@ -107,21 +113,39 @@ final class Node: Sendable {
         var switchConfiguration = SwitchConfiguration()
         for terminal in configuration.terminals { switchConfiguration.terminalPINKeys[terminal] = "\(terminal)/tpk" }
         for bank in configuration.banks { if let limit = bank.standInLimit { switchConfiguration.standIn[bank.id] = .approveUpTo(limit) } }
-        let issuers = Dictionary(uniqueKeysWithValues: configuration.banks.map { ($0.id, InProcessIssuer(IssuerGateway(host: issuer)) as any IssuerConnection) })
-        let network = NetworkSwitch(database: db, tokenService: tsp, issuerHost: issuer, keys: hsm, issuers: issuers, configuration: switchConfiguration, logger: logger)
+        let gateway = IssuerGateway(host: issuer)
+        let network = try MessageSpec.dialect("network")
+        var issuerLink: ISO8583Client?
+        if let address = configuration.issuerAddress {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { throw ToolError("issuer address \(address) is not host:port") }
+            var link = ClientLinkStateMachine.Configuration(
+                signOnMessage: { NetworkManagement(code: .signOn, stan: $0, terminalID: nil).message(style: .network) },
+                echoMessage: { NetworkManagement(code: .echo, stan: $0, terminalID: nil).message(style: .network) })
+            link.requestTimeoutNanos = 10_000_000_000
+            link.maximumBackoffNanos = 2_000_000_000
+            issuerLink = try ISO8583Client(endpoint: LinkEndpoint(host: String(address[..<colon]), port: port, spec: network, framing: .networkHeader), configuration: link)
+            issuerLink?.start()
+        }
+        let issuers = Dictionary(uniqueKeysWithValues: configuration.banks.map { bank -> (String, any IssuerConnection) in
+            (bank.id, issuerLink.map { $0 as any IssuerConnection } ?? InProcessIssuer(gateway))
+        })
+        let networkSwitch = NetworkSwitch(database: db, tokenService: tsp, issuerHost: issuer, keys: hsm, issuers: issuers, configuration: switchConfiguration, logger: logger)
         let spec = try MessageSpec.dialect("terminal")
         let switchServer = ISO8583Server(endpoint: LinkEndpoint(host: configuration.httpHost, port: configuration.switchPort, spec: spec, framing: .binaryLength2)) { message in
-            await network.handle(message)
+            await networkSwitch.handle(message)
         }
-        let console = Console(network: network, settlement: Settlement(database: db, issuerHost: issuer))
+        let issuerServer = ISO8583Server(endpoint: LinkEndpoint(host: configuration.httpHost, port: configuration.issuerPort, spec: network, framing: .networkHeader)) { message in
+            await gateway.handle(message)
+        }
+        let console = Console(network: networkSwitch, settlement: Settlement(database: db, issuerHost: issuer))
         let api = CloudAPI(tokenService: tsp, issuer: issuer, keys: hsm, configuration: CloudAPI.Configuration(operatorAPIKey: credentials.operatorKey),
                            console: console)
-        return Node(configuration: configuration, db: db, hsm: hsm, issuer: issuer, tsp: tsp, network: network, api: api, credentials: credentials,
-                    switchServer: switchServer, logger: logger)
+        return Node(configuration: configuration, db: db, hsm: hsm, issuer: issuer, tsp: tsp, network: networkSwitch, api: api, credentials: credentials,
+                    switchServer: switchServer, issuerServer: issuerServer, issuerLink: issuerLink, logger: logger)
     }
 
     init(configuration: NodeConfiguration, db: Database, hsm: SoftwareHSM, issuer: IssuerHost, tsp: TokenService, network: NetworkSwitch, api: CloudAPI,
-         credentials: NodeCredentials, switchServer: ISO8583Server, logger: Logger) {
+         credentials: NodeCredentials, switchServer: ISO8583Server, issuerServer: ISO8583Server, issuerLink: ISO8583Client?, logger: Logger) {
         self.configuration = configuration
         self.db = db
         self.hsm = hsm
@@ -131,6 +155,8 @@ final class Node: Sendable {
         self.api = api
         self.credentials = credentials
         self.switchServer = switchServer
+        self.issuerServer = issuerServer
+        self.issuerLink = issuerLink
         self.logger = logger
     }
 
@@ -179,14 +205,38 @@ final class Node: Sendable {
     /// Starts the switch listener; returns its port.
     func startSwitch() async throws -> Int { try await switchServer.start() }
 
-    func application(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> Application<RouterResponder<CloudRequestContext>> {
-        try api.application(listener: APIListener(host: configuration.httpHost, port: configuration.httpPort), logger: logger, onListening: onListening)
+    /// Starts the issuer hosts' listener (network dialect); returns its port.
+    func startIssuer() async throws -> Int { try await issuerServer.start() }
+
+    /// The HTTP listener with the routes of `parts` (and /health, and /metrics when given).
+    func application(parts: CloudAPI.Parts = .all, metrics: (@Sendable () -> [UInt8])? = nil,
+                     onListening: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> Application<RouterResponder<CloudRequestContext>> {
+        var settings = CloudAPI.Configuration(operatorAPIKey: credentials.operatorKey)
+        settings.parts = parts
+        settings.metrics = metrics
+        let api = CloudAPI(tokenService: tsp, issuer: issuer, keys: hsm, configuration: settings, console: self.api.console)
+        return try api.application(listener: APIListener(host: configuration.httpHost, port: configuration.httpPort), logger: logger, onListening: onListening)
     }
 
     func shutdown() async {
         await switchServer.shutdown()
+        await issuerServer.shutdown()
+        await issuerLink?.shutdown()
         try? Self.write(JSONEncoder().encode(hsm.keyBlocks), to: (configuration.dataDirectory as NSString).appendingPathComponent("keys.json"))
         await db.shutdown()
+    }
+
+    /// The whole network in this process (demo, load): the switch and the HTTP API on the
+    /// ports of the configuration (0: the system picks).
+    static func startLocal(_ configuration: NodeConfiguration, logger: Logger) async throws -> LocalNetwork {
+        let node = try await Node.open(configuration, logger: logger)
+        let switchPort = try await node.startSwitch()
+        let (ports, sink) = AsyncStream.makeStream(of: Int.self)
+        let app = try node.application(onListening: { sink.yield($0) })
+        let server = Task { try await app.runService() }
+        var iterator = ports.makeAsyncIterator()
+        guard let httpPort = await iterator.next() else { throw ToolError("the API did not start") }
+        return LocalNetwork(node: node, server: server, httpPort: httpPort, switchPort: switchPort)
     }
 
     // MARK: Files
@@ -210,6 +260,20 @@ final class Node: Sendable {
     }
 
     static func randomHex(_ bytes: Int) -> String { (0..<bytes).map { _ in UInt8.random(in: 0...255) }.hexString }
+}
+
+/// A network running in this process, as `startLocal` left it.
+struct LocalNetwork: Sendable {
+    let node: Node
+    let server: Task<Void, any Error>
+    let httpPort: Int
+    let switchPort: Int
+
+    func stop() async {
+        server.cancel()
+        _ = await server.result
+        await node.shutdown()
+    }
 }
 
 /// The options of the tools that work on an existing network's data (`settle`, `trace`).
