@@ -5,6 +5,7 @@ import Hummingbird
 import IssuerHost
 import PaymentCore
 import PaymentCrypto
+import Switch
 import TokenService
 
 /// A bank's own cards and accounts.
@@ -138,6 +139,18 @@ extension CloudAPI {
             let next = request.uri.queryParameters.get("next").map { String($0) }
             return EditedResponse(status: .created, response: ConsoleLink(path: console.signInPath(next: next), expiresInSeconds: Int(console.sessions.linkLifetime)))
         }
+        // End of day: cut-off, clearing, the net positions and merchant lines.
+        ops.post("settlements") { request, _ -> EditedResponse<SettlementReport> in
+            try requireOperator(request)
+            guard let settlement else { throw APIProblem(.notFound, code: "settlement-disabled", detail: "this server does not hold the switch's data") }
+            return EditedResponse(status: .created, response: try await settlement.run())
+        }
+        ops.get("settlements/:batch") { request, context -> SettlementReport in
+            try requireOperator(request)
+            guard let settlement else { throw APIProblem(.notFound, code: "settlement-disabled", detail: "this server does not hold the switch's data") }
+            guard let batch = context.parameters.get("batch", as: Int64.self), let report = try? await settlement.report(batch: batch) else { throw APIProblem.notFound }
+            return report
+        }
         // The issuers' books: the trial balance (zero when every posting balanced) and the
         // accounts whose balance disagrees with their ledger.
         ops.get("books") { request, _ -> Books in
@@ -266,6 +279,8 @@ struct SMSList: ResponseCodable {
     struct Item: Codable { let maskedMobile: String; let text: String }
     let messages: [Item]
 }
+
+extension SettlementReport: ResponseCodable {}
 
 struct ConsoleLink: ResponseCodable { let path: String; let expiresInSeconds: Int }
 struct Books: ResponseCodable { let trialBalance: Int64; let mismatchedAccounts: [Int64] }

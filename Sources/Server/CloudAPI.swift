@@ -6,6 +6,7 @@ import Hummingbird
 import IssuerHost
 import PaymentCore
 import PaymentCrypto
+import Switch
 import TokenService
 
 /// The cloud's HTTP API: the bank/wallet API of the token service and the operator API.
@@ -57,9 +58,13 @@ public struct CloudAPI: Sendable {
     let metrics: (@Sendable () -> [UInt8])?
     /// The operator's web console, when this process serves it.
     public let console: Console?
+    /// Clearing and settlement for the operator API, when this process has the switch's data.
+    let settlement: Settlement?
 
-    public init(tokenService: TokenService, issuer: IssuerHost, keys: any KeyHolding, configuration: Configuration = Configuration(), console: Console? = nil) {
+    public init(tokenService: TokenService, issuer: IssuerHost, keys: any KeyHolding, configuration: Configuration = Configuration(), console: Console? = nil,
+                settlement: Settlement? = nil) {
         self.console = console
+        self.settlement = settlement ?? console?.settlement
         self.parts = configuration.parts
         self.metrics = configuration.metrics
         self.tsp = tokenService

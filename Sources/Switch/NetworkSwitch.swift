@@ -290,16 +290,23 @@ public final class NetworkSwitch: Sendable {
 
     // MARK: Records
 
-    struct Recorded { let state: String; let code: String?; let authCode: String?; let arpc: [UInt8]? }
+    struct Recorded { let state: String; let code: String?; let authCode: String?; let arpc: [UInt8]?; let amount: Int64; let lastFour: String }
 
     func recorded(_ key: String) async throws -> Recorded? {
-        guard let row = try await db.sql.raw("SELECT state, response_code, auth_code, arpc FROM net_transactions WHERE request_key = \(bind: key)").first() else { return nil }
+        guard let row = try await db.sql.raw("SELECT state, response_code, auth_code, arpc, amount, token_last4 FROM net_transactions WHERE request_key = \(bind: key)").first() else { return nil }
         return Recorded(state: try row.decode(column: "state", as: String.self), code: try row.decode(column: "response_code", as: String?.self),
-                        authCode: try row.decode(column: "auth_code", as: String?.self), arpc: try row.decode(column: "arpc", as: Data?.self).map(Array.init))
+                        authCode: try row.decode(column: "auth_code", as: String?.self), arpc: try row.decode(column: "arpc", as: Data?.self).map(Array.init),
+                        amount: try row.decode(column: "amount", as: Int64.self), lastFour: try row.decode(column: "token_last4", as: String.self))
     }
 
     /// A repeat of a request: the first answer again (waiting for it while it is in flight).
+    /// A different sale under the same key (a terminal that reused its STAN within the second)
+    /// is not a repeat: it is declined 94 and nothing else happens.
     func duplicate(of earlier: Recorded, key: String, message: Message) async throws -> Message {
+        if let request = try? AuthorizationRequest(message: message), request.amount.minorUnits != earlier.amount || request.pan.lastFour != earlier.lastFour {
+            logger.notice("a different request under a recorded key declined", metadata: ["key": "\(key)"])
+            return try respond(message, code: "94", authCode: nil, arpc: nil)
+        }
         var current = earlier
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.issuerTimeout + .seconds(1)

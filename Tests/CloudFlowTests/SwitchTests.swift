@@ -127,7 +127,7 @@ struct SwitchTests {
         }
     }
 
-    @Test("a duplicate 0200 gets the first answer and is charged once; a replayed cryptogram is declined")
+    @Test("a duplicate 0200 gets the first answer and is charged once; another sale under its key 94; a replayed cryptogram is declined")
     func duplicates() async throws {
         try await CloudFlowTests.each("switch-duplicate") { (c: Cloud) async throws -> Void in
             let s = try await Self.setUp(c)
@@ -136,6 +136,14 @@ struct SwitchTests {
             let again = await s.network.handle(request.message)
             #expect(again[39] == "00")
             #expect(again[38] == first.response?.authorizationCode)
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+            // Another sale under the same key (a terminal reusing its STAN within the second):
+            // not a repeat — declined 94, nothing charged, the first answer not handed out.
+            var other = request
+            other.amount = try Amount("99.00", currency: .cny)
+            let clash = await s.network.handle(other.message)
+            #expect(clash[39] == "94")
+            #expect(clash[38] == nil)
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
             // The same card data under a new STAN: the cloud has seen the ATC.
             var replay = request

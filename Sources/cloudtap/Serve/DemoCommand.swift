@@ -19,46 +19,137 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "The whole story: bind a card, pay offline with the phone at a POS, with and without PIN, lose the phone, replenish, the books.",
         discussion: """
-            Starts a network (`serve`) in this process on loopback ports in a fresh data directory and talks to it as \
-            the bank app, the phone and the POS would: HTTP to the API, ISO 8583 to the switch, APDUs between the \
+            Runs against a network: the one named by --api and --switch (its credentials in --data-dir), else one \
+            already serving on the default ports from ./cloudtap-data, else a `cloudtap serve` it starts itself on \
+            loopback ports in a fresh data directory (and stops at the end). It talks to the network only as the bank \
+            app, the phone, the POS and the operator would: HTTP to the API, ISO 8583 to the switch, APDUs between the \
             phone and the POS. Card data is masked in everything printed.
             """)
 
-    @Option(help: "Data directory for the demo's network (default: a new temporary one).") var dataDir: String?
+    @Option(help: "HTTP API of a running network (with --switch and --data-dir).") var api: String?
+    @Option(name: .customLong("switch"), help: "Switch of a running network, host:port.") var switchAddress: String?
+    @Option(help: "Data directory: the running network's, or the one for the network the demo starts (default: a new temporary one).") var dataDir: String?
     @Flag(help: "Print every APDU and the whole 0200/0210.") var verbose = false
 
+    func validate() throws {
+        if (api == nil) != (switchAddress == nil) { throw ValidationError("--api and --switch go together") }
+    }
+
     func run() throws {
-        let dir = dataDir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("cloudtap-demo-\(UUID().uuidString.prefix(8))")
-        let verbose = self.verbose
-        try blockingAsync { () async throws -> Void in try await Demo(dataDirectory: dir, verbose: verbose).run() }
+        let options = self
+        try blockingAsync { () async throws -> Void in
+            let network = try await DemoNetwork.find(api: options.api, switchAddress: options.switchAddress, dataDirectory: options.dataDir)
+            do {
+                try await Demo(network: network, verbose: options.verbose).run()
+            } catch {
+                network.stop()
+                throw error
+            }
+            network.stop()
+        }
+    }
+}
+
+/// The network the demo talks to, and the `serve` child process when the demo started it.
+struct DemoNetwork: Sendable {
+    let api: URL
+    let switchHost: String
+    let switchPort: Int
+    let credentials: NodeCredentials
+    let dataDirectory: String
+    let child: Process?
+
+    static func find(api: String?, switchAddress: String?, dataDirectory: String?) async throws -> DemoNetwork {
+        if let api, let switchAddress {
+            return try connect(api: api, switchAddress: switchAddress, dataDirectory: dataDirectory ?? "cloudtap-data", child: nil)
+        }
+        // One already serving with the defaults?
+        let defaults = NodeConfiguration()
+        if dataDirectory == nil, FileManager.default.fileExists(atPath: (defaults.dataDirectory as NSString).appendingPathComponent("credentials.json")),
+           await answers("http://\(defaults.httpHost):\(defaults.httpPort)/health") {
+            print("Using the network already serving on \(defaults.httpHost):\(defaults.httpPort) (data directory \(defaults.dataDirectory)).")
+            return try connect(api: "http://\(defaults.httpHost):\(defaults.httpPort)", switchAddress: "\(defaults.httpHost):\(defaults.switchPort)",
+                               dataDirectory: defaults.dataDirectory, child: nil)
+        }
+        return try await startServe(dataDirectory: dataDirectory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("cloudtap-demo-\(UUID().uuidString.prefix(8))"))
+    }
+
+    static func connect(api: String, switchAddress: String, dataDirectory: String, child: Process?) throws -> DemoNetwork {
+        guard let url = URL(string: api), let colon = switchAddress.lastIndex(of: ":"), let port = Int(switchAddress[switchAddress.index(after: colon)...]) else {
+            throw ToolError("--api is a URL and --switch is host:port")
+        }
+        let file = (dataDirectory as NSString).appendingPathComponent("credentials.json")
+        guard let data = FileManager.default.contents(atPath: file) else { throw ToolError("no credentials at \(file)") }
+        return DemoNetwork(api: url, switchHost: String(switchAddress[..<colon]), switchPort: port,
+                           credentials: try JSONDecoder().decode(NodeCredentials.self, from: data), dataDirectory: dataDirectory, child: child)
+    }
+
+    static func answers(_ url: String) async -> Bool {
+        guard let url = URL(string: url) else { return false }
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 1
+        guard let (_, response) = try? await URLSession.shared.data(for: request) else { return false }
+        return (response as? HTTPURLResponse)?.statusCode == 200
+    }
+
+    /// Starts `cloudtap serve` (this same executable) on ports the system picks and reads them
+    /// from its first line.
+    static func startServe(dataDirectory: String) async throws -> DemoNetwork {
+        let serve = Process()
+        serve.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        serve.arguments = ["serve", "--data-dir", dataDirectory, "--http-port", "0", "--switch-port", "0", "--log-level", "error"]
+        let output = Pipe()
+        serve.standardOutput = output
+        serve.standardError = FileHandle.standardError
+        try serve.run()
+        var text = ""
+        let reader = output.fileHandleForReading
+        while !text.contains("credentials:") {
+            let chunk = reader.availableData
+            if chunk.isEmpty { throw ToolError("cloudtap serve exited before it was ready (status \(serve.isRunning ? 0 : serve.terminationStatus))") }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        // The child's later lines are not needed; keep its pipe drained so it never blocks.
+        Thread.detachNewThread { while !reader.availableData.isEmpty {} }
+        guard let http = Self.port(after: "HTTP on http://127.0.0.1:", in: text), let switchPort = Self.port(after: "switch on 127.0.0.1:", in: text) else {
+            serve.terminate()
+            throw ToolError("could not read serve's ports from: \(text)")
+        }
+        print("Started `cloudtap serve` (pid \(serve.processIdentifier)) for the demo.")
+        return try connect(api: "http://127.0.0.1:\(http)", switchAddress: "127.0.0.1:\(switchPort)", dataDirectory: dataDirectory, child: serve)
+    }
+
+    static func port(after marker: String, in text: String) -> Int? {
+        guard let r = text.range(of: marker) else { return nil }
+        return Int(text[r.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// Stops the serve the demo started (SIGTERM: its graceful shutdown).
+    func stop() {
+        guard let child, child.isRunning else { return }
+        child.terminate()
+        child.waitUntilExit()
     }
 }
 
 struct Demo {
-    let dataDirectory: String
+    let network: DemoNetwork
     let verbose: Bool
 
     func step(_ n: Int, _ title: String) { print("\n\(n). \(title)") }
 
     func run() async throws {
-        var configuration = NodeConfiguration()
-        configuration.dataDirectory = dataDirectory
-        configuration.httpPort = 0
-        configuration.switchPort = 0
-        var logger = Logger(label: "cloudtap")
-        logger.logLevel = verbose ? .notice : .critical
-        let local = try await Node.startLocal(configuration, logger: logger)
-        let node = local.node, httpPort = local.httpPort, switchPort = local.switchPort
-        print("CloudTap demo — a network on this machine: HTTP API on 127.0.0.1:\(httpPort), switch (ISO 8583) on 127.0.0.1:\(switchPort)")
-        print("data directory: \(dataDirectory)")
+        let credentials = network.credentials
+        print("CloudTap demo — HTTP API on \(network.api.host ?? ""):\(network.api.port ?? 0), switch (ISO 8583) on \(network.switchHost):\(network.switchPort)")
+        print("data directory: \(network.dataDirectory)")
 
-        let api = URL(string: "http://127.0.0.1:\(httpPort)")!
-        let requestorKey = node.credentials.requestorKeys["WALLET00001"] ?? ""
-        let bankKey = node.credentials.bankKeys["BANKA"] ?? ""
+        let api = network.api
+        let requestorKey = credentials.requestorKeys["WALLET00001"] ?? ""
+        let bankKey = credentials.bankKeys["BANKA"] ?? ""
         let http = DemoHTTP(base: api)
 
         step(1, "Two banks are on the network")
-        let banks = try await http.call("GET", "/v1/operator/banks", auth: node.credentials.operatorKey)
+        let banks = try await http.call("GET", "/v1/operator/banks", auth: credentials.operatorKey)
         for bank in banks["banks"] as? [[String: Any]] ?? [] {
             let ranges = (bank["binRanges"] as? [[String: Any]] ?? []).map { "\($0["kind"] ?? "") \($0["low"] ?? "")–\($0["high"] ?? "")" }.joined(separator: ", ")
             print("   \(bank["id"] ?? "") \(bank["name"] ?? ""): \(ranges); keys by KCV: " +
@@ -66,14 +157,14 @@ struct Demo {
         }
 
         step(2, "ZHANG SAN binds her Bank A card in the bank app (card number, expiry, CVN2 check skipped, device key)")
-        let phone = try Wallet(store: MemorySecureStore(), deviceID: "zhang-san-phone")
+        let phone = try Wallet(store: MemorySecureStore(), deviceID: "zhang-san-phone-\(UUID().uuidString.prefix(6))")
         let card = "6210220110002707354"
         let enrollment = try await http.call("POST", "/v1/enrollments", auth: requestorKey, requestor: "WALLET00001", body: [
             "pan": card, "expiry": "2912", "holderName": "ZHANG SAN", "deviceId": phone.deviceID,
             "devicePublicKey": phone.devicePublicKey.x963Representation.base64EncodedString(),
         ])
         print("   POST /v1/enrollments → 202, one-time code sent to \(enrollment["maskedMobile"] ?? "")")
-        let outbox = try await http.call("GET", "/v1/operator/sms?mobileEndsWith=5678", auth: node.credentials.operatorKey)
+        let outbox = try await http.call("GET", "/v1/operator/sms?mobileEndsWith=5678", auth: credentials.operatorKey)
         let sms = (outbox["messages"] as? [[String: Any]])?.last?["text"] as? String ?? ""
         print("   SMS (GET /v1/operator/sms, the SMS gateway's stand-in): \"\(sms)\"")
         let code = Self.oneTimeCode(in: sms)
@@ -88,13 +179,13 @@ struct Demo {
         print("   card \((try? PAN(profile.pan))?.masked ?? "") on the phone, \(keys) limited-use keys")
         print("   The phone goes offline (airplane mode). Paying needs no network.")
 
-        let tpk = try [UInt8](hex: node.credentials.terminalPINKeys["TERM0001"] ?? "")
-        let link = try Self.terminalLink(port: switchPort, terminalID: "TERM0001")
+        let tpk = try [UInt8](hex: credentials.terminalPINKeys["TERM0001"] ?? "")
+        let link = try Self.terminalLink(host: network.switchHost, port: network.switchPort, terminalID: "TERM0001")
         defer { Task { await link.shutdown() } }
         let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: Self.shop, pinPad: SoftwarePINPad(terminalPINKey: tpk) {
             print("   [PIN pad beeps] the customer keys her PIN: ******")
             return "135790"
-        }, host: link)
+        }, host: link, firstSTAN: UInt32.random(in: 1...900_000))
         let applet = SharedCardApplet(phone.applet())
         let reader = InProcessTransport { applet.process($0) }
 
@@ -119,14 +210,16 @@ struct Demo {
         print("   \(fresh.count) new keys; \(phone.keysLeft(cardID: "bank-a")) usable")
 
         step(8, "End of day: the books, clearing and settlement")
-        let trial = try await node.issuer.trialBalance()
-        let mismatches = try await node.issuer.balanceMismatches()
-        let cardRecord = try await node.issuer.card(id: 1)
-        let account = try await node.issuer.account(id: cardRecord?.accountID ?? 0)
-        print("   ZHANG SAN's account: \(Amount(minorUnits: account?.balance ?? 0, currency: .cny)) (opened with 5000.00 CNY)")
-        print("   trial balance \(trial) (zero: every posting balanced); accounts disagreeing with the ledger: \(mismatches.count)")
-        let report = try await Settlement(database: node.db, issuerHost: node.issuer).run()
-        print("   clearing batch \(report.batch): \(report.transactions) approved, unreversed transactions, \(Amount(minorUnits: report.total, currency: .cny))")
+        let cards = try await http.call("GET", "/v1/cards", auth: bankKey, bank: "BANKA")
+        let zhang = (cards["cards"] as? [[String: Any]] ?? []).first { ($0["maskedPan"] as? String)?.hasSuffix("7354") == true }
+        let account = try await http.call("GET", "/v1/accounts/\(zhang?["accountId"] as? Int ?? 0)", auth: bankKey, bank: "BANKA")
+        print("   ZHANG SAN's account (GET /v1/accounts, bank): \(Amount(minorUnits: Int64(account["balance"] as? Int ?? 0), currency: .cny))")
+        let books = try await http.call("GET", "/v1/operator/books", auth: credentials.operatorKey)
+        let trial = Int64(books["trialBalance"] as? Int ?? -1), mismatches = (books["mismatchedAccounts"] as? [Any])?.count ?? -1
+        print("   GET /v1/operator/books: trial balance \(trial) (zero: every posting balanced); accounts disagreeing with the ledger: \(mismatches)")
+        let reportData = try await http.data("POST", "/v1/operator/settlements", auth: credentials.operatorKey)
+        let report = try JSONDecoder().decode(SettlementReport.self, from: reportData)
+        print("   POST /v1/operator/settlements → batch \(report.batch): \(report.transactions) approved, unreversed transactions, \(Amount(minorUnits: report.total, currency: .cny))")
         for p in report.positions {
             print("   \(p.bank): issued \(Amount(minorUnits: p.issued, currency: .cny)), acquired \(Amount(minorUnits: p.acquired, currency: .cny)), " +
                   "fees \(Amount(minorUnits: p.fees, currency: .cny)), net \(Amount(minorUnits: p.net, currency: .cny))")
@@ -137,8 +230,7 @@ struct Demo {
         }
         print("   network fee income \(Amount(minorUnits: report.networkIncome, currency: .cny)); positions and income sum to \(report.balances ? "zero" : "NOT zero")")
         await link.shutdown()
-        await local.stop()
-        guard trial == 0, mismatches.isEmpty, report.balances else { throw ToolError("the books do not balance") }
+        guard trial == 0, mismatches == 0, report.balances else { throw ToolError("the books do not balance") }
         print("\nThe books balance.")
     }
 
@@ -190,6 +282,12 @@ struct DemoHTTP {
     let base: URL
 
     func call(_ method: String, _ path: String, auth: String, requestor: String? = nil, bank: String? = nil, body: [String: Any]? = nil) async throws -> [String: Any] {
+        let data = try await self.data(method, path, auth: auth, requestor: requestor, bank: bank, body: body)
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
+    /// The answer's bytes (for typed decoding); a status outside 2xx throws with the problem's code.
+    func data(_ method: String, _ path: String, auth: String, requestor: String? = nil, bank: String? = nil, body: [String: Any]? = nil) async throws -> Data {
         guard let url = URL(string: base.absoluteString + path) else { throw ToolError("bad path \(path)") }
         var request = URLRequest(url: url)
         request.httpMethod = method
@@ -199,9 +297,11 @@ struct DemoHTTP {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         if let body { request.httpBody = try JSONSerialization.data(withJSONObject: body) }
         let (data, response) = try await URLSession.shared.data(for: request)
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard (200..<300).contains(status) else { throw ToolError("\(method) \(path) → \(status) \(object["code"] ?? "") \(object["detail"] ?? "")") }
-        return object
+        guard (200..<300).contains(status) else {
+            let problem = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+            throw ToolError("\(method) \(path) → \(status) \(problem["code"] ?? "") \(problem["detail"] ?? "")")
+        }
+        return data
     }
 }
