@@ -56,43 +56,34 @@ public enum Engine: String, Sendable {
 public final class Database: @unchecked Sendable {  // the pools are thread-safe; the rest is immutable
     public let engine: Engine
     public let location: DatabaseLocation
-    let sqlitePool: EventLoopGroupConnectionPool<SQLiteConnectionSource>?
+    /// SQLite: one connection on its own thread, with group commit (``SQLiteEngine``).
+    let sqlite: SQLiteEngine?
     let postgresPool: EventLoopGroupConnectionPool<PostgresConnectionSource>?
     let logger: Logger
-    /// SQLite's own event loop: one connection, so one writer, as SQLite allows.
-    let sqliteGroup: MultiThreadedEventLoopGroup?
 
-    private init(location: DatabaseLocation, sqlite: EventLoopGroupConnectionPool<SQLiteConnectionSource>?,
-                 postgres: EventLoopGroupConnectionPool<PostgresConnectionSource>?, sqliteGroup: MultiThreadedEventLoopGroup? = nil,
-                 logger: Logger) {
-        self.sqliteGroup = sqliteGroup
+    private init(location: DatabaseLocation, sqlite: SQLiteEngine?, postgres: EventLoopGroupConnectionPool<PostgresConnectionSource>?, logger: Logger) {
         self.location = location
         self.engine = sqlite != nil ? .sqlite : .postgres
-        self.sqlitePool = sqlite
+        self.sqlite = sqlite
         self.postgresPool = postgres
         self.logger = logger
     }
 
-    /// Opens a pool. SQLite: one connection (SQLite has one writer at a time; a single
-    /// connection serializes transactions without lock contention), WAL journal,
-    /// `synchronous=FULL` (SQLite's default, checked here: a commit is on disk before it
-    /// returns), foreign keys on. PostgreSQL: by URL, `connectionsPerEventLoop` per loop.
+    /// Opens the database. SQLite: one connection on its own thread (SQLite has one writer at a
+    /// time) with group commit — see ``SQLiteEngine`` — WAL journal, `synchronous=FULL` (checked
+    /// here: a commit is on disk before anyone hears of it), foreign keys on. PostgreSQL: by
+    /// URL, `connectionsPerEventLoop` per loop.
     ///
     /// Inside ``transaction(_:)`` use only the database the body is given: on SQLite another
-    /// statement would wait for the one connection the transaction holds.
+    /// statement would wait for the unit the body is part of.
     public static func open(
         _ location: DatabaseLocation, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "cloudtap.storage"), connectionsPerEventLoop: Int = 2
     ) async throws -> Database {
         switch location {
         case .sqlite(let path):
-            let source = SQLiteConnectionSource(configuration: SQLiteConfiguration(storage: .file(path: path), enableForeignKeys: true),
-                                                threadPool: NIOThreadPool.singleton)
-            let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            let pool = EventLoopGroupConnectionPool(source: source, maxConnectionsPerEventLoop: 1, logger: logger, on: loop)
-            let db = Database(location: location, sqlite: pool, postgres: nil, sqliteGroup: loop, logger: logger)
+            let db = Database(location: location, sqlite: try SQLiteEngine(path: path, logger: logger), postgres: nil, logger: logger)
             return try await db.checked {
-                try await db.sql.raw("PRAGMA journal_mode=WAL").run()
                 let synchronous = try await db.sql.raw("PRAGMA synchronous").first()?.decode(column: "synchronous", as: Int.self)
                 guard synchronous == 2 else { throw StorageError("SQLite synchronous is \(synchronous.map(String.init) ?? "unknown"), not FULL") }
             }
@@ -120,7 +111,7 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
 
     /// A database for single statements (each its own implicit transaction).
     public var sql: any SQLDatabase {
-        if let sqlitePool { return PooledSQLiteDatabase(pool: sqlitePool, logger: logger) }
+        if let sqlite { return QueuedSQLiteDatabase(engine: sqlite, logger: logger) }
         return postgresPool!.database(logger: logger).sql()
     }
 
@@ -128,6 +119,8 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     /// back when it throws. SQLite write transactions begin IMMEDIATE so writers queue rather
     /// than fail; on PostgreSQL, lock what you read with ``Engine/forUpdate``.
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        // SQLite: a unit of the next group commit (its own savepoint, answered after the commit).
+        if let sqlite { return try await sqlite.unit(body) }
         let begin = engine.begin
         return try await sql.withSession { session in
             try await session.raw(SQLQueryString(begin)).run()
@@ -143,10 +136,26 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     }
 
     public func shutdown() async {
-        try? await sqlitePool?.shutdownAsync()
+        guard closed.close() else { return }
+        await sqlite?.shutdown()
         try? await postgresPool?.shutdownAsync()
-        try? await sqliteGroup?.shutdownGracefully()
     }
+
+    private let closed = ClosedFlag()
+
+    /// A database dropped without ``shutdown()`` (a caller that failed half way) closes its
+    /// PostgreSQL pool in the background rather than trapping in the pool's own deinit.
+    deinit {
+        if closed.close() { postgresPool?.shutdownGracefully { _ in } }
+    }
+}
+
+/// Whether a database has been shut down.
+final class ClosedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var closed = false
+    /// Marks it closed; true the first time.
+    func close() -> Bool { lock.withLock { defer { closed = true }; return !closed } }
 }
 
 /// A storage failure that is not the driver's own error.

@@ -145,6 +145,7 @@ struct PhonePOSCLITests {
     }
 }
 
+extension NetworkProcessTests {
 @Suite("cloudtap demo")
 struct DemoCLITests {
     @Test("the demo runs the story end to end and ends with balanced books, printing no card number")
@@ -169,4 +170,5 @@ struct DemoCLITests {
         let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/master.key")
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
     }
+}
 }

@@ -52,7 +52,8 @@ final class ConsoleClient: NSObject, URLSessionTaskDelegate, @unchecked Sendable
     }
 }
 
-@Suite("the operator console", .serialized)
+extension NetworkProcessTests {
+@Suite("the operator console")
 struct ConsoleTests {
     /// Every page of the console, and what each must show.
     static let pages: [(path: String, shows: String)] = [
@@ -68,7 +69,7 @@ struct ConsoleTests {
         defer { _ = serve.stop(); try? FileManager.default.removeItem(atPath: dir) }
         // Traffic: two terminals for two seconds.
         let load = try CLI.run(["load", "--api", serve.api, "--switch", "127.0.0.1:\(serve.switchPort)", "--data-dir", serve.dataDirectory,
-                                "--terminals", "2", "--duration", "2"])
+                                "--terminals", "2", "--duration", "2", "--rate", "40"])
         #expect(load.status == 0, "\(load.stdout)\(load.stderr)")
         let operatorKey = try serve.operatorKey
         let client = ConsoleClient(base: serve.api)
@@ -177,4 +178,5 @@ struct ConsoleTests {
         guard let r = html.range(of: #"name="formToken" value=""#) else { return nil }
         return String(html[r.upperBound...].prefix { $0 != "\"" })
     }
+}
 }

@@ -93,7 +93,13 @@ struct ServeError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-@Suite("crash safety", .serialized)
+/// The tests that run whole networks as processes (serve, load, Chromium): one at a time, as
+/// each loads the machine on its own.
+@Suite("networks in processes", .serialized)
+struct NetworkProcessTests {}
+
+extension NetworkProcessTests {
+@Suite("crash safety")
 struct CrashSafetyTests {
     struct Approval: Decodable { let terminal: String; let stan: String; let time: String; let code: String; let amount: Int64 }
 
@@ -106,7 +112,7 @@ struct CrashSafetyTests {
         let load = Process()
         load.executableURL = CLI.binary
         load.arguments = ["load", "--api", serve.api, "--switch", "127.0.0.1:\(serve.switchPort)", "--data-dir", serve.dataDirectory,
-                          "--terminals", "4", "--duration", "16", "--journal", journal]
+                          "--terminals", "4", "--duration", "16", "--rate", "150", "--journal", journal]
         let output = Pipe()
         load.standardOutput = output
         load.standardError = output
@@ -178,4 +184,5 @@ struct CrashSafetyTests {
         #expect(approvals.count > 60)
         try? FileManager.default.removeItem(atPath: dir)
     }
+}
 }

@@ -6,7 +6,8 @@ import Storage
 import StorageTestSupport
 import Testing
 
-@Suite("serve by role", .serialized)
+extension NetworkProcessTests {
+@Suite("serve by role")
 struct RolesTests {
     @Test("on PostgreSQL: api, issuer and two stateless switch processes; terminals on both switches; metrics from each; graceful stops; the books balance")
     func splitNetwork() async throws {
@@ -36,7 +37,7 @@ struct RolesTests {
         #expect(try await ConsoleClient(base: api.api).get("/health").status == 200)
 
         let load = try CLI.run(["load", "--api", api.api, "--switch", switches.map { "127.0.0.1:\($0.switchPort)" }.joined(separator: ","),
-                                "--data-dir", dir, "--terminals", "4", "--duration", "3"])
+                                "--data-dir", dir, "--terminals", "4", "--duration", "3", "--rate", "120"])
         #expect(load.status == 0, "\(load.stdout)\(load.stderr)")
         #expect(load.stdout.contains("failed: 0"), "\(load.stdout)")
         #expect(load.stdout.contains("books: trial balance 0, accounts disagreeing with the ledger: 0"), "\(load.stdout)")
@@ -58,4 +59,5 @@ struct RolesTests {
     static func sample(_ text: String, _ name: String, containing: String) -> Double {
         text.split(separator: "\n").filter { $0.hasPrefix(name + "{") && $0.contains(containing) }.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
     }
+}
 }

@@ -1,0 +1,116 @@
+internal import CSQLite3
+
+/// SQLite's C API, as much as CloudTap's storage needs: one connection, prepared statements
+/// cached by their SQL text, values in and out. This module keeps the system's `sqlite3.h`
+/// away from modules that also see SQLiteNIO's bundled copy of it.
+
+/// A value in or out of SQLite.
+public enum SQLiteValue: Sendable, Hashable {
+    case integer(Int64)
+    case float(Double)
+    case text(String)
+    case blob([UInt8])
+    case null
+}
+
+
+/// One SQLite connection and its prepared statements. Used by one thread at a time.
+public final class SQLiteHandle: @unchecked Sendable {
+    private var db: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+
+    public init(path: String) throws {
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let status = sqlite3_open_v2(path, &db, flags, nil)
+        guard status == SQLITE_OK else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close_v2(db)
+            throw SQLiteEngineError(code: status, message: "\(path): \(message)")
+        }
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    public func close() {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        statements = [:]
+        sqlite3_close_v2(db)
+        db = nil
+    }
+
+    func error(_ status: Int32, _ sql: String) -> SQLiteEngineError {
+        SQLiteEngineError(code: status, message: db.map { String(cString: sqlite3_errmsg($0)) } ?? "closed", sql: sql)
+    }
+
+    private func prepared(_ sql: String) throws -> OpaquePointer {
+        if let cached = statements[sql] { return cached }
+        var statement: OpaquePointer?
+        let status = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard status == SQLITE_OK, let statement else { throw error(status, sql) }
+        statements[sql] = statement
+        return statement
+    }
+
+    /// Runs one statement with its binds, handing each result row (column names, values) to `onRow`.
+    public func execute(_ sql: String, binds: [SQLiteValue] = [], _ onRow: ([String], [SQLiteValue]) -> Void = { _, _ in }) throws {
+        guard db != nil else { throw SQLiteEngineError(code: SQLITE_MISUSE, message: "the connection is closed", sql: sql) }
+        let statement = try prepared(sql)
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        for (i, value) in binds.enumerated() {
+            let index = Int32(i + 1)
+            let status: Int32
+            switch value {
+            case .integer(let n): status = sqlite3_bind_int64(statement, index, n)
+            case .float(let d): status = sqlite3_bind_double(statement, index, d)
+            case .text(let s): status = sqlite3_bind_text(statement, index, s, -1, Self.transient)
+            case .blob(let bytes):
+                status = bytes.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), Self.transient) }
+            case .null: status = sqlite3_bind_null(statement, index)
+            }
+            guard status == SQLITE_OK else { throw error(status, sql) }
+        }
+        var columns: [String]?
+        while true {
+            let status = sqlite3_step(statement)
+            if status == SQLITE_DONE { return }
+            guard status == SQLITE_ROW else { throw error(status, sql) }
+            let count = Int(sqlite3_column_count(statement))
+            if columns == nil { columns = (0..<count).map { String(cString: sqlite3_column_name(statement, Int32($0))) } }
+            var values: [SQLiteValue] = []
+            values.reserveCapacity(count)
+            for i in 0..<Int32(count) {
+                switch sqlite3_column_type(statement, i) {
+                case SQLITE_INTEGER: values.append(.integer(sqlite3_column_int64(statement, i)))
+                case SQLITE_FLOAT: values.append(.float(sqlite3_column_double(statement, i)))
+                case SQLITE_TEXT: values.append(.text(String(cString: sqlite3_column_text(statement, i))))
+                case SQLITE_BLOB:
+                    let length = Int(sqlite3_column_bytes(statement, i))
+                    let bytes = length > 0 ? sqlite3_column_blob(statement, i).map { [UInt8](UnsafeRawBufferPointer(start: $0, count: length)) } ?? [] : []
+                    values.append(.blob(bytes))
+                default: values.append(.null)
+                }
+            }
+            onRow(columns!, values)
+        }
+    }
+
+    /// SQLITE_TRANSIENT: SQLite copies the bound bytes before the call returns.
+    static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+}
+
+public struct SQLiteEngineError: Error, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public let message: String
+    public var sql: String = ""
+    public init(code: Int32, message: String, sql: String = "") {
+        self.code = code
+        self.message = message
+        self.sql = sql
+    }
+    public var description: String { "SQLite error \(code): \(message)" + (sql.isEmpty ? "" : " in \(sql.prefix(120))") }
+    /// A UNIQUE, PRIMARY KEY or other constraint refused the write.
+    public var isConstraint: Bool { code & 0xFF == SQLITE_CONSTRAINT }
+}
+

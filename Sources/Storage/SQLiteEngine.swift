@@ -1,0 +1,326 @@
+import SQLiteDirect
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SQLiteKit
+import SQLKit
+
+/// CloudTap's SQLite engine: one connection owned by one thread, with group commit.
+///
+/// Every unit of work — a transaction's body, or a single statement — is queued; the writer
+/// takes whatever is queued, opens one `BEGIN IMMEDIATE`, runs each unit inside its own
+/// `SAVEPOINT` (a unit that throws is rolled back alone), commits once and only then answers
+/// every caller. So a commit's fsync is shared by all the work that arrived while the previous
+/// one was on disk, and nobody hears "done" before their work is durable (`synchronous=FULL`).
+///
+/// The writer runs as a task whose executor preference is the connection's thread, so a body's
+/// statements run on that thread one after another without hopping between threads; prepared
+/// statements are cached by their SQL text.
+final class SQLiteEngine: @unchecked Sendable {  // the connection is touched only by the writer
+    let connection: SQLiteHandle
+    let thread: SQLiteThread
+    let logger: Logger
+    private let queue = WorkQueue()
+    private var writer: Task<Void, Never>?
+    /// Units per commit at most (bounds one batch's latency).
+    let maximumBatch = 256
+
+    init(path: String, logger: Logger) throws {
+        self.logger = logger
+        connection = try SQLiteHandle(path: path)
+        thread = SQLiteThread(name: "cloudtap-sqlite")
+        // Settings that cannot change inside a transaction, before the writer starts.
+        try connection.execute("PRAGMA journal_mode=WAL")
+        try connection.execute("PRAGMA synchronous=FULL")
+        try connection.execute("PRAGMA foreign_keys=ON")
+        try connection.execute("PRAGMA busy_timeout=10000")
+        let queue = self.queue, connection = self.connection, thread = self.thread, maximum = maximumBatch
+        writer = Task(executorPreference: thread) { await Self.write(queue: queue, connection: connection, logger: logger, maximum: maximum) }
+    }
+
+    /// Runs `body` as one unit: in a savepoint of the current batch, answered after the commit.
+    func unit<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let work = TypedWork(body: body, continuation: continuation)
+            if !queue.push(work) { continuation.resume(throwing: StorageError("the database is shut down")) }
+        }
+    }
+
+    func shutdown() async {
+        queue.close()
+        await writer?.value
+        connection.close()
+        thread.stop()
+    }
+
+    /// The writer: batches of units, one commit each.
+    static func write(queue: WorkQueue, connection: SQLiteHandle, logger: Logger, maximum: Int) async {
+        let session = SQLiteSession(connection: connection, logger: logger)
+        while let batch = await queue.next(maximum: maximum) {
+            do {
+                try connection.execute("BEGIN IMMEDIATE")
+            } catch {
+                for work in batch { work.complete(committed: error) }
+                continue
+            }
+            for work in batch {
+                do {
+                    try connection.execute("SAVEPOINT unit")
+                    if await work.run(session) {
+                        try connection.execute("RELEASE unit")
+                    } else {
+                        try connection.execute("ROLLBACK TO unit")
+                        try connection.execute("RELEASE unit")
+                    }
+                } catch {
+                    work.fail(error)
+                }
+            }
+            var failure: (any Error)?
+            do {
+                try connection.execute("COMMIT")
+            } catch {
+                logger.error("commit failed; the batch is rolled back", metadata: ["error": "\(error)"])
+                try? connection.execute("ROLLBACK")
+                failure = error
+            }
+            for work in batch { work.complete(committed: failure) }
+        }
+    }
+}
+
+// MARK: Units of work
+
+/// A queued unit: runs on the writer, answered when its batch is committed.
+class Work: @unchecked Sendable {
+    /// Runs the body; false when it threw (its savepoint is rolled back).
+    func run(_ session: SQLiteSession) async -> Bool { fatalError("subclass") }
+    /// A failure of the unit itself (its savepoint could not be opened or closed).
+    func fail(_ error: any Error) { fatalError("subclass") }
+    /// The batch is committed (nil) or not: resume the caller.
+    func complete(committed error: (any Error)?) { fatalError("subclass") }
+}
+
+final class TypedWork<T: Sendable>: Work, @unchecked Sendable {
+    let body: @Sendable (any SQLDatabase) async throws -> T
+    let continuation: CheckedContinuation<T, any Error>
+    private var result: Result<T, any Error>?
+
+    init(body: @escaping @Sendable (any SQLDatabase) async throws -> T, continuation: CheckedContinuation<T, any Error>) {
+        self.body = body
+        self.continuation = continuation
+    }
+
+    override func run(_ session: SQLiteSession) async -> Bool {
+        do {
+            result = .success(try await body(session))
+            return true
+        } catch {
+            result = .failure(error)
+            return false
+        }
+    }
+
+    override func fail(_ error: any Error) { result = .failure(error) }
+
+    override func complete(committed error: (any Error)?) {
+        switch (result, error) {
+        case (.failure(let own)?, _): continuation.resume(throwing: own)
+        case (_, let commit?): continuation.resume(throwing: commit)
+        case (.success(let value)?, nil): continuation.resume(returning: value)
+        case (nil, nil): continuation.resume(throwing: StorageError("the unit did not run"))
+        }
+    }
+}
+
+/// Units waiting for the writer.
+final class WorkQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Work] = []
+    private var waiter: CheckedContinuation<Void, Never>?
+    private var closed = false
+
+    /// False when the queue is closed.
+    func push(_ work: Work) -> Bool {
+        let (accepted, wake): (Bool, CheckedContinuation<Void, Never>?) = lock.withLock {
+            guard !closed else { return (false, nil) }
+            items.append(work)
+            defer { waiter = nil }
+            return (true, waiter)
+        }
+        wake?.resume()
+        return accepted
+    }
+
+    /// Up to `maximum` queued units, waiting for one; nil once closed and drained.
+    func next(maximum: Int) async -> [Work]? {
+        while true {
+            let taken: [Work]? = lock.withLock {
+                if items.isEmpty { return closed ? [] : nil }
+                let n = min(maximum, items.count)
+                defer { items.removeFirst(n) }
+                return Array(items.prefix(n))
+            }
+            if let taken { return taken.isEmpty ? nil : taken }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let ready = lock.withLock { () -> Bool in
+                    if !items.isEmpty || closed { return true }
+                    waiter = c
+                    return false
+                }
+                if ready { c.resume() }
+            }
+        }
+    }
+
+    func close() {
+        let wake: CheckedContinuation<Void, Never>? = lock.withLock {
+            closed = true
+            defer { waiter = nil }
+            return waiter
+        }
+        wake?.resume()
+    }
+}
+
+// MARK: SQLKit on the connection
+
+/// The connection as SQLKit sees it inside a unit: statements run at once, on the writer.
+struct SQLiteSession: SQLDatabase, @unchecked Sendable {
+    let connection: SQLiteHandle
+    let logger: Logger
+
+    var eventLoop: any EventLoop { MultiThreadedEventLoopGroup.singleton.any() }
+    var dialect: any SQLDialect { SQLiteDialect() }
+    var queryLogLevel: Logger.Level? { .debug }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        let (sql, binds) = serialize(query)
+        logger.debug("\(sql)")
+        let encoder = SQLiteDataEncoder()
+        let values: [SQLiteValue] = try binds.map {
+            switch try encoder.encode($0) {
+            case .integer(let n): .integer(Int64(n))
+            case .float(let d): .float(d)
+            case .text(let t): .text(t)
+            case .blob(let buffer): .blob(Array(buffer.readableBytesView))
+            case .null: .null
+            }
+        }
+        try connection.execute(sql, binds: values) { columns, row in onRow(SQLiteResultRow(columns: columns, values: row)) }
+    }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.completeWithTask { try await self.execute(sql: query, onRow) }
+        return promise.futureResult
+    }
+}
+
+/// `db.sql` on SQLite: each statement is its own unit (and so waits for its batch's commit).
+struct QueuedSQLiteDatabase: SQLDatabase, @unchecked Sendable {
+    let engine: SQLiteEngine
+    let logger: Logger
+
+    var eventLoop: any EventLoop { MultiThreadedEventLoopGroup.singleton.any() }
+    var dialect: any SQLDialect { SQLiteDialect() }
+    var queryLogLevel: Logger.Level? { .debug }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        try await engine.unit { session in try await session.execute(sql: query, onRow) }
+    }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.completeWithTask { try await self.execute(sql: query, onRow) }
+        return promise.futureResult
+    }
+
+    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        let box = try await engine.unit { session in UncheckedBox(try await closure(session)) }
+        return box.value
+    }
+}
+
+/// A result row, decoded by SQLiteKit's decoder.
+struct SQLiteResultRow: SQLRow {
+    let columns: [String]
+    let values: [SQLiteValue]
+
+    var allColumns: [String] { columns }
+    func contains(column: String) -> Bool { columns.contains(column) }
+
+    func value(_ column: String) throws -> SQLiteData {
+        guard let i = columns.firstIndex(of: column) else { throw StorageError("no column \(column) in the row") }
+        switch values[i] {
+        case .integer(let n): return .integer(Int(n))
+        case .float(let d): return .float(d)
+        case .text(let t): return .text(t)
+        case .blob(let bytes): return .blob(ByteBuffer(bytes: bytes))
+        case .null: return .null
+        }
+    }
+
+    func decodeNil(column: String) throws -> Bool {
+        guard let i = columns.firstIndex(of: column) else { throw StorageError("no column \(column) in the row") }
+        if case .null = values[i] { return true }
+        return false
+    }
+
+    func decode<D: Decodable>(column: String, as type: D.Type) throws -> D {
+        try SQLiteDataDecoder().decode(D.self, from: try value(column))
+    }
+}
+
+/// Carries a value out of a closure whose type the compiler cannot see is Sendable.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+// MARK: The thread
+
+/// A thread that runs the jobs of the tasks that prefer it (SE-0417 task executor).
+final class SQLiteThread: TaskExecutor, @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+    private var stopped = false
+
+    init(name: String) {
+        // The thread holds the executor until `stop` ends its loop.
+        let thread = Thread { self.loop() }
+        thread.name = name
+        thread.start()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty && !stopped { condition.wait() }
+            if jobs.isEmpty && stopped {
+                condition.unlock()
+                return
+            }
+            let batch = jobs
+            jobs.removeAll(keepingCapacity: true)
+            condition.unlock()
+            for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
+        }
+    }
+
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        condition.unlock()
+    }
+}
