@@ -36,12 +36,9 @@ extension IssuerHost {
     /// an answer the switch sees is committed.
     public func authorize(_ input: AuthorizationInput) async throws -> AuthorizationOutcome {
         let hash = Data(try keys.keyedHash(Array(input.pan.digits.utf8), keyName: configuration.lookupKeyName))
-        let calendar = Calendar(identifier: .gregorian)
-        var utc = calendar
-        utc.timeZone = TimeZone(identifier: "UTC")!
-        let parts = utc.dateComponents([.year, .month, .day], from: input.date)
-        let day = String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
-        let month = String(format: "%02d%02d", parts.year! % 100, parts.month!)
+        let utc = UTCTime(input.date)
+        let day = utc.isoDate
+        let month = utc.yymm
         let now = IssuerHost.stamp(input.date)
         let keys = self.keys, configuration = self.configuration, engine = db.engine
 

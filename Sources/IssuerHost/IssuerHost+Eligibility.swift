@@ -32,10 +32,7 @@ extension IssuerHost {
         var result = CardEligibility(verdict: .eligible, bank: bank, mobile: try card.decode(column: "mobile", as: String.self),
                                      deviceLimit: try card.decode(column: "device_limit", as: Int.self))
         let cardExpiry = try card.decode(column: "expiry", as: String.self)
-        var utc = Calendar(identifier: .gregorian)
-        utc.timeZone = TimeZone(identifier: "UTC")!
-        let p = utc.dateComponents([.year, .month], from: now)
-        let month = String(format: "%02d%02d", p.year! % 100, p.month!)
+        let month = UTCTime(now).yymm
         if try card.decode(column: "status", as: String.self) != CardStatus.active.rawValue {
             result.verdict = .ineligible("card is not active")
         } else if cardExpiry != expiry {

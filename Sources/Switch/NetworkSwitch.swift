@@ -387,12 +387,7 @@ public final class NetworkSwitch: Sendable {
         logger.debug("\(what)", metadata: ["message": "\(message.describe(spec: spec, reveal: false))"])
     }
 
-    static func clock() -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let p = calendar.dateComponents([.month, .day, .hour, .minute, .second], from: Date())
-        return String(format: "%02d%02d%02d%02d%02d", p.month!, p.day!, p.hour!, p.minute!, p.second!)
-    }
+    static func clock() -> String { UTCTime(Date()).mmddhhmmss }
 
     /// The task's value if it arrives within `timeout`; nil when it fails or is late (the task
     /// goes on, so a late answer can still be handled).

@@ -29,10 +29,8 @@ extension ContactlessKernel {
     }
 
     static func date(_ d: Date) -> [UInt8] {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let p = calendar.dateComponents([.year, .month, .day], from: d)
-        return [bcd(Int64(p.year! % 100), bytes: 1)[0], bcd(Int64(p.month!), bytes: 1)[0], bcd(Int64(p.day!), bytes: 1)[0]]
+        let p = UTCTime(d)
+        return [bcd(Int64(p.year % 100), bytes: 1)[0], bcd(Int64(p.month), bytes: 1)[0], bcd(Int64(p.day), bytes: 1)[0]]
     }
 
     static func yymm(_ d: Date) -> String {

@@ -65,11 +65,7 @@ public enum OnlineAuthorization {
     }
 
     static func clock(_ date: Date) -> (mmddhhmmss: String, hhmmss: String, mmdd: String) {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let p = calendar.dateComponents([.month, .day, .hour, .minute, .second], from: date)
-        let mmdd = String(format: "%02d%02d", p.month!, p.day!)
-        let hhmmss = String(format: "%02d%02d%02d", p.hour!, p.minute!, p.second!)
-        return (mmdd + hhmmss, hhmmss, mmdd)
+        let utc = UTCTime(date)
+        return (utc.mmddhhmmss, utc.hhmmss, utc.mmdd)
     }
 }

@@ -12,15 +12,11 @@ public enum Receipt {
             return left + String(repeating: " ", count: gap) + right
         }
         let name = merchant.merchantNameLocation.prefix(25).trimmingCharacters(in: .whitespaces)
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
         var lines = [
             String(name), line("TID \(merchant.terminalID)", "MID \(merchant.merchantID.suffix(8))"),
             "UnionPay QuickPass (contactless)", request.pan.masked,
             line("AID", online.aid.hexString), line("ATC", online.data[0x9F36]?.hexString ?? ""), line("ARQC", online.data[0x9F26]?.hexString ?? ""),
-            line("DATE", formatter.string(from: date)), line("STAN \(request.stan)", "RRN \(request.retrievalReference ?? "")"),
+            line("DATE", UTCTime(date).isoDateTime), line("STAN \(request.stan)", "RRN \(request.retrievalReference ?? "")"),
             "", line("SALE", request.amount.description), "",
         ]
         if response.isApproved {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import PaymentCore
 
@@ -65,5 +66,28 @@ struct ChecksumTests {
         #expect(CRC16.ccittFalse(Array("123456789".utf8)) == 0x29B1)
         let pix = "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-4266554400005204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***6304"
         #expect(CRC16.ccittFalse(Array(pix.utf8)) == 0x1D3D)
+    }
+}
+
+@Suite("UTC calendar time")
+struct UTCTimeTests {
+    @Test("agrees with Foundation's Gregorian calendar for 20,000 moments from 1901 to 2199, leap days and the epoch included")
+    func agreesWithCalendar() {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        var rng = SeededRandomNumberGenerator(seed: 7)
+        let fixed: [TimeInterval] = [0, -1, 86_399, 86_400, 951_782_400 /* 2000-02-29 */, 4_107_542_399 /* 2100-02-28 23:59:59 */, -2_177_452_800]
+        for t in fixed + (0..<20_000).map({ _ in TimeInterval(Int64.random(in: -2_147_483_648...7_258_118_399, using: &rng)) }) {
+            let date = Date(timeIntervalSince1970: t)
+            let p = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+            let u = UTCTime(date)
+            let ours: [Int] = [u.year, u.month, u.day, u.hour, u.minute, u.second]
+            let foundation: [Int] = [p.year!, p.month!, p.day!, p.hour!, p.minute!, p.second!]
+            #expect(ours == foundation, "\(t)")
+        }
+        let moment = UTCTime(Date(timeIntervalSince1970: 1_795_651_200 + 3_723))  // 2026-11-26 01:02:03
+        #expect(moment.mmddhhmmss == "1126010203")
+        #expect(moment.yymm == "2611")
+        #expect(moment.isoDateTime == "2026-11-26 01:02:03")
     }
 }
