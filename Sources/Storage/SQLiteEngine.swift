@@ -23,6 +23,10 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
     let logger: Logger
     private let queue = WorkQueue()
     private var writer: Task<Void, Never>?
+    private var checkpointer: Checkpointer?
+    /// A second connection for single SELECTs outside transactions: they read the last
+    /// committed state (WAL) without queueing behind the writer's batches.
+    let reader: SQLiteReader
     /// Units per commit at most (bounds one batch's latency).
     let maximumBatch = 256
 
@@ -35,6 +39,12 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
         try connection.execute("PRAGMA synchronous=FULL")
         try connection.execute("PRAGMA foreign_keys=ON")
         try connection.execute("PRAGMA busy_timeout=10000")
+        // Checkpoints move the WAL into the database file. Done inside a commit (SQLite's
+        // default, every 1,000 pages) they stall every caller of that batch for milliseconds;
+        // a second connection does them in the background instead (passive: never blocks the writer).
+        try connection.execute("PRAGMA wal_autocheckpoint=0")
+        checkpointer = try Checkpointer(path: path, logger: logger)
+        reader = try SQLiteReader(path: path)
         let queue = self.queue, connection = self.connection, thread = self.thread, maximum = maximumBatch
         writer = Task(executorPreference: thread) { await Self.write(queue: queue, connection: connection, logger: logger, maximum: maximum) }
     }
@@ -50,6 +60,9 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
     func shutdown() async {
         queue.close()
         await writer?.value
+        checkpointer?.stop()
+        reader.close()
+        try? connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         connection.close()
         thread.stop()
     }
@@ -87,6 +100,81 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
             }
             for work in batch { work.complete(committed: failure) }
         }
+    }
+}
+
+/// The read connection: one query at a time on its own serial queue, seeing what is committed.
+final class SQLiteReader: @unchecked Sendable {
+    private let connection: SQLiteHandle
+    private let queue = DispatchQueue(label: "cloudtap-sqlite-read")
+
+    init(path: String) throws {
+        connection = try SQLiteHandle(path: path)
+        try connection.execute("PRAGMA busy_timeout=10000")
+        try connection.execute("PRAGMA query_only=ON")
+    }
+
+    /// Plain SELECTs (not PRAGMAs, not writes with RETURNING).
+    static func isRead(_ sql: String) -> Bool {
+        let head = sql.utf8.prefix(7)
+        return head.count == 7 && String(decoding: head, as: UTF8.self).uppercased() == "SELECT "
+    }
+
+    func execute(_ sql: String, binds: [SQLiteValue], _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            queue.async {
+                do {
+                    try self.connection.execute(sql, binds: binds) { columns, row in onRow(SQLiteResultRow(columns: columns, values: row)) }
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    func close() { queue.sync { connection.close() } }
+}
+
+/// A thread with its own connection that checkpoints the WAL every 100 ms (passive mode:
+/// it copies what no reader needs and never waits for, or blocks, the writer).
+final class Checkpointer: @unchecked Sendable {
+    private let connection: SQLiteHandle
+    private let condition = NSCondition()
+    private var stopped = false
+    private var done = false
+
+    init(path: String, logger: Logger) throws {
+        connection = try SQLiteHandle(path: path)
+        try connection.execute("PRAGMA busy_timeout=0")
+        let thread = Thread {
+            while true {
+                self.condition.lock()
+                if !self.stopped { _ = self.condition.wait(until: Date().addingTimeInterval(0.1)) }
+                let stop = self.stopped
+                self.condition.unlock()
+                if stop { break }
+                do { try self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)") } catch {
+                    logger.debug("background checkpoint skipped", metadata: ["error": "\(error)"])
+                }
+            }
+            self.connection.close()
+            self.condition.lock()
+            self.done = true
+            self.condition.broadcast()
+            self.condition.unlock()
+        }
+        thread.name = "cloudtap-sqlite-checkpoint"
+        thread.start()
+    }
+
+    /// Stops the thread and waits for it to close its connection.
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        while !done { condition.wait() }
+        condition.unlock()
     }
 }
 
@@ -198,8 +286,13 @@ struct SQLiteSession: SQLDatabase, @unchecked Sendable {
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         let (sql, binds) = serialize(query)
         logger.debug("\(sql)")
+        try connection.execute(sql, binds: try Self.values(binds)) { columns, row in onRow(SQLiteResultRow(columns: columns, values: row)) }
+    }
+
+    /// SQLKit's binds as SQLite values (through SQLiteKit's encoder, as its driver would).
+    static func values(_ binds: [any Encodable & Sendable]) throws -> [SQLiteValue] {
         let encoder = SQLiteDataEncoder()
-        let values: [SQLiteValue] = try binds.map {
+        return try binds.map {
             switch try encoder.encode($0) {
             case .integer(let n): .integer(Int64(n))
             case .float(let d): .float(d)
@@ -208,7 +301,6 @@ struct SQLiteSession: SQLDatabase, @unchecked Sendable {
             case .null: .null
             }
         }
-        try connection.execute(sql, binds: values) { columns, row in onRow(SQLiteResultRow(columns: columns, values: row)) }
     }
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
@@ -228,6 +320,11 @@ struct QueuedSQLiteDatabase: SQLDatabase, @unchecked Sendable {
     var queryLogLevel: Logger.Level? { .debug }
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        let (sql, binds) = serialize(query)
+        if SQLiteReader.isRead(sql) {
+            logger.debug("\(sql)")
+            return try await engine.reader.execute(sql, binds: try SQLiteSession.values(binds), onRow)
+        }
         try await engine.unit { session in try await session.execute(sql: query, onRow) }
     }
 

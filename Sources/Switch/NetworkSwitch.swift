@@ -110,7 +110,6 @@ public final class NetworkSwitch: Sendable {
     func authorize(_ message: Message) async throws -> Message {
         let request = try AuthorizationRequest(message: message)
         let key = "\(request.terminalID)/\(request.stan)/\(request.transmissionDateTime)"
-        if let earlier = try await recorded(key) { return try await duplicate(of: earlier, key: key, message: message) }
         let now = Date().ISO8601Format()
         let inserted: Int64? = try await db.transaction { tx in
             if try await tx.raw("SELECT id FROM net_transactions WHERE request_key = \(bind: key)").first() != nil { return nil }

@@ -96,7 +96,9 @@ final class Node: Sendable {
         let hsm = try SoftwareHSM(masterKey: masterKey, keyBlocks: blocks)
         let location: DatabaseLocation = configuration.database.map { $0.hasPrefix("postgres") ? .postgres(url: $0) : .sqlite(path: $0) }
             ?? .sqlite(path: (dir as NSString).appendingPathComponent("cloudtap.sqlite"))
-        let db = try await Database.open(location, logger: logger)
+        // PostgreSQL: enough connections that transactions waiting on row locks or commits do
+        // not starve the rest (PostgreSQL commits concurrent transactions together).
+        let db = try await Database.open(location, logger: logger, connectionsPerEventLoop: 16)
         try await db.migrate(IssuerSchema.migrations + TokenSchema.migrations + NetworkSchema.migrations)
         for name in ["issuer-vault", "issuer-lookup", "tsp-kek", "tsp-lookup"] where !hsm.keyNames().contains(name) {
             _ = try hsm.generateKey(name: name, usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The network's end-to-end figures beside pgbench, in one run on this machine:
+#   pgbench TPC-B (scale 8, 8 clients) on a throwaway PostgreSQL cluster with default durability;
+#   cloudtap load on SQLite: full load, then half of it (for p99);
+#   cloudtap load on PostgreSQL (the same cluster): full load, then half of it.
+# Needs the PostgreSQL server binaries (apt-get install postgresql); run as root or as a user
+# that can run them. Usage: scripts/bench-network.sh [terminals] [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+terminals=${1:-64}
+seconds=${2:-10}
+bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+swift build -c release --product cloudtap >/dev/null
+cloudtap=$PWD/.build/release/cloudtap
+work=$(mktemp -d /tmp/cloudtap-bench-XXXXXX)
+data=$work/pg
+port=$((20000 + RANDOM % 20000))
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+mkdir -p "$data"
+[ "$(id -u)" = 0 ] && chown postgres:postgres "$data" "$work"
+as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
+as_pg "$bin/pg_ctl" -D "$data" -l "$data/log" -w -o "-p $port -h 127.0.0.1 -k $data -c max_connections=300" start >/dev/null
+trap 'as_pg "$bin/pg_ctl" -D "$data" -m fast stop >/dev/null; rm -rf "$work"' EXIT
+
+echo "== machine: $(nproc) cores, $(uname -r); PostgreSQL $("$bin/postgres" --version | awk '{print $3}'), fsync on, synchronous_commit on"
+echo "== pgbench TPC-B, scale 8, 8 clients, 2 threads, ${seconds} s (the reference)"
+as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres bench
+as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s 8 -q bench >/dev/null 2>&1
+as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -c 8 -j 2 -T "$seconds" bench 2>/dev/null | grep -E "^tps|latency average"
+
+rate() { grep -o 'approved sales: [0-9]* in [0-9]* s = [0-9.]*' | awk '{print $NF}'; }
+
+echo "== cloudtap load on SQLite, $terminals terminals, ${seconds} s"
+out=$(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --data-dir "$work/sqlite-full")
+echo "$out" | grep -E "approved sales|latency|books"
+half=$(echo "$out" | rate | awk '{printf "%d", $1 / 2}')
+echo "== cloudtap load on SQLite at half that: $half sales/s"
+(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --rate "$half" --data-dir "$work/sqlite-half") | grep -E "approved sales|latency|books"
+
+as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres cloudtap_full
+as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres cloudtap_half
+echo "== cloudtap load on PostgreSQL, $terminals terminals, ${seconds} s"
+out=$(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --data-dir "$work/pg-full" \
+      --database "postgres://postgres@127.0.0.1:$port/cloudtap_full?sslmode=disable")
+echo "$out" | grep -E "approved sales|latency|books"
+half=$(echo "$out" | rate | awk '{printf "%d", $1 / 2}')
+echo "== cloudtap load on PostgreSQL at half that: $half sales/s"
+(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --rate "$half" --data-dir "$work/pg-half" \
+      --database "postgres://postgres@127.0.0.1:$port/cloudtap_half?sslmode=disable") | grep -E "approved sales|latency|books"
