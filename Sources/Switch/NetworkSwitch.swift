@@ -110,19 +110,32 @@ public final class NetworkSwitch: Sendable {
     func authorize(_ message: Message) async throws -> Message {
         let request = try AuthorizationRequest(message: message)
         let key = "\(request.terminalID)/\(request.stan)/\(request.transmissionDateTime)"
-        let now = Date().ISO8601Format()
+        let now = Date()
+        // The issuer is known from the BIN before anything else (a token's range belongs to the
+        // bank that issued the card behind it), and the issuer-side key is made of the
+        // acquirer, the switch's STAN (from the record's id) and the time forwarded: all of it is
+        // recorded in the same unit as the request, so a reversal can always find the issuer's
+        // authorization, even after a crash between the issuer's approval and the switch's answer.
+        let bank = try await issuerBank(for: request.pan)
+        let clock = UTCTime(now).mmddhhmmss
         let inserted: Int64? = try await db.transaction { tx in
             if try await tx.raw("SELECT id FROM net_transactions WHERE request_key = \(bind: key)").first() != nil { return nil }
-            return try await tx.raw("""
-                INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at, merchant_id, acquirer_id)
+            let id = try await tx.raw("""
+                INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at, merchant_id, acquirer_id, bank_id)
                 VALUES (\(bind: key), \(bind: request.terminalID), \(bind: request.stan), \(bind: request.pan.lastFour), \(bind: request.amount.minorUnits),
-                        \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: now), \(bind: request.merchantID), \(bind: request.acquirerID)) RETURNING id
+                        \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: now.ISO8601Format()), \(bind: request.merchantID),
+                        \(bind: request.acquirerID), \(bind: bank)) RETURNING id
                 """).first()!.decode(column: "id", as: Int64.self)
+            if bank != nil {
+                let issuerKey = IssuerGateway.key(acquirer: request.acquirerID, stan: Self.issuerSTAN(id), transmission: clock)
+                try await tx.raw("UPDATE net_transactions SET issuer_key = \(bind: issuerKey) WHERE id = \(bind: id)").run()
+            }
+            return id
         }
         guard let id = inserted else { return try await duplicate(of: try await recorded(key)!, key: key, message: message) }
         let trace = Trace()
         trace.add("terminal → switch", message, terminalSpec)
-        let (code, authCode, arpc, reason) = await route(request, id: id, trace: trace)
+        let (code, authCode, arpc, reason) = await route(request, id: id, bank: bank, clock: clock, trace: trace)
         let response = try respond(message, code: code, authCode: authCode, arpc: arpc)
         trace.add("switch → terminal", response, terminalSpec)
         let stillPending = try await finish(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason,
@@ -138,7 +151,7 @@ public final class NetworkSwitch: Sendable {
     }
 
     /// Everything between the terminal's request and the issuer's answer.
-    func route(_ request: AuthorizationRequest, id: Int64, trace: Trace) async -> (String, String?, [UInt8]?, String) {
+    func route(_ request: AuthorizationRequest, id: Int64, bank: String?, clock: String, trace: Trace) async -> (String, String?, [UInt8]?, String) {
         do {
             var pan = request.pan
             if try await isToken(pan) {
@@ -157,7 +170,8 @@ public final class NetworkSwitch: Sendable {
                     trace.note("token service: cryptogram verified, token \(tokenID), limited-use key \(keyIndex), ATC \(data.atc.hexString) first seen; card ending \(real.lastFour)")
                 }
             }
-            guard let bank = try await bank(for: pan), let connection = issuers[bank] else { return ("15", nil, nil, "no issuer for this BIN") }
+            guard let bank, let connection = issuers[bank] else { return ("15", nil, nil, "no issuer for this BIN") }
+            guard try await self.bank(for: pan) == bank else { return ("96", nil, nil, "the token's bank is not the card's") }
             var pinBlock: [UInt8]?
             if let block = request.pinBlock {
                 guard let tpk = configuration.terminalPINKeys[request.terminalID],
@@ -166,12 +180,7 @@ public final class NetworkSwitch: Sendable {
                                                  from: PINZone(keyName: tpk, format: .iso0, pan: request.pan),
                                                  to: PINZone(keyName: zonePINKey, format: .iso0, pan: pan)).bytes
             }
-            let clock = Self.clock()
-            let stan = String(format: "%06d", id % 1_000_000)
-            let issuerKey = IssuerGateway.key(acquirer: request.acquirerID, stan: stan, transmission: clock)
-            try await db.transaction { tx in
-                try await tx.raw("UPDATE net_transactions SET bank_id = \(bind: bank), issuer_key = \(bind: issuerKey) WHERE id = \(bind: id)").run()
-            }
+            let stan = Self.issuerSTAN(id)
             var forward = request
             forward.pan = pan
             forward.track2 = request.track2.map { pan.digits + $0.drop { $0 != "=" } }
@@ -348,7 +357,7 @@ public final class NetworkSwitch: Sendable {
     /// Banks, their card and token ranges and zone PIN keys, read from the database at most
     /// every two seconds (so the operator's changes arrive quickly without a query per request).
     struct RoutingTable: Sendable {
-        var tokenRanges: [(low: String, high: String)] = []
+        var tokenRanges: [(bank: String, low: String, high: String)] = []
         var cardRanges: [(bank: String, low: String, high: String)] = []
         var pinKeys: [String: String] = [:]
         var loaded: ContinuousClock.Instant?
@@ -360,7 +369,7 @@ public final class NetworkSwitch: Sendable {
         var fresh = RoutingTable(loaded: now)
         for bank in try await issuerHost.banks() {
             fresh.pinKeys[bank.id] = bank.pinKeyName
-            fresh.tokenRanges += try await tsp.tokenRanges(bank: bank.id)
+            fresh.tokenRanges += try await tsp.tokenRanges(bank: bank.id).map { (bank.id, $0.low, $0.high) }
             fresh.cardRanges += try await issuerHost.binRanges(bank: bank.id).filter { $0.kind == "card" }.map { (bank.id, $0.low, $0.high) }
         }
         table.withLock { $0 = fresh }
@@ -370,6 +379,16 @@ public final class NetworkSwitch: Sendable {
     func isToken(_ pan: PAN) async throws -> Bool {
         try await routing().tokenRanges.contains { Self.inRange(pan, $0.low, $0.high) }
     }
+
+    /// The issuer of a card number or token: the bank owning the token range that holds it, else
+    /// the bank whose card range holds it (longest prefix).
+    func issuerBank(for pan: PAN) async throws -> String? {
+        if let token = try await routing().tokenRanges.first(where: { Self.inRange(pan, $0.low, $0.high) }) { return token.bank }
+        return try await bank(for: pan)
+    }
+
+    /// The switch's STAN toward the issuer, from its record's id.
+    static func issuerSTAN(_ id: Int64) -> String { String(format: "%06d", id % 1_000_000) }
 
     /// The bank whose card range holds the PAN, by longest prefix.
     func bank(for pan: PAN) async throws -> String? {

@@ -154,6 +154,69 @@ struct SwitchTests {
         }
     }
 
+    @Test("each issuer decline end to end: 51 funds, 61 amount limit, 65 count limit, 54 expired, 41 lost, 43 stolen, 62 blocked card, 55 then 75 blocked PIN; 15 no issuer for the BIN")
+    func declineReasons() async throws {
+        try await CloudFlowTests.each("switch-declines") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            let card = try #require(try await c.issuer.card(id: 1))
+            func declined(_ amount: String, pin: String? = "135790") async throws -> String? {
+                if case .declined(let code) = try await Self.sale(s, amount, pin: pin).outcome { return code }
+                return nil
+            }
+            func cardSQL(_ set: String) async throws {
+                try await c.db.sql.raw("UPDATE issuer_cards SET \(unsafeRaw: set) WHERE id = \(bind: card.id)").run()
+            }
+            // The cardholder takes 4,970.00 in cash at the branch (posted like any ledger entry).
+            try await c.db.transaction { tx in
+                try await tx.raw("UPDATE issuer_accounts SET balance = balance - 497000 WHERE id = \(bind: s.account)").run()
+                for (account, amount) in [("acct:\(s.account)", Int64(497_000)), ("bank:BANKA:cash", -497_000)] {
+                    try await tx.raw("""
+                        INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at)
+                        VALUES ('BANKA', NULL, \(bind: account), \(bind: amount), 156, 'cash withdrawal', '2026-11-26T00:00:00Z')
+                        """).run()
+                }
+            }
+            #expect(try await declined("38.50") == "51")
+            try await cardSQL("per_transaction_limit = 2000")
+            #expect(try await declined("25.00") == "61")
+            try await cardSQL("per_transaction_limit = 500000, daily_count_limit = 0")
+            #expect(try await declined("10.00") == "65")
+            try await cardSQL("daily_count_limit = 50, expiry = '2001'")
+            #expect(try await declined("10.00") == "54")
+            try await cardSQL("expiry = '2912'")
+            for (status, code) in [(CardStatus.lost, "41"), (.stolen, "43"), (.blocked, "62")] {
+                try await c.issuer.setCardStatus(card.id, status)
+                #expect(try await declined("10.00") == code, "\(status)")
+            }
+            try await c.issuer.setCardStatus(card.id, .active)
+            #expect(try await Self.sale(s, "10.00").outcome != .declined(responseCode: "51"))
+            // Wrong PIN twice (55), a third time blocks it (75); then even the right PIN is refused.
+            try await cardSQL("per_transaction_limit = 500000")
+            try await c.db.transaction { tx in
+                try await tx.raw("UPDATE issuer_accounts SET balance = balance + 497000 WHERE id = \(bind: s.account)").run()
+                for (account, amount) in [("acct:\(s.account)", Int64(-497_000)), ("bank:BANKA:cash", 497_000)] {
+                    try await tx.raw("""
+                        INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at)
+                        VALUES ('BANKA', NULL, \(bind: account), \(bind: amount), 156, 'cash deposit', '2026-11-26T00:00:00Z')
+                        """).run()
+                }
+            }
+            #expect(try await declined("1288.00", pin: "000000") == "55")
+            #expect(try await declined("1288.00", pin: "000001") == "55")
+            #expect(try await declined("1288.00", pin: "000002") == "75")
+            #expect(try await declined("1288.00", pin: "135790") == "75")
+            #expect(try await c.issuer.balanceMismatches().isEmpty)
+            // A card number in no bank's range: the switch has no issuer to route to.
+            let sample = try #require(try await Self.sale(s, "10.00").request)
+            var stray = sample
+            stray.pan = try PAN("9999990000000006")
+            stray.track2 = "9999990000000006=30012010000000000000"
+            stray.iccData = nil
+            stray.stan = "777777"
+            #expect(await s.network.handle(stray.message)[39] == "15")
+        }
+    }
+
     @Test("the POS hears nothing and reverses; the switch reverses at the issuer; a suspended token is declined")
     func reversalAndSuspension() async throws {
         try await CloudFlowTests.each("switch-reverse") { (c: Cloud) async throws -> Void in
