@@ -134,6 +134,43 @@ extension IssuerHost {
         }
     }
 
+    /// A stand-in advice (0120): the network approved on the issuer's behalf while the issuer
+    /// was silent, within the stand-in limit the issuer gave it, so the issuer books it — the
+    /// rules do not run again. Idempotent on the key: an approval already booked (the issuer did
+    /// answer, late) stays as it is; a decline recorded late becomes the approval; an unknown key
+    /// is recorded approved. Returns false when the card is unknown.
+    public func advise(_ input: AuthorizationInput, authorizationCode: String) async throws -> Bool {
+        let hash = Data(try keys.keyedHash(Array(input.pan.digits.utf8), keyName: configuration.lookupKeyName))
+        let utc = UTCTime(input.date)
+        let now = IssuerHost.stamp(input.date)
+        return try await db.transaction { tx in
+            let prior = try await tx.raw("SELECT id, state FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first()
+            if let prior, try prior.decode(column: "state", as: String.self) != "declined" { return true }
+            guard let card = try await tx.raw("SELECT id, bank_id, account_id FROM issuer_cards WHERE pan_hash = \(bind: hash)").first() else { return false }
+            let cardID = try card.decode(column: "id", as: Int64.self)
+            let bank = try card.decode(column: "bank_id", as: String.self)
+            let accountID = try card.decode(column: "account_id", as: Int64.self)
+            let authID: Int64
+            if let prior {
+                authID = try prior.decode(column: "id", as: Int64.self)
+                try await tx.raw("""
+                    UPDATE issuer_authorizations SET state = 'approved', response_code = '00', auth_code = \(bind: authorizationCode),
+                        reason = 'stand-in advice (declined late)' WHERE id = \(bind: authID)
+                    """).run()
+            } else {
+                authID = try await IssuerHost.record(tx, bank: bank, key: input.idempotencyKey, card: cardID, input: input,
+                                                     decision: .approved(authorizationCode: authorizationCode), day: utc.isoDate, now: now)
+                try await tx.raw("UPDATE issuer_authorizations SET reason = 'stand-in advice' WHERE id = \(bind: authID)").run()
+            }
+            let amount = input.amount.minorUnits
+            try await IssuerHost.post(tx, bank: bank, authorization: authID, currency: input.amount.currency.numericCode, memo: "purchase (stand-in)", entries: [
+                ("acct:\(accountID)", amount), ("bank:\(bank):network-payable", -amount),
+            ], now: now)
+            try await tx.raw("UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: accountID)").run()
+            return true
+        }
+    }
+
     @discardableResult
     static func record(_ tx: any SQLDatabase, bank: String, key: String, card: Int64?, input: AuthorizationInput,
                        decision: AuthorizationDecision, day: String, now: String) async throws -> Int64 {

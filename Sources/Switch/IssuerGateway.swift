@@ -23,6 +23,12 @@ public struct IssuerGateway: Sendable {
                 return try await authorize(message)
             case MessageType.reversalRequest.rawValue, MessageType.reversalAdvice.rawValue:
                 return try await reverse(message)
+            case MessageType.authorizationAdvice.rawValue:
+                let request = try AuthorizationRequest(message: message)
+                let input = AuthorizationInput(idempotencyKey: Self.key(acquirer: request.acquirerID, stan: request.stan, transmission: request.transmissionDateTime),
+                                               pan: request.pan, amount: request.amount, pinBlock: nil)
+                let booked = try await host.advise(input, authorizationCode: message[38] ?? "")
+                return Self.answer(message, code: booked ? "00" : "14")
             case MessageType.networkManagementRequest.rawValue:
                 // Sign-on, echo, sign-off from the switch's link.
                 return Self.answer(message, code: "00")

@@ -28,5 +28,14 @@ public enum NetworkSchema {
         Migration(id: 3002, name: "what crossed the switch, per transaction (masked)") { e in [
             "CREATE TABLE net_messages (transaction_id \(e.bigint) NOT NULL REFERENCES net_transactions(id), seq INTEGER NOT NULL, direction TEXT NOT NULL, mti TEXT NOT NULL, described TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (transaction_id, seq))",
         ] },
+        Migration(id: 3003, name: "stand-in advices owed to issuers") { e in [
+            // The 0120 for a stand-in approval, sealed in the key component (it carries the card
+            // number), kept until the issuer has answered it.
+            """
+            CREATE TABLE net_advices (transaction_id \(e.bigint) PRIMARY KEY REFERENCES net_transactions(id), bank_id TEXT NOT NULL, sealed \(e.blob) NOT NULL,
+                state TEXT NOT NULL, attempts INTEGER NOT NULL, created_at TEXT NOT NULL, delivered_at TEXT)
+            """,
+            "CREATE INDEX net_advices_due ON net_advices (state)",
+        ] },
     ]
 }

@@ -38,10 +38,15 @@ public struct SwitchConfiguration: Sendable {
     public var institutionID = "00090000"
     /// How long an issuer has to answer.
     public var issuerTimeout: Duration = .seconds(5)
+    /// How long an issuer has to take an advice (nobody waits at a counter for it).
+    public var adviceTimeout: Duration = .seconds(10)
     /// Terminal id → the name of its PIN key in the key component.
     public var terminalPINKeys: [String: String] = [:]
     /// Bank id → stand-in policy; a bank not named declines with 91.
     public var standIn: [String: StandInPolicy] = [:]
+    /// The key (AES, data encryption) sealing the stand-in advices the switch holds for the
+    /// issuers; without one, stand-in approval is refused (declined 91 like `decline`).
+    public var storeKeyName: String?
     public init() {}
 }
 
@@ -197,7 +202,7 @@ public final class NetworkSwitch: Sendable {
             let answered = await Self.value(of: call, within: configuration.issuerTimeout)
             Timer(label: "cloudtap_switch_issuer_duration_seconds", dimensions: [("bank", bank)]).record(duration: ContinuousClock.now - issuerStart)
             guard let answer = answered else {
-                return standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound, call: call, connection: connection)
+                return standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound, call: call, connection: connection, trace: trace)
             }
             log("← issuer \(bank)", answer)
             trace.add("issuer \(bank) → switch", answer, spec)
@@ -211,9 +216,10 @@ public final class NetworkSwitch: Sendable {
 
     /// The issuer did not answer in time: answer by the bank's stand-in policy. If the issuer
     /// answers later and approved what the switch declined, a reversal advice undoes it.
-    func standIn(bank: String, amount: Int64, forward: Message, call: Task<Message, any Error>, connection: any IssuerConnection) -> (String, String?, [UInt8]?, String) {
+    func standIn(bank: String, amount: Int64, forward: Message, call: Task<Message, any Error>, connection: any IssuerConnection,
+                 trace: Trace) -> (String, String?, [UInt8]?, String) {
         let policy = configuration.standIn[bank] ?? .decline
-        let approve: Bool = if case .approveUpTo(let limit) = policy { amount <= limit } else { false }
+        let approve: Bool = if case .approveUpTo(let limit) = policy, configuration.storeKeyName != nil { amount <= limit } else { false }
         Counter(label: "cloudtap_switch_stand_in_total", dimensions: [("bank", bank), ("decision", approve ? "approved" : "declined")]).increment()
         let logger = self.logger, institution = configuration.institutionID
         if !approve {
@@ -232,7 +238,14 @@ public final class NetworkSwitch: Sendable {
             }
             return ("91", nil, nil, "stand-in: issuer silent")
         }
-        return ("00", "S" + String(format: "%05d", Int.random(in: 0..<100_000)), nil, "stand-in: approved under the limit")
+        // The issuer books it from the 0120 advice, held (sealed) with the answer until it is taken.
+        let code = "S" + String(format: "%05d", Int.random(in: 0..<100_000))
+        var advice = forward
+        advice.mti = MessageType.authorizationAdvice.rawValue
+        advice[38] = code
+        advice[39] = "00"
+        trace.advice = (bank, advice)
+        return ("00", code, nil, "stand-in: approved under the limit; advice to \(bank) owed")
     }
 
     // MARK: Reversal from a terminal
@@ -296,6 +309,49 @@ public final class NetworkSwitch: Sendable {
         return answer[39] == "00" || answer[39] == "25"
     }
 
+    // MARK: Stand-in advices
+
+    /// Sends the advices still owed (oldest first, up to `limit`); returns how many the issuers
+    /// took. An issuer that is still silent keeps its advices for the next round.
+    @discardableResult
+    public func deliverAdvices(limit: Int = 100) async throws -> Int {
+        guard let spec, let keyName = configuration.storeKeyName else { return 0 }
+        let due = try await db.sql.raw("""
+            SELECT transaction_id, bank_id, sealed FROM net_advices WHERE state = 'due' ORDER BY transaction_id LIMIT \(bind: limit)
+            """).all()
+        var delivered = 0
+        for row in due {
+            let id = try row.decode(column: "transaction_id", as: Int64.self)
+            let bank = try row.decode(column: "bank_id", as: String.self)
+            let advice = try spec.unpack(try keys.open(Array(try row.decode(column: "sealed", as: Data.self)), keyName: keyName,
+                                                         authenticating: Array("net-advice/\(id)".utf8)))
+            guard let connection = issuers[bank] else { continue }
+            let answer = await Self.value(of: Task { try await connection.send(advice) }, within: configuration.adviceTimeout)
+            let taken = answer?[39] == "00"
+            let now = Date().ISO8601Format()
+            try await db.transaction { tx in
+                if taken {
+                    try await tx.raw("UPDATE net_advices SET state = 'delivered', attempts = attempts + 1, delivered_at = \(bind: now) WHERE transaction_id = \(bind: id)").run()
+                } else {
+                    try await tx.raw("UPDATE net_advices SET attempts = attempts + 1 WHERE transaction_id = \(bind: id)").run()
+                }
+            }
+            if taken {
+                delivered += 1
+                logger.info("stand-in advice delivered", metadata: ["bank": "\(bank)", "transaction": "\(id)"])
+            }
+        }
+        return delivered
+    }
+
+    /// Delivers owed advices every `interval` until the task is cancelled.
+    public func runAdvices(every interval: Duration = .seconds(1)) async {
+        while !Task.isCancelled {
+            do { try await deliverAdvices() } catch { logger.error("advice delivery failed", metadata: ["error": "\(error)"]) }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
     // MARK: Records
 
     struct Recorded { let state: String; let code: String?; let authCode: String?; let arpc: [UInt8]?; let amount: Int64; let lastFour: String }
@@ -332,12 +388,22 @@ public final class NetworkSwitch: Sendable {
     func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, state: String, trace: Trace) async throws -> Bool {
         let now = Date().ISO8601Format()
         let lines = trace.lines
+        let advice: (bank: String, bytes: [UInt8])? = try trace.advice.flatMap { owed in
+            guard let spec, let keyName = configuration.storeKeyName else { return nil }
+            return (owed.bank, try keys.seal(try spec.pack(owed.message), keyName: keyName, authenticating: Array("net-advice/\(id)".utf8)))
+        }
         return try await db.transaction { tx in
             let current = try await tx.raw("SELECT state FROM net_transactions WHERE id = \(bind: id)\(unsafeRaw: self.db.engine.forUpdate)").first()?.decode(column: "state", as: String.self)
             for (i, line) in lines.enumerated() {
                 try await tx.raw("""
                     INSERT INTO net_messages (transaction_id, seq, direction, mti, described, created_at)
                     VALUES (\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: now))
+                    """).run()
+            }
+            if let sealed = advice {
+                try await tx.raw("""
+                    INSERT INTO net_advices (transaction_id, bank_id, sealed, state, attempts, created_at)
+                    VALUES (\(bind: id), \(bind: sealed.bank), \(bind: Data(sealed.bytes)), 'due', 0, \(bind: now))
                     """).run()
             }
             try await tx.raw("""
@@ -473,6 +539,13 @@ final class Trace: @unchecked Sendable {
     }
 
     func note(_ text: String) { lock.withLock { items.append(Line(direction: "note", mti: "", text: text)) } }
+
+    /// A 0120 advice the switch owes an issuer (its stand-in approval), stored with the answer.
+    var advice: (bank: String, message: Message)? {
+        get { lock.withLock { owed } }
+        set { lock.withLock { owed = newValue } }
+    }
+    private var owed: (bank: String, message: Message)?
 
     var lines: [Line] { lock.withLock { items } }
 }

@@ -41,6 +41,24 @@ struct SlowIssuer: IssuerConnection {
     }
 }
 
+/// An issuer whose host is down while `down` is set: requests fail after a moment.
+struct FlakyIssuer: IssuerConnection {
+    let inner: InProcessIssuer
+    let down: DownFlag
+    struct Down: Error {}
+    func send(_ request: Message) async throws -> Message {
+        if down.isDown { try await Task.sleep(for: .milliseconds(300)); throw Down() }
+        return try await inner.send(request)
+    }
+}
+
+final class DownFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var down = true
+    var isDown: Bool { lock.withLock { down } }
+    func set(_ value: Bool) { lock.withLock { down = value } }
+}
+
 /// What the customer keys next on the test PIN pad.
 enum PINBox {
     nonisolated(unsafe) static var pin: String? = "135790"
@@ -65,17 +83,20 @@ struct SwitchTests {
         let deafPOS: PointOfSale
     }
 
-    static func setUp(_ c: Cloud, issuerDelay: Duration? = nil, standIn: StandInPolicy? = nil,
+    static func setUp(_ c: Cloud, issuerDelay: Duration? = nil, standIn: StandInPolicy? = nil, down: DownFlag? = nil,
                       logger: Logger = Logger(label: "cloudtap.switch")) async throws -> Setup {
         try await c.db.migrate(NetworkSchema.migrations)
         try await c.issuer.addBINRange(bank: "BANKA", low: "621022", high: "621022", kind: "card")
         _ = try c.hsm.importClearKey(name: "TERM0001/tpk", usage: .pinEncryption, algorithm: .tdes, key: tpk)
+        _ = try c.hsm.generateKey(name: "switch-store", usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
         var configuration = SwitchConfiguration()
+        configuration.storeKeyName = "switch-store"
         configuration.terminalPINKeys = ["TERM0001": "TERM0001/tpk"]
         if let issuerDelay { configuration.issuerTimeout = issuerDelay / 4 }
+        if down != nil { configuration.issuerTimeout = .milliseconds(100) }
         if let standIn { configuration.standIn = ["BANKA": standIn] }
         let gateway = InProcessIssuer(IssuerGateway(host: c.issuer))
-        let connection: any IssuerConnection = issuerDelay.map { SlowIssuer(inner: gateway, delay: $0) } ?? gateway
+        let connection: any IssuerConnection = down.map { FlakyIssuer(inner: gateway, down: $0) } ?? issuerDelay.map { SlowIssuer(inner: gateway, delay: $0) } ?? gateway
         let network = NetworkSwitch(database: c.db, tokenService: c.tsp, issuerHost: c.issuer, keys: c.hsm, issuers: ["BANKA": connection],
                                     configuration: configuration, logger: logger)
         let phone = try Wallet(store: MemorySecureStore(), deviceID: "phone-1")
@@ -232,7 +253,7 @@ struct SwitchTests {
         }
     }
 
-    @Test("a silent issuer: stand-in 91, and its late approval is reversed; or stand-in approval under the limit")
+    @Test("a silent issuer: stand-in 91 and its late approval reversed; stand-in approval under the limit, booked by the issuer from the 0120 advice, also after the issuer was down")
     func standIn() async throws {
         try await CloudFlowTests.each("switch-standin") { (c: Cloud) async throws -> Void in
             let s = try await Self.setUp(c, issuerDelay: .milliseconds(400))
@@ -252,6 +273,28 @@ struct SwitchTests {
             guard case .approved(let code) = try await Self.sale(s, "38.50").outcome else { Issue.record("not approved in stand-in"); return }
             #expect(code.hasPrefix("S"))
             try await Task.sleep(for: .milliseconds(500))
+            // The issuer answered late and approved; the advice changes nothing: booked once.
+            #expect(try await s.network.deliverAdvices() == 1)
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+        }
+        try await CloudFlowTests.each("switch-standin-advice") { (c: Cloud) async throws -> Void in
+            // The issuer is down: stand-in approves; the advice waits until the issuer is back,
+            // then the issuer books the sale — so the issuer's ledger and settlement agree.
+            let down = DownFlag()
+            let s = try await Self.setUp(c, standIn: .approveUpTo(10_000), down: down)
+            guard case .approved(let code) = try await Self.sale(s, "38.50").outcome else { Issue.record("not approved in stand-in"); return }
+            #expect(try await c.issuer.balance(account: s.account) == 500_000)
+            #expect(try await s.network.deliverAdvices() == 0)
+            down.set(false)
+            #expect(try await s.network.deliverAdvices() == 1)
+            #expect(try await s.network.deliverAdvices() == 0)
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+            let issued = try await c.db.sql.raw("SELECT auth_code, reason FROM issuer_authorizations WHERE state = 'approved'").all()
+            #expect(issued.count == 1)
+            #expect(try issued.first?.decode(column: "auth_code", as: String.self) == code)
+            let report = try await Settlement(database: c.db, issuerHost: c.issuer).run()
+            #expect(report.total == 3850 && report.balances)
+            #expect(try await c.issuer.balanceMismatches().isEmpty)
         }
     }
 

@@ -102,8 +102,8 @@ public struct AuthorizationRequest: Sendable, Hashable {
 
     /// Reads a request; errors name the missing or malformed field.
     public init(message m: Message) throws(ISO8583Error) {
-        guard let type = MessageType(rawValue: m.mti), type == .authorizationRequest || type == .financialRequest else {
-            throw ISO8583Error(.invalidValue("MTI \(m.mti) is not 0100 or 0200"), path: "MTI", offset: 0)
+        guard let type = MessageType(rawValue: m.mti), type == .authorizationRequest || type == .financialRequest || type == .authorizationAdvice else {
+            throw ISO8583Error(.invalidValue("MTI \(m.mti) is not 0100, 0120 or 0200"), path: "MTI", offset: 0)
         }
         func required(_ n: Int) throws(ISO8583Error) -> String {
             guard let v = m[n] else { throw ISO8583Error(.invalidValue("required field is missing"), path: "DE\(n)", offset: 0) }

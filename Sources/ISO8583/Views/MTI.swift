@@ -1,6 +1,7 @@
 /// Message type indicators CloudTap uses (ISO 8583:1987 version 0).
 public enum MessageType: String, Sendable, Hashable, CaseIterable {
     case authorizationRequest = "0100", authorizationResponse = "0110"
+    case authorizationAdvice = "0120", authorizationAdviceResponse = "0130"
     case financialRequest = "0200", financialResponse = "0210"
     case reversalRequest = "0400", reversalResponse = "0410"
     case reversalAdvice = "0420", reversalAdviceResponse = "0430"

@@ -100,7 +100,7 @@ final class Node: Sendable {
         // not starve the rest (PostgreSQL commits concurrent transactions together).
         let db = try await Database.open(location, logger: logger, connectionsPerEventLoop: 16)
         try await db.migrate(IssuerSchema.migrations + TokenSchema.migrations + NetworkSchema.migrations)
-        for name in ["issuer-vault", "issuer-lookup", "tsp-kek", "tsp-lookup"] where !hsm.keyNames().contains(name) {
+        for name in ["issuer-vault", "issuer-lookup", "tsp-kek", "tsp-lookup", "switch-store"] where !hsm.keyNames().contains(name) {
             _ = try hsm.generateKey(name: name, usage: .dataEncryption, algorithm: .aes, lengthBytes: 32)
         }
         let issuer = IssuerHost(database: db, keys: hsm)
@@ -113,6 +113,7 @@ final class Node: Sendable {
         try write(JSONEncoder().encode(credentials), to: credentialFile)
 
         var switchConfiguration = SwitchConfiguration()
+        switchConfiguration.storeKeyName = "switch-store"
         for terminal in configuration.terminals { switchConfiguration.terminalPINKeys[terminal] = "\(terminal)/tpk" }
         for bank in configuration.banks { if let limit = bank.standInLimit { switchConfiguration.standIn[bank.id] = .approveUpTo(limit) } }
         let gateway = IssuerGateway(host: issuer)

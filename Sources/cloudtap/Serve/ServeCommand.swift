@@ -69,12 +69,17 @@ struct ServeCommand: ParsableCommand {
                     Self.say("console (one-time sign-in link, 5 minutes): http://\(settings.httpHost):\(port)\(link)")
                 }
             }
+            // Stand-in approvals owe their issuers an advice: delivered while the switch runs.
+            let advices = role == .all || role == .switch ? Task { await node.network.runAdvices() } : nil
             do {
                 try await app.runService()
             } catch {
+                advices?.cancel()
                 await node.shutdown()
                 throw error
             }
+            advices?.cancel()
+            await advices?.value
             log.info("shutting down: listeners closed, waiting for requests in flight")
             await node.shutdown()
         }
