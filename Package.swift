@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "TokenService", targets: ["TokenService"]),
         .library(name: "Switch", targets: ["Switch"]),
         .library(name: "Server", targets: ["Server"]),
+        .library(name: "QR", targets: ["QR"]),
         .executable(name: "cloudtap", targets: ["cloudtap"]),
     ],
     dependencies: [
@@ -76,6 +77,7 @@ let package = Package(
         .target(name: "CloudWire", dependencies: ["PaymentCore", "PaymentCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Wallet", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "CloudWire", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "PCSC", dependencies: []),
+        .target(name: "QR", dependencies: ["PaymentCore", "EMV"]),
         .target(name: "Terminal", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "PCSC",
                                                  .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         .target(
@@ -115,6 +117,7 @@ let package = Package(
         ),
         .testTarget(name: "PaymentCoreTests", dependencies: ["PaymentCore"]),
         .testTarget(name: "EMVTests", dependencies: ["EMV"]),
+        .testTarget(name: "QRTests", dependencies: ["QR", "EMV", "PaymentCore"]),
         .testTarget(name: "PaymentCryptoTests", dependencies: ["PaymentCrypto", "EMV"], resources: [.copy("Vectors")]),
         .testTarget(name: "ISO8583Tests", dependencies: ["ISO8583"], resources: [.copy("Samples")]),
         .testTarget(
