@@ -106,7 +106,7 @@ let package = Package(
         .target(name: "StorageTestSupport", dependencies: ["Storage"], path: "Tests/StorageTestSupport"),
         .executableTarget(
             name: "cloudtap",
-            dependencies: [
+            dependencies: ["QR", 
                 "PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "Storage", "TokenService", "IssuerHost",
                 "CloudWire", "Wallet", "Terminal", "PCSC", "Switch", "Server",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),

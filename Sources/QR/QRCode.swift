@@ -160,13 +160,24 @@ struct BitBuffer {
 
 /// Reed–Solomon over GF(2⁸) with the QR polynomial x⁸ + x⁴ + x³ + x² + 1.
 enum ReedSolomon {
-    static func multiply(_ x: UInt8, _ y: UInt8) -> UInt8 {
-        var z = 0
-        for i in stride(from: 7, through: 0, by: -1) {
-            z = (z << 1) ^ ((z >> 7) * 0x11D)
-            z ^= ((Int(y) >> i) & 1) * Int(x)
+    /// Powers of the generator 2 (twice over, so a sum of logs indexes without a modulo) and
+    /// their logarithms.
+    static let tables: (exp: [UInt8], log: [Int]) = {
+        var exp = [UInt8](repeating: 0, count: 512), log = [Int](repeating: 0, count: 256)
+        var x = 1
+        for i in 0..<255 {
+            exp[i] = UInt8(x)
+            log[x] = i
+            x <<= 1
+            if x & 0x100 != 0 { x ^= 0x11D }
         }
-        return UInt8(z)
+        for i in 255..<512 { exp[i] = exp[i - 255] }
+        return (exp, log)
+    }()
+
+    static func multiply(_ x: UInt8, _ y: UInt8) -> UInt8 {
+        guard x != 0, y != 0 else { return 0 }
+        return tables.exp[tables.log[Int(x)] + tables.log[Int(y)]]
     }
 
     /// The generator polynomial's coefficients (highest power first, the leading 1 left out).
@@ -185,11 +196,17 @@ enum ReedSolomon {
     }
 
     static func remainder(_ data: [UInt8], divisor: [UInt8]) -> [UInt8] {
-        var result = [UInt8](repeating: 0, count: divisor.count)
+        let n = divisor.count
+        var result = [UInt8](repeating: 0, count: n)
+        let (exp, log) = tables
+        let divisorLogs = divisor.map { $0 == 0 ? -1 : log[Int($0)] }
         for b in data {
-            let factor = b ^ result.removeFirst()
-            result.append(0)
-            for i in 0..<result.count { result[i] ^= multiply(divisor[i], factor) }
+            let factor = b ^ result[0]
+            for i in 0..<(n - 1) { result[i] = result[i + 1] }
+            result[n - 1] = 0
+            guard factor != 0 else { continue }
+            let f = log[Int(factor)]
+            for i in 0..<n where divisorLogs[i] >= 0 { result[i] ^= exp[divisorLogs[i] + f] }
         }
         return result
     }
@@ -328,41 +345,47 @@ struct Matrix {
 
     /// The penalty of ISO/IEC 18004 §7.8.3: runs, 2×2 blocks, finder-like patterns, balance.
     func penalty() -> Int {
+        let n = size
         var score = 0
-        func at(_ x: Int, _ y: Int) -> Bool { dark[y * size + x] }
+        var line = [UInt8](repeating: 0, count: n)
+        // The finder-like pattern 1011101 with four light modules on one side (outside is light).
+        let pattern: [UInt8] = [1, 0, 1, 1, 1, 0, 1]
         for horizontal in [true, false] {
-            for a in 0..<size {
+            for a in 0..<n {
+                for b in 0..<n { line[b] = (horizontal ? dark[a * n + b] : dark[b * n + a]) ? 1 : 0 }
                 var run = 1
-                for b in 1..<size {
-                    let same = horizontal ? at(b, a) == at(b - 1, a) : at(a, b) == at(a, b - 1)
-                    if same {
+                for b in 1..<n {
+                    if line[b] == line[b - 1] {
                         run += 1
                     } else {
-                        if run >= 5 { score += 3 + run - 5 }
+                        if run >= 5 { score += run - 2 }
                         run = 1
                     }
                 }
-                if run >= 5 { score += 3 + run - 5 }
-                // 1:1:3:1:1 with four light modules before or after (outside the symbol counts as light).
-                for b in 0..<(size - 6) {
-                    func d(_ k: Int) -> Bool { horizontal ? at(b + k, a) : at(a, b + k) }
-                    guard d(0), !d(1), d(2), d(3), d(4), !d(5), d(6) else { continue }
-                    func light(_ from: Int, _ to: Int) -> Bool {
-                        for k in max(from, 0)..<min(to, size) where horizontal ? at(k, a) : at(a, k) { return false }
-                        return true
+                if run >= 5 { score += run - 2 }
+                var b = 0
+                while b + 7 <= n {
+                    var match = true
+                    for k in 0..<7 where line[b + k] != pattern[k] { match = false; break }
+                    if match {
+                        var lightBefore = true, lightAfter = true
+                        for k in max(b - 4, 0)..<b where line[k] == 1 { lightBefore = false; break }
+                        for k in (b + 7)..<min(b + 11, n) where line[k] == 1 { lightAfter = false; break }
+                        if lightBefore || lightAfter { score += 40 }
                     }
-                    if light(b - 4, b) || light(b + 7, b + 11) { score += 40 }
+                    b += 1
                 }
             }
         }
-        for y in 0..<(size - 1) {
-            for x in 0..<(size - 1) {
-                let c = at(x, y)
-                if c == at(x + 1, y) && c == at(x, y + 1) && c == at(x + 1, y + 1) { score += 3 }
+        var darkCount = 0
+        for y in 0..<n {
+            for x in 0..<n {
+                let c = dark[y * n + x]
+                if c { darkCount += 1 }
+                if x + 1 < n, y + 1 < n, c == dark[y * n + x + 1], c == dark[(y + 1) * n + x], c == dark[(y + 1) * n + x + 1] { score += 3 }
             }
         }
-        let darkCount = dark.filter { $0 }.count
-        score += abs(darkCount * 20 - size * size * 10) / (size * size) * 10
+        score += abs(darkCount * 20 - n * n * 10) / (n * n) * 10
         return score
     }
 }
