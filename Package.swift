@@ -75,10 +75,10 @@ let package = Package(
             dependencies: ["PaymentCore", "PaymentCrypto", "Storage", .product(name: "SQLKit", package: "sql-kit")]
         ),
         .target(name: "CloudWire", dependencies: ["PaymentCore", "PaymentCrypto", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "Wallet", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "CloudWire", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Wallet", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "CloudWire", "QR", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "PCSC", dependencies: []),
         .target(name: "QR", dependencies: ["PaymentCore", "EMV"]),
-        .target(name: "Terminal", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "PCSC",
+        .target(name: "Terminal", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "PCSC", "QR",
                                                  .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         .target(
             name: "TokenService",
@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "IssuerHostTests", dependencies: ["IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
-        .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "CloudWire", "Wallet", "Terminal", "EMV", "Switch", "ISO8583", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
+        .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "CloudWire", "Wallet", "Terminal", "QR", "EMV", "Switch", "ISO8583", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
                                                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
                                                            .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "CloudWire", "Wallet", "Terminal", "TokenService", "IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto",

@@ -165,7 +165,7 @@ public final class NetworkSwitch: Sendable {
                 for tlv in icc { values[tlv.tag.rawValue] = tlv.value }
                 guard let data = try? TransactionData(values: values) else { return ("30", nil, nil, "DE55 lacks the cryptogram data") }
                 let psn = request.cardSequenceNumber.map { String($0.suffix(2)) } ?? "01"
-                switch try await tsp.validate(CryptogramCheck(token: pan, psn: psn, data: data, arqc: arqc)) {
+                switch try await tsp.validate(CryptogramCheck(token: pan, psn: psn, data: data, arqc: arqc, transactionAmount: request.amount.minorUnits)) {
                 case .declined(let code, let reason):
                     Counter(label: "cloudtap_switch_token_checks_total", dimensions: [("result", code)]).increment()
                     return (code, nil, nil, "token service: \(reason)")

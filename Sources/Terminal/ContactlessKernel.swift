@@ -1,6 +1,7 @@
 import EMV
 import Foundation
 import PaymentCore
+import QR
 
 /// What the kernel decided.
 public enum KernelOutcome: Sendable, Hashable {
@@ -31,6 +32,36 @@ public struct OnlineRequest: Sendable, Hashable {
     public var consumerDeviceCVM: Bool
     /// The fast (qPBOC) or the full path was taken.
     public var fastPath: Bool
+}
+
+extension OnlineRequest {
+    /// The online request a scanned consumer-presented code stands for: the first application
+    /// template's card data (57 → PAN and expiry, 5F34, 4F) and its transparent template's
+    /// cryptogram data, as a tap's would be.
+    public init(consumerPresented code: ConsumerPresentedCode) throws {
+        guard let app = code.applications.first, let track2 = app.first(where: { $0.tag == 0x57 })?.value else {
+            throw ConsumerCodeError("no application template with track 2 equivalent data (57)")
+        }
+        var data: [UInt32: [UInt8]] = [:]
+        for tlv in app where !tlv.tag.isConstructed { data[tlv.tag.rawValue] = tlv.value }
+        if let inner = try app.first(where: { $0.tag == ConsumerPresentedCode.applicationTransparentTemplate })?.children() {
+            for tlv in inner { data[tlv.tag.rawValue] = tlv.value }
+        }
+        guard data[0x9F26]?.count == 8, data[0x9F36]?.count == 2, data[0x9F10] != nil else { throw ConsumerCodeError("no cryptogram (9F26, 9F36, 9F10)") }
+        let digits = track2.hexString
+        guard let separator = digits.firstIndex(of: "D") else { throw ConsumerCodeError("track 2 equivalent data has no separator") }
+        let pan = try PAN(String(digits[..<separator]))
+        let expiry = String(digits[digits.index(after: separator)...].prefix(4))
+        guard expiry.count == 4 else { throw ConsumerCodeError("track 2 equivalent data has no expiry") }
+        let psn = data[0x5F34].map { $0.hexString } ?? "01"
+        self.init(data: data, pan: pan, track2: track2, expiry: expiry, psn: psn, aid: data[0x4F] ?? [], onlinePINRequired: false,
+                  consumerDeviceCVM: false, fastPath: true)
+    }
+}
+
+public struct ConsumerCodeError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// A contactless kernel after EMV Contactless Book C-7 / qPBOC, as a pure state machine: it

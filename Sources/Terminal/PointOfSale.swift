@@ -4,6 +4,7 @@ import ISO8583
 import ISO8583Link
 import PaymentCore
 import PaymentCrypto
+import QR
 
 /// Where the POS sends its authorizations: the acquirer's switch over an ISO 8583 link.
 public protocol AuthorizationHost: Sendable {
@@ -85,7 +86,44 @@ public actor PointOfSale {
                 return result
             }
         }
-        let request = OnlineAuthorization.request(for: online, amount: amount, stan: nextSTAN(), at: date, terminal: merchant, pinBlock: pinBlock)
+        return await authorize(online, amount: amount, date: date, pinBlock: pinBlock, entryMode: nil, result: result)
+    }
+
+    /// A sale paid with a consumer-presented QR code the POS scanned: its card data and
+    /// cryptogram go online as a tap's would, with DE22 `032` (bar code / QR, no PIN). A code
+    /// older than `maximumAge` by its own clock (9A, 9F21) is refused without going online; the
+    /// cloud refuses a code used before by its ATC.
+    public func sale(amount: Amount, presented code: ConsumerPresentedCode, date: Date = Date(), maximumAge: TimeInterval = 120) async -> SaleResult {
+        var result = SaleResult(outcome: .failed(reason: ""), trace: [])
+        let online: OnlineRequest
+        do { online = try OnlineRequest(consumerPresented: code) } catch {
+            result.outcome = .failed(reason: "not a usable code: \(error)")
+            return result
+        }
+        if let made = Self.madeAt(online.data), abs(date.timeIntervalSince(made)) > maximumAge {
+            result.outcome = .declinedOffline(reason: "the code is more than \(Int(maximumAge)) s old")
+            return result
+        }
+        return await authorize(online, amount: amount, date: date, pinBlock: nil, entryMode: "032", result: result)
+    }
+
+    /// When a consumer-presented code says it was made (9A YYMMDD and 9F21 hhmmss, UTC).
+    static func madeAt(_ data: [UInt32: [UInt8]]) -> Date? {
+        guard let d = data[0x9A], d.count == 3, let t = data[0x9F21], t.count == 3 else { return nil }
+        func n(_ b: UInt8) -> Int { Int(b >> 4) * 10 + Int(b & 0x0F) }
+        var c = DateComponents()
+        (c.year, c.month, c.day, c.hour, c.minute, c.second) = (2000 + n(d[0]), n(d[1]), n(d[2]), n(t[0]), n(t[1]), n(t[2]))
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar.date(from: c)
+    }
+
+    /// Online authorization of what the kernel (or a scanned code) produced: send, check the
+    /// answer, reverse when it is missing or unusable, print the receipt.
+    func authorize(_ online: OnlineRequest, amount: Amount, date: Date, pinBlock: EncryptedPINBlock?, entryMode: String?, result: SaleResult) async -> SaleResult {
+        var result = result
+        var request = OnlineAuthorization.request(for: online, amount: amount, stan: nextSTAN(), at: date, terminal: merchant, pinBlock: pinBlock)
+        if let entryMode { request.posEntryMode = entryMode }
         result.request = request
         let answer: Message
         do {

@@ -19,13 +19,18 @@ public struct CryptogramCheck: Sendable {
     public var data: TransactionData
     public var arqc: [UInt8]
     public var now: Date
+    /// The amount the terminal asks for (DE4), when it may exceed the one in the cryptogram
+    /// (9F02): a consumer-presented QR code is made before the amount is known. The key's
+    /// amount limit counts the larger of the two.
+    public var transactionAmount: Int64?
 
-    public init(token: PAN, psn: String = "01", data: TransactionData, arqc: [UInt8], now: Date = Date()) {
+    public init(token: PAN, psn: String = "01", data: TransactionData, arqc: [UInt8], now: Date = Date(), transactionAmount: Int64? = nil) {
         self.token = token
         self.psn = psn
         self.data = data
         self.arqc = arqc
         self.now = now
+        self.transactionAmount = transactionAmount
     }
 }
 
@@ -115,7 +120,7 @@ extension TokenService {
                                              timeToLive: TimeInterval(try luk.decode(column: "ttl_seconds", as: Int64.self)),
                                              maxCumulativeAmount: try luk.decode(column: "max_amount", as: Int64.self))
             let uses = try luk.decode(column: "uses", as: Int.self) + 1
-            let cumulative = try luk.decode(column: "cumulative", as: Int64.self) + check.data.amountAuthorised
+            let cumulative = try luk.decode(column: "cumulative", as: Int64.self) + max(check.data.amountAuthorised, check.transactionAmount ?? 0)
             let violations = limits.violations(index: index, useCount: max(uses, Int(iad.useCount)), cumulativeAmount: cumulative, now: check.now)
             if let first = violations.first { return .declined(responseCode: "05", reason: "limited-use key: \(first)") }
             let atc = Int(check.data.atc[0]) << 8 | Int(check.data.atc[1])

@@ -8,6 +8,7 @@ import IssuerHost
 import Switch
 import PaymentCore
 import PaymentCrypto
+import QR
 import Server
 import Storage
 import StorageTestSupport
@@ -235,6 +236,30 @@ struct SwitchTests {
             stray.iccData = nil
             stray.stan = "777777"
             #expect(await s.network.handle(stray.message)[39] == "15")
+        }
+    }
+
+    @Test("a consumer-presented QR code: the POS scans it and authorizes (DE22 032), approved and booked; the same code again is declined 05; a stale code is refused at the POS")
+    func consumerPresentedQR() async throws {
+        try await CloudFlowTests.each("switch-cpm") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            let code = try s.phone.consumerPresentedCode(cardID: "bank-a")
+            // What the POS scans is the base64 text.
+            let scanned = try ConsumerPresentedCode(base64: code.base64)
+            let first = await s.pos.sale(amount: try Amount("64.00", currency: .cny), presented: scanned)
+            guard case .approved = first.outcome else { Issue.record("\(first.outcome)"); return }
+            #expect(first.request?.posEntryMode == "032")
+            #expect(first.request?.pan.digits.hasPrefix("623456") == true)
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 6400)
+            // The same code shown to another sale: the cloud has seen its ATC.
+            #expect(await s.pos.sale(amount: try Amount("64.00", currency: .cny), presented: scanned).outcome == .declined(responseCode: "05"))
+            // A code made ten minutes ago is refused before it goes online.
+            let old = try s.phone.consumerPresentedCode(cardID: "bank-a", now: Date().addingTimeInterval(-600))
+            guard case .declinedOffline = await s.pos.sale(amount: try Amount("10.00", currency: .cny), presented: old).outcome else { Issue.record("stale code accepted"); return }
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 6400)
+            // The phone's log carries the QR payments too; replenishment reconciles them.
+            let request = try s.phone.replenishmentRequest(cardID: "bank-a", tokenID: try #require(try await c.tsp.tokens(requestor: "BANKAPP0001").first).id)
+            guard case .issued = try await c.tsp.replenish(request) else { Issue.record("replenishment refused after QR payments"); return }
         }
     }
 
