@@ -3,6 +3,20 @@ import ISO8583
 import ISO8583Link
 import Testing
 
+/// Runs `body` on a dispatch thread and resumes with its result.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+extension Process {
+    /// Waits for the process to end without holding a concurrency thread.
+    func exited() async {
+        _ = try? await offPool { self.waitUntilExit() }
+    }
+}
+
 /// Runs the built `cloudtap` binary as a user would.
 struct CLI {
     struct Result { let status: Int32; let stdout: String; let stderr: String }
@@ -17,7 +31,14 @@ struct CLI {
         return dir.appendingPathComponent("cloudtap")
     }
 
-    static func run(_ arguments: [String]) throws -> Result {
+    /// As ``run(_:)``, waiting on a thread of its own: an async test must not block one of
+    /// the few threads Swift concurrency runs every task on (an in-process server, or another
+    /// test's database pool, would starve meanwhile).
+    static func run(_ arguments: [String]) async throws -> Result {
+        try await offPool { try runBlocking(arguments) }
+    }
+
+    static func runBlocking(_ arguments: [String]) throws -> Result {
         let p = Process()
         p.executableURL = binary
         p.arguments = arguments
@@ -39,48 +60,48 @@ struct CLITests {
         + "9A03991231" + "9C0101" + "9F370452BF4585" + "82021800" + "9F36020FFF" + "9F100706011203A0B800"
 
     @Test("arqc, verify-arqc and arpc reproduce the Visa CVN 18 vector")
-    func cryptogram() throws {
+    func cryptogram() async throws {
         let common = ["--cvn", "18", "--imk", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "--pan", "1234567890123456", "--no-luhn", "--data", Self.cvn18Data]
-        let arqc = try CLI.run(["crypto", "arqc"] + common + ["--json"])
+        let arqc = try await CLI.run(["crypto", "arqc"] + common + ["--json"])
         #expect(arqc.status == 0, "\(arqc.stderr)")
         let object = try JSONSerialization.jsonObject(with: Data(arqc.stdout.utf8)) as? [String: String]
         #expect(object?["arqc"] == "769577B5ABE9FE62")
-        #expect(try CLI.run(["crypto", "verify-arqc"] + common + ["--arqc", "769577B5ABE9FE62"]).status == 0)
-        let bad = try CLI.run(["crypto", "verify-arqc"] + common + ["--arqc", "769577B5ABE9FE63"])
+        #expect(try await CLI.run(["crypto", "verify-arqc"] + common + ["--arqc", "769577B5ABE9FE62"]).status == 0)
+        let bad = try await CLI.run(["crypto", "verify-arqc"] + common + ["--arqc", "769577B5ABE9FE63"])
         #expect(bad.status == 1)
         #expect(bad.stdout.contains("INVALID"))
-        let arpc = try CLI.run(["crypto", "arpc"] + common + ["--arqc", "769577B5ABE9FE62", "--csu", "00000000"])
+        let arpc = try await CLI.run(["crypto", "arpc"] + common + ["--arqc", "769577B5ABE9FE62", "--csu", "00000000"])
         #expect(arpc.stdout.contains("76503F48"))
     }
 
     @Test("the UnionPay session key and PIN block vectors")
-    func keysAndPINs() throws {
-        let sk = try CLI.run(["crypto", "session-key", "--mk", "B8A15DA5F7043C317D9FD8F8DFE2BD75", "--atc", "03D3"])
+    func keysAndPINs() async throws {
+        let sk = try await CLI.run(["crypto", "session-key", "--mk", "B8A15DA5F7043C317D9FD8F8DFE2BD75", "--atc", "03D3"])
         #expect(sk.stdout.contains("4A43440B2D932ACDC4E2776ED562EE43"))
-        let pb = try CLI.run(["crypto", "pinblock", "encode", "--pin", "1234", "--pan", "4012345678909"])
+        let pb = try await CLI.run(["crypto", "pinblock", "encode", "--pin", "1234", "--pan", "4012345678909"])
         #expect(pb.stdout.contains("041274EDCBA9876F"))
-        let cvv = try CLI.run(["crypto", "cvv", "--cvk", "0123456789ABCDEFFEDCBA9876543210", "--pan", "1234567890123456", "--no-luhn", "--expiry", "9912", "--service-code", "220"])
+        let cvv = try await CLI.run(["crypto", "cvv", "--cvk", "0123456789ABCDEFFEDCBA9876543210", "--pan", "1234567890123456", "--no-luhn", "--expiry", "9912", "--service-code", "220"])
         #expect(cvv.stdout.contains("170"))
     }
 
     @Test("bad input gets a clear error naming the option, and exit status 1")
-    func badInput() throws {
-        let hex = try CLI.run(["crypto", "kcv", "--key", "01X3"])
+    func badInput() async throws {
+        let hex = try await CLI.run(["crypto", "kcv", "--key", "01X3"])
         #expect(hex.status == 1)
         #expect(hex.stderr.contains("--key: 'X' at offset 2 is not a hex digit"))
-        let luhn = try CLI.run(["crypto", "derive-card-key", "--imk", "0123456789ABCDEFFEDCBA9876543210", "--pan", "6210220110002707355"])
+        let luhn = try await CLI.run(["crypto", "derive-card-key", "--imk", "0123456789ABCDEFFEDCBA9876543210", "--pan", "6210220110002707355"])
         #expect(luhn.status == 1)
         #expect(luhn.stderr.contains("fails the Luhn check"))
-        let length = try CLI.run(["crypto", "derive-card-key", "--imk", "0123", "--pan", "6210220110002707354"])
+        let length = try await CLI.run(["crypto", "derive-card-key", "--imk", "0123", "--pan", "6210220110002707354"])
         #expect(length.stderr.contains("--imk: must be 16 bytes, got 2"))
-        let tlv = try CLI.run(["tlv", "decode", "9F2608AABB"])
+        let tlv = try await CLI.run(["tlv", "decode", "9F2608AABB"])
         #expect(tlv.status == 1)
         #expect(tlv.stderr.contains("tag 9F26 at offset 2"))
     }
 
     @Test("tlv decode names tags and masks the card number")
-    func tlv() throws {
-        let r = try CLI.run(["tlv", "decode", "700A5A086234567890123456"])
+    func tlv() async throws {
+        let r = try await CLI.run(["tlv", "decode", "700A5A086234567890123456"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("5A Application Primary Account Number (PAN)"))
         #expect(r.stdout.contains("623456******3456"))
@@ -93,13 +114,13 @@ struct CLITests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-cli-\(UUID().uuidString).json")
         try Data(json.utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
-        let encoded = try CLI.run(["iso8583", "encode", file.path, "--dialect", "terminal"])
+        let encoded = try await CLI.run(["iso8583", "encode", file.path, "--dialect", "terminal"])
         #expect(encoded.status == 0, "\(encoded.stderr)")
         let hex = encoded.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let decoded = try CLI.run(["iso8583", "decode", hex, "--dialect", "terminal"])
+        let decoded = try await CLI.run(["iso8583", "decode", hex, "--dialect", "terminal"])
         #expect(decoded.stdout.contains("DE  2 Primary account number: 623456*********6780"))
         #expect(!decoded.stdout.contains("6234567890123456780"))
-        let bad = try CLI.run(["iso8583", "decode", String(hex.dropLast(4)), "--dialect", "terminal"])
+        let bad = try await CLI.run(["iso8583", "decode", String(hex.dropLast(4)), "--dialect", "terminal"])
         #expect(bad.status == 1)
         #expect(bad.stderr.contains("DE49"))
 
@@ -110,7 +131,7 @@ struct CLITests {
             return r
         }
         let port = try await server.start()
-        let sent = try CLI.run(["iso8583", "send", file.path, "--dialect", "terminal", "--port", String(port), "--json"])
+        let sent = try await CLI.run(["iso8583", "send", file.path, "--dialect", "terminal", "--port", String(port), "--json"])
         await server.shutdown()
         #expect(sent.status == 0, "\(sent.stderr)")
         let answer = try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any]
@@ -122,24 +143,46 @@ struct CLITests {
 @Suite("cloudtap phone and pos")
 struct PhonePOSCLITests {
     @Test("a wallet directory, a card, a tap: the trace and the 0200 printed with the token masked")
-    func tapInProcess() throws {
+    func tapInProcess() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-phone-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try CLI.run(["phone", "init", "--dir", dir]).stdout.contains("device public key"))
-        #expect(try CLI.run(["phone", "add-card", "--dir", dir, "--keys", "2"]).status == 0)
-        let tap = try CLI.run(["pos", "tap", "--amount", "1288.00", "--phone", dir, "--pin", "1234"])
+        #expect(try await CLI.run(["phone", "init", "--dir", dir]).stdout.contains("device public key"))
+        #expect(try await CLI.run(["phone", "add-card", "--dir", dir, "--keys", "2"]).status == 0)
+        let tap = try await CLI.run(["pos", "tap", "--amount", "1288.00", "--phone", dir, "--pin", "1234"])
         #expect(tap.status == 0, "\(tap.stderr)")
         #expect(tap.stdout.contains("DE 22 Point of service entry mode: 071"))
         #expect(tap.stdout.contains("623456******0016"))
         #expect(!tap.stdout.contains("6234560000000016"))
         #expect(tap.stdout.contains("9F26 Application Cryptogram"))
         #expect(tap.stdout.contains("outcome: noAnswer"))
-        let list = try CLI.run(["phone", "list", "--dir", dir])
+        let list = try await CLI.run(["phone", "list", "--dir", dir])
         #expect(list.stdout.contains("ATC 1"))
         #expect(list.stdout.contains("2 keys left"))
         #expect(list.stdout.contains("tap card-1 ATC 1 key #1 1288.00 CNY ARQC"))
+        // A consumer-presented code: shown (base64 and a PNG a scanner reads back), scanned by the POS.
+        let png = dir + "/code.png"
+        let shown = try await CLI.run(["phone", "show-qr", "--dir", dir, "--png", png])
+        #expect(shown.status == 0, "\(shown.stderr)")
+        let code = String(shown.stdout.split(separator: "\n").first ?? "")
+        #expect(code.hasPrefix("hQVDUFYwMW"))  // 85 05 "CPV01"
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/zbarimg") {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/zbarimg")
+            p.arguments = ["--raw", "-q", png]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let read = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            p.waitUntilExit()
+            #expect(read == code)
+        }
+        let scan = try await CLI.run(["pos", "scan", code, "--amount", "38.50"])
+        #expect(scan.stdout.contains("DE 22 Point of service entry mode: 032"), "\(scan.stdout)")
+        #expect(scan.stdout.contains("623456******0016"))
+        #expect(!scan.stdout.contains("6234560000000016"))
         // No wallet: a clear error.
-        let none = try CLI.run(["phone", "list", "--dir", dir + "-missing"])
+        let none = try await CLI.run(["phone", "list", "--dir", dir + "-missing"])
         #expect(none.status != 0)
         #expect(none.stderr.contains("phone init"))
     }
@@ -149,10 +192,10 @@ extension NetworkProcessTests {
 @Suite("cloudtap demo")
 struct DemoCLITests {
     @Test("the demo runs the story end to end and ends with balanced books, printing no card number")
-    func demo() throws {
+    func demo() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-demo-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let run = try CLI.run(["demo", "--data-dir", dir])
+        let run = try await CLI.run(["demo", "--data-dir", dir])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("The books balance."))
         #expect(run.stdout.contains("outcome: approved"))

@@ -68,7 +68,7 @@ struct ConsoleTests {
         try await serve.start()
         defer { _ = serve.stop(); try? FileManager.default.removeItem(atPath: dir) }
         // Traffic: two terminals for two seconds.
-        let load = try CLI.run(["load", "--api", serve.api, "--switch", "127.0.0.1:\(serve.switchPort)", "--data-dir", serve.dataDirectory,
+        let load = try await CLI.run(["load", "--api", serve.api, "--switch", "127.0.0.1:\(serve.switchPort)", "--data-dir", serve.dataDirectory,
                                 "--terminals", "2", "--duration", "2", "--rate", "40"])
         #expect(load.status == 0, "\(load.stdout)\(load.stderr)")
         let operatorKey = try serve.operatorKey
@@ -141,7 +141,7 @@ struct ConsoleTests {
         }
         let shots = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-console-screenshots").path
         try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
-        func chromiumRun(_ arguments: [String]) throws -> (Int32, String) {
+        @Sendable func chromiumRun(_ arguments: [String]) throws -> (Int32, String) {
             let browser = Process()
             browser.executableURL = URL(fileURLWithPath: chromium)
             browser.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,900"] + arguments
@@ -155,11 +155,13 @@ struct ConsoleTests {
         }
         for page in Self.pages + [("/console/transactions/\(id)", "switch → issuer BANKA"), (batchPath, "sum to zero")] {
             // The DOM the browser built, signed in by a one-time link: the page, not the sign-in form.
-            let (status, dom) = try chromiumRun(["--dump-dom", serve.api + (try await client.signInPath(operatorKey: operatorKey, next: page.path))])
+            let domLink = serve.api + (try await client.signInPath(operatorKey: operatorKey, next: page.path))
+            let (status, dom) = try await offPool { try chromiumRun(["--dump-dom", domLink]) }
             #expect(status == 0 && dom.contains(page.shows) && !dom.contains("Operator key"), "Chromium's DOM of \(page.path)")
             let file = (shots as NSString).appendingPathComponent((page.path == "/console" ? "overview" : page.path.dropFirst(9).replacingOccurrences(of: "/", with: "-")) + ".png")
             try? FileManager.default.removeItem(atPath: file)
-            let (shot, _) = try chromiumRun(["--screenshot=\(file)", serve.api + (try await client.signInPath(operatorKey: operatorKey, next: page.path))])
+            let shotLink = serve.api + (try await client.signInPath(operatorKey: operatorKey, next: page.path))
+            let (shot, _) = try await offPool { try chromiumRun(["--screenshot=\(file)", shotLink]) }
             let png = (try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()
             #expect(shot == 0 && png.count > 10_000 && png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "screenshot of \(page.path): \(png.count) bytes")
         }

@@ -117,7 +117,8 @@ struct CrashSafetyTests {
         load.standardOutput = output
         load.standardError = output
         try load.run()
-        let collected = Task.detached { String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+        let reader = output.fileHandleForReading
+        let collected = Task { (try? await offPool { String(decoding: reader.readDataToEndOfFile(), as: UTF8.self) }) ?? "" }
 
         func approvalsSoFar() -> Int { ((try? String(contentsOfFile: journal, encoding: .utf8)) ?? "").split(separator: "\n").count }
         // Kill only once sales are flowing, then after each restart once they flow again.
@@ -131,7 +132,7 @@ struct CrashSafetyTests {
             try await Task.sleep(for: .milliseconds(300))
             try await serve.start()
         }
-        load.waitUntilExit()
+        await load.exited()
         let text = await collected.value
         #expect(load.terminationStatus == 0, "\(text)")
         #expect(!text.contains("reversals not delivered"), "\(text)")

@@ -36,7 +36,7 @@ struct RolesTests {
         #expect(try await client.get("/v1/operator/banks").status == 404)
         #expect(try await ConsoleClient(base: api.api).get("/health").status == 200)
 
-        let load = try CLI.run(["load", "--api", api.api, "--switch", switches.map { "127.0.0.1:\($0.switchPort)" }.joined(separator: ","),
+        let load = try await CLI.run(["load", "--api", api.api, "--switch", switches.map { "127.0.0.1:\($0.switchPort)" }.joined(separator: ","),
                                 "--data-dir", dir, "--terminals", "4", "--duration", "3", "--rate", "120"])
         #expect(load.status == 0, "\(load.stdout)\(load.stderr)")
         #expect(load.stdout.contains("failed: 0"), "\(load.stdout)")

@@ -5,13 +5,14 @@ import ISO8583
 import ISO8583Link
 import PCSC
 import PaymentCore
+import QR
 import PaymentCrypto
 import Terminal
 import Wallet
 
 struct POSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "pos", abstract: "The contactless POS: take an amount, read a card, ask for the PIN, authorize.", subcommands: [Tap.self, Readers.self])
+        commandName: "pos", abstract: "The contactless POS: take an amount, read a card, ask for the PIN, authorize.", subcommands: [Tap.self, Scan.self, Readers.self])
 
     struct Readers: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The PC/SC readers pcscd knows.")
@@ -65,21 +66,7 @@ struct POSCommand: ParsableCommand {
                     print("hold the card or phone to \(reader)…")
                     transport = try await PCSCTransport.waitForCard(in: reader, context: context, timeout: .seconds(30))
                 }
-                let authorizationHost: any AuthorizationHost
-                var client: ISO8583Client?
-                if let port {
-                    let spec = try MessageSpec.dialect("terminal")
-                    var link = ClientLinkStateMachine.Configuration(
-                        signOnMessage: { NetworkManagement(code: .signOn, stan: $0, terminalID: merchant.terminalID).message(style: .terminal) },
-                        echoMessage: { NetworkManagement(code: .echo, stan: $0, terminalID: merchant.terminalID).message(style: .terminal) })
-                    link.requestTimeoutNanos = 10_000_000_000
-                    let c = try ISO8583Client(endpoint: LinkEndpoint(host: host, port: port, spec: spec, framing: .binaryLength2), configuration: link)
-                    c.start()
-                    client = c
-                    authorizationHost = c
-                } else {
-                    authorizationHost = PrintOnlyHost()
-                }
+                let (authorizationHost, client) = try POSCommand.link(host: host, port: port, terminalID: merchant.terminalID)
                 let pos = PointOfSale(configuration: configuration, merchant: merchant, pinPad: pinPad, host: authorizationHost)
                 let result = await pos.sale(amount: amount, over: transport)
                 if let client { await client.shutdown() }
@@ -100,6 +87,50 @@ struct POSCommand: ParsableCommand {
             if let request = result.request {
                 print("authorization request (terminal dialect, masked):")
                 print(request.message.describe(spec: try MessageSpec.dialect("terminal"), reveal: false))
+            }
+        }
+    }
+}
+
+extension POSCommand {
+    /// The terminal's link to the switch (terminal dialect, sign-on first), or a stand-in that
+    /// sends nothing when no port is given.
+    static func link(host: String, port: Int?, terminalID: String) throws -> (any AuthorizationHost, ISO8583Client?) {
+        guard let port else { return (PrintOnlyHost(), nil) }
+        let client = try Demo.terminalLink(host: host, port: port, terminalID: terminalID)
+        return (client, client)
+    }
+
+    struct Scan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "scan",
+            abstract: "Scan a consumer-presented QR code (the text a scanner reads, base64) and authorize a sale with it (DE22 032).")
+
+        @Argument(help: "The code, as `cloudtap phone show-qr` prints it.") var code: String
+        @Option(help: "Amount in major units, e.g. 38.50.") var amount: String
+        @Option(help: "Switch host.") var host = "127.0.0.1"
+        @Option(help: "Switch port (terminal dialect); without it the 0200 is only printed.") var port: Int?
+        @Option(help: "Terminal id (DE41).") var terminalID = "TERM0001"
+        @Option(help: "Merchant id (DE42).") var merchantID = "MERCHANT0000001"
+
+        func run() throws {
+            let amount = try checked("--amount") { try Amount(self.amount, currency: .cny) }
+            let scanned: ConsumerPresentedCode
+            do { scanned = try ConsumerPresentedCode(base64: code) } catch { throw ToolError("the code: \(error)") }
+            let merchant = MerchantTerminal(terminalID: terminalID, merchantID: merchantID, acquirerID: "01020000",
+                                            merchantNameLocation: "CLOUDTAP TEST SHOP       SHANGHAI     CN")
+            let host = self.host, port = self.port
+            try blockingAsync { () async throws -> Void in
+                let (authorizationHost, client) = try POSCommand.link(host: host, port: port, terminalID: merchant.terminalID)
+                let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: merchant, pinPad: nil, host: authorizationHost)
+                let result = await pos.sale(amount: amount, presented: scanned)
+                if let client { await client.shutdown() }
+                if let request = result.request {
+                    print("authorization request (terminal dialect, masked):")
+                    print(request.message.describe(spec: try MessageSpec.dialect("terminal"), reveal: false))
+                }
+                print("outcome: \(result.outcome)")
+                if let receipt = result.receipt { print("\n" + receipt) }
             }
         }
     }

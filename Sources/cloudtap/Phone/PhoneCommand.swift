@@ -14,7 +14,7 @@ struct PhoneCommand: ParsableCommand {
             The wallet lives in --dir: a sealed store and its key (store.key, owner-only; on a phone the platform keystore \
             holds it). The phone needs no network to pay: `serve` plugs it into vpcd's virtual reader as a card.
             """,
-        subcommands: [Init.self, AddCard.self, Provision.self, Replenish.self, List.self, Serve.self])
+        subcommands: [Init.self, AddCard.self, Provision.self, Replenish.self, List.self, ShowQR.self, Serve.self])
 
     struct CloudOptions: ParsableArguments {
         @Option(help: "The token service's API, e.g. http://127.0.0.1:8080.") var api = "http://127.0.0.1:8080"
@@ -131,6 +131,21 @@ struct PhoneCommand: ParsableCommand {
                 })
             }
             print("added \(physical ? "physical" : "cloud") card \(id): \(pan.masked)")
+        }
+    }
+
+    struct ShowQR: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "show-qr",
+            abstract: "Show a consumer-presented QR code (EMV CPM, CPV01) for a cloud card: token track 2 and an ARQC from a limited-use key; good for one payment within two minutes.")
+        @OptionGroup var wallet: WalletOptions
+        @Option(help: "Card id on the phone.") var id = "card-1"
+        @OptionGroup var output: SymbolOutput
+
+        func run() throws {
+            let code = try wallet.open().consumerPresentedCode(cardID: id)
+            print(code.base64)
+            try output.emit(code.base64)
         }
     }
 

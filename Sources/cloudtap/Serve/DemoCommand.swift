@@ -10,6 +10,7 @@ import ISO8583Link
 import Logging
 import PaymentCore
 import PaymentCrypto
+import QR
 import Switch
 import Terminal
 import Wallet
@@ -195,13 +196,22 @@ struct Demo {
         step(5, "The cashier keys 1,288.00 CNY; above the no-PIN limit")
         try show(await pos.sale(amount: try Amount("1288.00", currency: .cny), over: reader), receipt: true)
 
-        step(6, "She loses the phone; Bank A suspends the stand-in card")
+        step(6, "At the next shop she pays 64.00 CNY by showing a QR code; the cashier scans it")
+        let shown = try phone.consumerPresentedCode(cardID: "bank-a")
+        let symbol = try QRCode(text: shown.base64, errorCorrection: .medium)
+        print("   the phone shows an EMV consumer-presented code (CPV01, \(shown.base64.count) characters, QR \(symbol.version)-M):")
+        print(symbol.terminalText(border: 1).split(separator: "\n").map { "      " + $0 }.joined(separator: "\n"))
+        try show(await pos.sale(amount: try Amount("64.00", currency: .cny), presented: try ConsumerPresentedCode(base64: shown.base64)), receipt: false)
+        print("   A photo of the same code, tried again:")
+        try show(await pos.sale(amount: try Amount("64.00", currency: .cny), presented: try ConsumerPresentedCode(base64: shown.base64)), receipt: false)
+
+        step(7, "She loses the phone; Bank A suspends the stand-in card")
         let suspended = try await http.call("POST", "/v1/tokens/\(tokenID)/suspend", auth: bankKey, bank: "BANKA", body: ["reason": "lost"])
         print("   POST /v1/tokens/\(tokenID)/suspend (bank) → \(suspended["state"] ?? "")")
         print("   Someone taps the lost phone for 88.00 CNY:")
         try show(await pos.sale(amount: try Amount("88.00", currency: .cny), over: reader), receipt: false)
 
-        step(7, "The phone is found; the bank resumes the card; the phone is online and replenishes")
+        step(8, "The phone is found; the bank resumes the card; the phone is online and replenishes")
         _ = try await http.call("POST", "/v1/tokens/\(tokenID)/resume", auth: bankKey, bank: "BANKA", body: ["reason": "found"])
         let request = try phone.replenishmentRequest(cardID: "bank-a", tokenID: tokenID)
         print("   signed request carrying the phone's log: " + request.log.map { "ATC \($0.atc) \(Amount(minorUnits: $0.amount, currency: .cny))" }.joined(separator: ", "))
@@ -209,7 +219,7 @@ struct Demo {
         try phone.replenished(cardID: "bank-a", request: request, keys: fresh)
         print("   \(fresh.count) new keys; \(phone.keysLeft(cardID: "bank-a")) usable")
 
-        step(8, "End of day: the books, clearing and settlement")
+        step(9, "End of day: the books, clearing and settlement")
         let cards = try await http.call("GET", "/v1/cards", auth: bankKey, bank: "BANKA")
         let zhang = (cards["cards"] as? [[String: Any]] ?? []).first { ($0["maskedPan"] as? String)?.hasSuffix("7354") == true }
         let account = try await http.call("GET", "/v1/accounts/\(zhang?["accountId"] as? Int ?? 0)", auth: bankKey, bank: "BANKA")
