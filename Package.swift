@@ -87,7 +87,7 @@ let package = Package(
         ),
         .target(
             name: "Server",
-            dependencies: ["TokenService", "IssuerHost", "Switch", "PaymentCore", "PaymentCrypto", "CloudWire", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["TokenService", "IssuerHost", "Switch", "Terminal", "QR", "PaymentCore", "PaymentCrypto", "CloudWire", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdTLS", package: "hummingbird"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "Logging", package: "swift-log"),
@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "CloudWire", "Wallet", "Terminal", "QR", "EMV", "Switch", "ISO8583", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
                                                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
                                                            .product(name: "SQLKit", package: "sql-kit")]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "CloudWire", "Wallet", "Terminal", "TokenService", "IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto",
+        .testTarget(name: "ServerTests", dependencies: ["Server", "CloudWire", "Wallet", "Terminal", "Switch", "QR", "TokenService", "IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto",
                                                         "PaymentCore", .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                         .product(name: "Hummingbird", package: "hummingbird"),
                                                         .product(name: "HTTPTypes", package: "swift-http-types"),

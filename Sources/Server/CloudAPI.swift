@@ -31,6 +31,10 @@ public struct CloudAPI: Sendable {
         public var parts: Parts = .all
         /// The metrics in Prometheus's text format, served at /metrics (counters and timings only).
         public var metrics: (@Sendable () -> [UInt8])?
+        /// Static merchant-presented codes: the most a token may pay by them in a day, per bank
+        /// (minor units), and the cap for banks not named (nil: none).
+        public var staticQRDailyLimits: [String: Int64] = [:]
+        public var staticQRDailyLimit: Int64? = 50_000
         public init(operatorAPIKey: String? = nil) { self.operatorAPIKey = operatorAPIKey }
     }
 
@@ -60,10 +64,15 @@ public struct CloudAPI: Sendable {
     public let console: Console?
     /// Clearing and settlement for the operator API, when this process has the switch's data.
     let settlement: Settlement?
+    /// The switch, for payments by merchant-presented QR code.
+    let network: NetworkSwitch?
+    let configuration: Configuration
 
     public init(tokenService: TokenService, issuer: IssuerHost, keys: any KeyHolding, configuration: Configuration = Configuration(), console: Console? = nil,
-                settlement: Settlement? = nil) {
+                settlement: Settlement? = nil, network: NetworkSwitch? = nil) {
         self.console = console
+        self.network = network ?? console?.network
+        self.configuration = configuration
         self.settlement = settlement ?? console?.settlement
         self.parts = configuration.parts
         self.metrics = configuration.metrics
@@ -107,6 +116,7 @@ public struct CloudAPI: Sendable {
             addEnrollmentRoutes(router)
             addTokenRoutes(router)
             addBankRoutes(router)
+            addQRRoutes(router)
         }
         if parts.contains(.operatorAPI) { addOperatorRoutes(router) }
         if parts.contains(.console), let console { addConsoleRoutes(router, console: console) }

@@ -37,5 +37,14 @@ public enum NetworkSchema {
             """,
             "CREATE INDEX net_advices_due ON net_advices (state)",
         ] },
+        Migration(id: 3004, name: "payments by merchant-presented QR code") { e in [
+            """
+            CREATE TABLE net_qr_payments (id \(e.autoID), request_key TEXT NOT NULL UNIQUE, token_id \(e.bigint) NOT NULL, token_last4 TEXT NOT NULL,
+                merchant_id TEXT NOT NULL, reference TEXT NOT NULL, static_code INTEGER NOT NULL, amount \(e.bigint) NOT NULL, day TEXT NOT NULL,
+                response_code TEXT NOT NULL, auth_code TEXT, created_at TEXT NOT NULL)
+            """,
+            "CREATE INDEX net_qr_payments_merchant ON net_qr_payments (merchant_id, id)",
+            "CREATE INDEX net_qr_payments_token_day ON net_qr_payments (token_id, day)",
+        ] },
     ]
 }

@@ -1,5 +1,6 @@
 import CloudWire
 import Foundation
+import QR
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -78,13 +79,17 @@ public struct HTTPCloudConnection: CloudConnection {
     }
 
     func call(_ method: String, _ path: String, body: [String: Any]?, headers: [String: String]) async throws -> [String: Any] {
+        try await call(method, path, rawBody: try body.map { try JSONSerialization.data(withJSONObject: $0) }, headers: headers)
+    }
+
+    func call(_ method: String, _ path: String, rawBody: Data?, headers: [String: String]) async throws -> [String: Any] {
         var request = URLRequest(url: baseURL.appendingPathComponent(String(path.dropFirst())))
         request.httpMethod = method
         request.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization")
         request.setValue(requestorID, forHTTPHeaderField: "CloudTap-Requestor")
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        if let body { request.httpBody = try JSONSerialization.data(withJSONObject: body) }
+        if let rawBody { request.httpBody = rawBody }
         let (data, response) = try await session.data(for: request)
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
@@ -92,6 +97,35 @@ public struct HTTPCloudConnection: CloudConnection {
             throw CloudRefusal(status: status, code: object["code"] as? String ?? "http-\(status)", detail: object["detail"] as? String ?? "")
         }
         return object
+    }
+}
+
+/// The cloud's answer to a payment by merchant-presented code.
+public struct MerchantPaymentResult: Sendable, Hashable {
+    public let approved: Bool
+    public let responseCode: String
+    public let authorizationCode: String?
+    public let reference: String
+    public let merchantName: String
+    public let amount: String
+}
+
+extension HTTPCloudConnection {
+    /// Pays a merchant-presented code: the payload as scanned, the amount when the code has
+    /// none, and the credential the wallet made — the body signed with the device key.
+    public func payMerchant(tokenID: Int64, payload: String, amount: String?, credential: ConsumerPresentedCode, wallet: Wallet) async throws -> MerchantPaymentResult {
+        let path = "/v1/tokens/\(tokenID)/qr-payments"
+        var body: [String: Any] = ["payload": payload, "credential": credential.base64]
+        if let amount { body["amount"] = amount }
+        let bytes = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+        let stamp = Int64(Date().timeIntervalSince1970)
+        let signature = try wallet.sign(DeviceSignedRequest(method: "POST", path: path, timestamp: stamp, body: Array(bytes)))
+        let object = try await call("POST", path, rawBody: bytes, headers: [
+            "CloudTap-Device": wallet.deviceID, "CloudTap-Timestamp": String(stamp), "CloudTap-Signature": Data(signature).base64EncodedString(),
+        ])
+        return MerchantPaymentResult(approved: object["approved"] as? Bool ?? false, responseCode: object["responseCode"] as? String ?? "",
+                                     authorizationCode: object["authorizationCode"] as? String, reference: object["reference"] as? String ?? "",
+                                     merchantName: object["merchantName"] as? String ?? "", amount: object["amount"] as? String ?? "")
     }
 }
 

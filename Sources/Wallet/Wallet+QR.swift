@@ -13,6 +13,18 @@ extension Wallet {
     /// log entry are stored before the code is returned, so a code used twice meets the
     /// cloud's ATC check.
     public func consumerPresentedCode(cardID: String, now: Date = Date()) throws -> ConsumerPresentedCode {
+        try credential(cardID: cardID, amount: 0, now: now)
+    }
+
+    /// What the phone sends the cloud to pay a merchant-presented code it scanned: the same
+    /// data a consumer-presented code carries, with the amount inside the cryptogram (the
+    /// phone knows it: from the code, or keyed by the payer). Stored like a tap before it is
+    /// returned.
+    public func merchantPaymentCredential(cardID: String, amount: Amount, now: Date = Date()) throws -> ConsumerPresentedCode {
+        try credential(cardID: cardID, amount: amount.minorUnits, now: now)
+    }
+
+    func credential(cardID: String, amount: Int64, now: Date) throws -> ConsumerPresentedCode {
         guard let card = card(cardID) else { throw WalletError.unknownCard(cardID) }
         let utc = UTCTime(now)
         func bcd(_ n: Int) -> UInt8 { UInt8((n / 10) << 4 | n % 10) }
@@ -20,7 +32,7 @@ extension Wallet {
         var rng = SystemRandomNumberGenerator()
         for i in 0..<4 { unpredictable[i] = UInt8.random(in: 0...255, using: &rng) }
         let terminal: [UInt32: [UInt8]] = [
-            0x9F66: [0x20, 0x80, 0x00, 0x00], 0x9F02: [0, 0, 0, 0, 0, 0], 0x9F03: [0, 0, 0, 0, 0, 0], 0x9F1A: [0x01, 0x56],
+            0x9F66: [0x20, 0x80, 0x00, 0x00], 0x9F02: (try? BCD.pack(String(amount), byteCount: 6)) ?? [0, 0, 0, 0, 0, 0], 0x9F03: [0, 0, 0, 0, 0, 0], 0x9F1A: [0x01, 0x56],
             0x95: [0, 0, 0, 0, 0], 0x5F2A: [0x01, 0x56], 0x9A: [bcd(utc.year % 100), bcd(utc.month), bcd(utc.day)], 0x9C: [0x00],
             0x9F37: unpredictable,
         ]

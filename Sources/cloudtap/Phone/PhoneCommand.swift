@@ -3,6 +3,7 @@ import CloudWire
 import Crypto
 import Foundation
 import PaymentCore
+import QR
 import PaymentCrypto
 import Terminal
 import Wallet
@@ -14,7 +15,7 @@ struct PhoneCommand: ParsableCommand {
             The wallet lives in --dir: a sealed store and its key (store.key, owner-only; on a phone the platform keystore \
             holds it). The phone needs no network to pay: `serve` plugs it into vpcd's virtual reader as a card.
             """,
-        subcommands: [Init.self, AddCard.self, Provision.self, Replenish.self, List.self, ShowQR.self, Serve.self])
+        subcommands: [Init.self, AddCard.self, Provision.self, Replenish.self, List.self, ShowQR.self, Scan.self, Serve.self])
 
     struct CloudOptions: ParsableArguments {
         @Option(help: "The token service's API, e.g. http://127.0.0.1:8080.") var api = "http://127.0.0.1:8080"
@@ -146,6 +147,44 @@ struct PhoneCommand: ParsableCommand {
             let code = try wallet.open().consumerPresentedCode(cardID: id)
             print(code.base64)
             try output.emit(code.base64)
+        }
+    }
+
+    struct Scan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "scan",
+            abstract: "Pay a merchant-presented QR code: show the merchant and amount, ask for the amount when the code has none, pay through the cloud.")
+        @Argument(help: "The payload, as a scanner reads it.") var payload: String
+        @OptionGroup var wallet: WalletOptions
+        @OptionGroup var cloud: CloudOptions
+        @Option(help: "Card id on the phone (a provisioned cloud card).") var id = "card-1"
+        @Option(help: "The amount, for a code without one (otherwise asked for).") var amount: String?
+
+        func run() throws {
+            let code: MerchantPresentedCode
+            do { code = try MerchantPresentedCode(payload: payload) } catch { throw ToolError("not a merchant code: \(error)") }
+            print("pay \(code.merchantName), \(code.merchantCity)" + (code.unionPay.map { " (UnionPay merchant \($0.merchantID))" } ?? ""))
+            var keyed: String?
+            if let fixed = code.amount {
+                print("amount: \(fixed) CNY")
+            } else if let amount {
+                keyed = amount
+            } else {
+                print("amount (CNY): ", terminator: "")
+                keyed = readLine(strippingNewline: true)
+            }
+            let text = code.amount ?? keyed ?? ""
+            let amount = try checked("--amount") { try Amount(text, currency: .cny) }
+            let w = try wallet.open()
+            guard let tokenID = w.cards.first(where: { $0.profile.id == id })?.profile.tokenID else { throw ToolError("card \(id) was not provisioned from the cloud") }
+            let connection = try cloud.connection()
+            let credential = try w.merchantPaymentCredential(cardID: id, amount: amount)
+            let payload = self.payload, given = keyed
+            try blockingAsync { () async throws -> Void in
+                let result = try await connection.payMerchant(tokenID: tokenID, payload: payload, amount: given, credential: credential, wallet: w)
+                print(result.approved ? "approved \(result.amount) CNY, code \(result.authorizationCode ?? "")" : "declined \(result.responseCode)")
+                print("reference \(result.reference)")
+            }
         }
     }
 

@@ -205,13 +205,29 @@ struct Demo {
         print("   A photo of the same code, tried again:")
         try show(await pos.sale(amount: try Amount("64.00", currency: .cny), presented: try ConsumerPresentedCode(base64: shown.base64)), receipt: false)
 
-        step(7, "She loses the phone; Bank A suspends the stand-in card")
+        step(7, "At a tea shop the cashier's screen shows a QR code for 18.00 CNY; she scans it with the bank app and pays")
+        let teaShop = MerchantPresentedCode(
+            initiation: .dynamicCode, merchantAccounts: [UnionPayMerchant(acquirerIIN: "01020000", forwardingIIN: "00090000", merchantID: "MERCHANT0000002").object],
+            merchantCategoryCode: "5814", currency: "156", amount: "18.00", countryCode: "CN", merchantName: "CLOUDTAP TEA", merchantCity: "SHANGHAI",
+            additionalData: [MPMObject("05", "ORDER-77"), MPMObject("07", "TEA00001")], language: [MPMObject("00", "ZH"), MPMObject("01", "云端茶馆")])
+        let scanned = try MerchantPresentedCode(payload: teaShop.payload)
+        print("   the screen's code (EMV MPM, CRC \(teaShop.payload.suffix(4))): \(teaShop.payload)")
+        print("   the app reads: \(scanned.language.first { $0.id == "01" }?.value ?? scanned.merchantName), \(scanned.amount ?? "?") CNY, UnionPay merchant \(scanned.unionPay?.merchantID ?? "?")")
+        let paid = try await cloud.payMerchant(tokenID: tokenID, payload: scanned.payload, amount: nil,
+                                               credential: try phone.merchantPaymentCredential(cardID: "bank-a", amount: try Amount("18.00", currency: .cny)), wallet: phone)
+        print("   POST /v1/tokens/\(tokenID)/qr-payments (device-signed) → \(paid.approved ? "approved, code \(paid.authorizationCode ?? "")" : "declined \(paid.responseCode)")")
+        let till = try await http.call("GET", "/v1/merchants/MERCHANT0000002/qr-payments", auth: bankKey, bank: "BANKA")
+        let latest = (till["payments"] as? [[String: Any]])?.last
+        print("   the shop's POS polls GET /v1/merchants/MERCHANT0000002/qr-payments: order \(latest?["reference"] ?? ""), " +
+              "\(Amount(minorUnits: Int64(latest?["amount"] as? Int ?? 0), currency: .cny)), answer \(latest?["responseCode"] ?? "")")
+
+        step(8, "She loses the phone; Bank A suspends the stand-in card")
         let suspended = try await http.call("POST", "/v1/tokens/\(tokenID)/suspend", auth: bankKey, bank: "BANKA", body: ["reason": "lost"])
         print("   POST /v1/tokens/\(tokenID)/suspend (bank) → \(suspended["state"] ?? "")")
         print("   Someone taps the lost phone for 88.00 CNY:")
         try show(await pos.sale(amount: try Amount("88.00", currency: .cny), over: reader), receipt: false)
 
-        step(8, "The phone is found; the bank resumes the card; the phone is online and replenishes")
+        step(9, "The phone is found; the bank resumes the card; the phone is online and replenishes")
         _ = try await http.call("POST", "/v1/tokens/\(tokenID)/resume", auth: bankKey, bank: "BANKA", body: ["reason": "found"])
         let request = try phone.replenishmentRequest(cardID: "bank-a", tokenID: tokenID)
         print("   signed request carrying the phone's log: " + request.log.map { "ATC \($0.atc) \(Amount(minorUnits: $0.amount, currency: .cny))" }.joined(separator: ", "))
@@ -219,7 +235,7 @@ struct Demo {
         try phone.replenished(cardID: "bank-a", request: request, keys: fresh)
         print("   \(fresh.count) new keys; \(phone.keysLeft(cardID: "bank-a")) usable")
 
-        step(9, "End of day: the books, clearing and settlement")
+        step(10, "End of day: the books, clearing and settlement")
         let cards = try await http.call("GET", "/v1/cards", auth: bankKey, bank: "BANKA")
         let zhang = (cards["cards"] as? [[String: Any]] ?? []).first { ($0["maskedPan"] as? String)?.hasSuffix("7354") == true }
         let account = try await http.call("GET", "/v1/accounts/\(zhang?["accountId"] as? Int ?? 0)", auth: bankKey, bank: "BANKA")

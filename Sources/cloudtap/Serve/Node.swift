@@ -24,6 +24,9 @@ struct NodeConfiguration: Codable, Sendable {
         /// Test cards: PAN, expiry, PIN, mobile, holder, opening balance (minor units), product.
         var cards: [Card]
         var standInLimit: Int64?
+        /// Static merchant-presented QR codes: the most a token may pay by them a day (minor
+        /// units); nil: the network's default (500.00 CNY).
+        var staticQRDailyLimit: Int64?
     }
     struct Card: Codable, Sendable {
         var pan: String
@@ -217,6 +220,7 @@ final class Node: Sendable {
         var settings = CloudAPI.Configuration(operatorAPIKey: credentials.operatorKey)
         settings.parts = parts
         settings.metrics = metrics
+        for bank in configuration.banks { if let cap = bank.staticQRDailyLimit { settings.staticQRDailyLimits[bank.id] = cap } }
         let api = CloudAPI(tokenService: tsp, issuer: issuer, keys: hsm, configuration: settings, console: self.api.console)
         return try api.application(listener: APIListener(host: configuration.httpHost, port: configuration.httpPort), logger: logger, onListening: onListening)
     }
