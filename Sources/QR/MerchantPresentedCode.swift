@@ -156,9 +156,10 @@ public struct MerchantPresentedCode: Sendable, Hashable {
     /// Fields of the additional data template that ask the payer to key a value (`***`).
     public var prompts: [String] { additionalData.filter { $0.value == "***" }.map(\.id) }
 
-    /// UnionPay's merchant account (ID 15): acquirer IIN (8), forwarding IIN (8), merchant id (15).
+    /// UnionPay's merchant account (ID 15, or 16 — both are UnionPay's): acquirer IIN (8),
+    /// forwarding IIN (8), merchant id (15).
     public var unionPay: UnionPayMerchant? {
-        guard let v = merchantAccounts.first(where: { $0.id == "15" })?.value, v.count == 31, v.allSatisfy({ $0.isASCII }) else { return nil }
+        guard let v = merchantAccounts.first(where: { ($0.id == "15" || $0.id == "16") && $0.value.count == 31 })?.value, v.allSatisfy({ $0.isASCII }) else { return nil }
         let c = Array(v)
         return UnionPayMerchant(acquirerIIN: String(c[0..<8]), forwardingIIN: String(c[8..<16]), merchantID: String(c[16..<31]))
     }
