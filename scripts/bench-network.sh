@@ -3,12 +3,15 @@
 #   pgbench TPC-B (scale 8, 8 clients) on a throwaway PostgreSQL cluster with default durability;
 #   cloudtap load on SQLite: full load, then half of it (for p99);
 #   cloudtap load on PostgreSQL (the same cluster): full load, then half of it.
+# Full load uses [terminals] terminals as fast as they go; half load spreads the rate over
+# [half-terminals] terminals (the rate is what counts; fewer terminals keep fewer sales queued).
 # Needs the PostgreSQL server binaries (apt-get install postgresql); run as root or as a user
-# that can run them. Usage: scripts/bench-network.sh [terminals] [seconds]
+# that can run them. Usage: scripts/bench-network.sh [terminals] [seconds] [half-terminals]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 terminals=${1:-64}
 seconds=${2:-10}
+half_terminals=${3:-8}
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 swift build -c release --product cloudtap >/dev/null
 cloudtap=$PWD/.build/release/cloudtap
@@ -34,8 +37,8 @@ echo "== cloudtap load on SQLite, $terminals terminals, ${seconds} s"
 out=$(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --data-dir "$work/sqlite-full")
 echo "$out" | grep -E "approved sales|latency|books"
 half=$(echo "$out" | rate | awk '{printf "%d", $1 / 2}')
-echo "== cloudtap load on SQLite at half that: $half sales/s"
-(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --rate "$half" --data-dir "$work/sqlite-half") | grep -E "approved sales|latency|books"
+echo "== cloudtap load on SQLite at half that: $half sales/s over $half_terminals terminals"
+(cd "$work" && "$cloudtap" load --terminals "$half_terminals" --duration "$seconds" --rate "$half" --data-dir "$work/sqlite-half") | grep -E "approved sales|latency|books"
 
 as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres cloudtap_full
 as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres cloudtap_half
@@ -44,6 +47,6 @@ out=$(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$secon
       --database "postgres://postgres@127.0.0.1:$port/cloudtap_full?sslmode=disable")
 echo "$out" | grep -E "approved sales|latency|books"
 half=$(echo "$out" | rate | awk '{printf "%d", $1 / 2}')
-echo "== cloudtap load on PostgreSQL at half that: $half sales/s"
-(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --rate "$half" --data-dir "$work/pg-half" \
+echo "== cloudtap load on PostgreSQL at half that: $half sales/s over $half_terminals terminals"
+(cd "$work" && "$cloudtap" load --terminals "$half_terminals" --duration "$seconds" --rate "$half" --data-dir "$work/pg-half" \
       --database "postgres://postgres@127.0.0.1:$port/cloudtap_half?sslmode=disable") | grep -E "approved sales|latency|books"

@@ -41,7 +41,8 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
         try connection.execute("PRAGMA busy_timeout=10000")
         // Checkpoints move the WAL into the database file. Done inside a commit (SQLite's
         // default, every 1,000 pages) they stall every caller of that batch for milliseconds;
-        // a second connection does them in the background instead (passive: never blocks the writer).
+        // a second connection does them in the background instead (passive: never blocks the
+        // writer), once a second — more often, its I/O shows in the writer's commit times.
         try connection.execute("PRAGMA wal_autocheckpoint=0")
         checkpointer = try Checkpointer(path: path, logger: logger)
         reader = try SQLiteReader(path: path)
@@ -136,7 +137,7 @@ final class SQLiteReader: @unchecked Sendable {
     func close() { queue.sync { connection.close() } }
 }
 
-/// A thread with its own connection that checkpoints the WAL every 100 ms (passive mode:
+/// A thread with its own connection that checkpoints the WAL every second (passive mode:
 /// it copies what no reader needs and never waits for, or blocks, the writer).
 final class Checkpointer: @unchecked Sendable {
     private let connection: SQLiteHandle
@@ -150,7 +151,7 @@ final class Checkpointer: @unchecked Sendable {
         let thread = Thread {
             while true {
                 self.condition.lock()
-                if !self.stopped { _ = self.condition.wait(until: Date().addingTimeInterval(0.1)) }
+                if !self.stopped { _ = self.condition.wait(until: Date().addingTimeInterval(1.0)) }
                 let stop = self.stopped
                 self.condition.unlock()
                 if stop { break }
