@@ -275,14 +275,26 @@ final class WorkQueue: @unchecked Sendable {
 
 // MARK: SQLKit on the connection
 
-/// The connection as SQLKit sees it inside a unit: statements run at once, on the writer.
-struct SQLiteSession: SQLDatabase, @unchecked Sendable {
-    let connection: SQLiteHandle
-    let logger: Logger
+/// What CloudTap's two SQLite faces of SQLKit share: the dialect, and the event-loop form of
+/// `execute` on top of the async one.
+protocol SQLiteFace: SQLDatabase {}
 
+extension SQLiteFace {
     var eventLoop: any EventLoop { MultiThreadedEventLoopGroup.singleton.any() }
     var dialect: any SQLDialect { SQLiteDialect() }
     var queryLogLevel: Logger.Level? { .debug }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.completeWithTask { try await self.execute(sql: query, onRow) }
+        return promise.futureResult
+    }
+}
+
+/// The connection as SQLKit sees it inside a unit: statements run at once, on the writer.
+struct SQLiteSession: SQLiteFace, @unchecked Sendable {
+    let connection: SQLiteHandle
+    let logger: Logger
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         let (sql, binds) = serialize(query)
@@ -303,22 +315,13 @@ struct SQLiteSession: SQLDatabase, @unchecked Sendable {
             }
         }
     }
-
-    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
-        let promise = eventLoop.makePromise(of: Void.self)
-        promise.completeWithTask { try await self.execute(sql: query, onRow) }
-        return promise.futureResult
-    }
 }
 
-/// `db.sql` on SQLite: each statement is its own unit (and so waits for its batch's commit).
-struct QueuedSQLiteDatabase: SQLDatabase, @unchecked Sendable {
+/// `db.sql` on SQLite: a write is its own unit (and so waits for its batch's commit); a plain
+/// SELECT goes to the read connection.
+struct QueuedSQLiteDatabase: SQLiteFace, @unchecked Sendable {
     let engine: SQLiteEngine
     let logger: Logger
-
-    var eventLoop: any EventLoop { MultiThreadedEventLoopGroup.singleton.any() }
-    var dialect: any SQLDialect { SQLiteDialect() }
-    var queryLogLevel: Logger.Level? { .debug }
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         let (sql, binds) = serialize(query)
@@ -327,12 +330,6 @@ struct QueuedSQLiteDatabase: SQLDatabase, @unchecked Sendable {
             return try await engine.reader.execute(sql, binds: try SQLiteSession.values(binds), onRow)
         }
         try await engine.unit { session in try await session.execute(sql: query, onRow) }
-    }
-
-    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
-        let promise = eventLoop.makePromise(of: Void.self)
-        promise.completeWithTask { try await self.execute(sql: query, onRow) }
-        return promise.futureResult
     }
 
     func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {

@@ -76,13 +76,10 @@ struct DemoNetwork: Sendable {
     }
 
     static func connect(api: String, switchAddress: String, dataDirectory: String, child: Process?) throws -> DemoNetwork {
-        guard let url = URL(string: api), let colon = switchAddress.lastIndex(of: ":"), let port = Int(switchAddress[switchAddress.index(after: colon)...]) else {
-            throw ToolError("--api is a URL and --switch is host:port")
-        }
-        let file = (dataDirectory as NSString).appendingPathComponent("credentials.json")
-        guard let data = FileManager.default.contents(atPath: file) else { throw ToolError("no credentials at \(file)") }
-        return DemoNetwork(api: url, switchHost: String(switchAddress[..<colon]), switchPort: port,
-                           credentials: try JSONDecoder().decode(NodeCredentials.self, from: data), dataDirectory: dataDirectory, child: child)
+        guard let url = URL(string: api) else { throw ToolError("--api is a URL") }
+        let target = try HostPort(switchAddress, what: "--switch")
+        return DemoNetwork(api: url, switchHost: target.host, switchPort: target.port, credentials: try NodeCredentials.read(from: dataDirectory),
+                           dataDirectory: dataDirectory, child: child)
     }
 
     static func answers(_ url: String) async -> Bool {

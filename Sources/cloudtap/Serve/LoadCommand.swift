@@ -133,14 +133,11 @@ struct LoadNetwork {
 
     static func running(api: String, switchAddress: String, dataDirectory: String) throws -> LoadNetwork {
         let switches = try switchAddress.split(separator: ",").map { address -> (host: String, port: Int) in
-            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { throw ToolError("--switch is host:port[,host:port…]") }
-            return (String(address[..<colon]), port)
+            let target = try HostPort(address, what: "--switch")
+            return (target.host, target.port)
         }
         guard let url = URL(string: api), !switches.isEmpty else { throw ToolError("--api is a URL and --switch is host:port") }
-        let file = (dataDirectory as NSString).appendingPathComponent("credentials.json")
-        guard let data = FileManager.default.contents(atPath: file) else { throw ToolError("no credentials at \(file): is \(dataDirectory) the network's data directory?") }
-        return LoadNetwork(api: url, switches: switches, credentials: try JSONDecoder().decode(NodeCredentials.self, from: data),
-                           dataDirectory: dataDirectory)
+        return LoadNetwork(api: url, switches: switches, credentials: try NodeCredentials.read(from: dataDirectory), dataDirectory: dataDirectory)
     }
 
     static func start(dataDirectory: String?, database: String?, terminals: [String]) async throws -> LoadNetwork {

@@ -65,8 +65,30 @@ struct NodeConfiguration: Codable, Sendable {
     }
 }
 
+/// A TCP address as the tools take it: `host:port` (the last colon splits, so an IPv6 host in
+/// brackets works too).
+struct HostPort: Sendable {
+    let host: String
+    let port: Int
+
+    init(_ text: some StringProtocol, what: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
+            throw ToolError("\(what) \(text) is not host:port")
+        }
+        host = String(text[..<colon])
+        self.port = port
+    }
+}
+
 /// The credentials `serve` hands out on first start, kept (owner-only) in the data directory.
 struct NodeCredentials: Codable, Sendable {
+    /// The credentials a network wrote to its data directory.
+    static func read(from dataDirectory: String) throws -> NodeCredentials {
+        let file = (dataDirectory as NSString).appendingPathComponent("credentials.json")
+        guard let data = FileManager.default.contents(atPath: file) else { throw ToolError("no credentials at \(file): is \(dataDirectory) the network's data directory?") }
+        return try JSONDecoder().decode(NodeCredentials.self, from: data)
+    }
+
     var operatorKey: String
     var requestorKeys: [String: String] = [:]
     var bankKeys: [String: String] = [:]
@@ -123,13 +145,13 @@ final class Node: Sendable {
         let network = try MessageSpec.dialect("network")
         var issuerLink: ISO8583Client?
         if let address = configuration.issuerAddress {
-            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { throw ToolError("issuer address \(address) is not host:port") }
+            let target = try HostPort(address, what: "issuer address")
             var link = ClientLinkStateMachine.Configuration(
                 signOnMessage: { NetworkManagement(code: .signOn, stan: $0, terminalID: nil).message(style: .network) },
                 echoMessage: { NetworkManagement(code: .echo, stan: $0, terminalID: nil).message(style: .network) })
             link.requestTimeoutNanos = 10_000_000_000
             link.maximumBackoffNanos = 2_000_000_000
-            issuerLink = try ISO8583Client(endpoint: LinkEndpoint(host: String(address[..<colon]), port: port, spec: network, framing: .networkHeader), configuration: link)
+            issuerLink = try ISO8583Client(endpoint: LinkEndpoint(host: target.host, port: target.port, spec: network, framing: .networkHeader), configuration: link)
             issuerLink?.start()
         }
         let issuers = Dictionary(uniqueKeysWithValues: configuration.banks.map { bank -> (String, any IssuerConnection) in
