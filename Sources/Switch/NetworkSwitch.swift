@@ -123,7 +123,12 @@ public final class NetworkSwitch: Sendable {
         // authorization, even after a crash between the issuer's approval and the switch's answer.
         let bank = try await issuerBank(for: request.pan)
         let clock = UTCTime(now).mmddhhmmss
-        let inserted: Int64? = try await db.transaction { tx in
+        // A token's cryptogram is checked in the same unit when the token service keeps its data
+        // in this database: one durable write for the request and the key's use.
+        let tokenCheck = try await isToken(request.pan) ? Self.prepareCheck(request) : nil
+        let shared = tsp.uses(db)
+        let tsp = self.tsp
+        let inserted: (id: Int64, verdict: CryptogramVerdict?)? = try await db.transaction { tx in
             if try await tx.raw("SELECT id FROM net_transactions WHERE request_key = \(bind: key)").first() != nil { return nil }
             let id = try await tx.raw("""
                 INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at, merchant_id, acquirer_id, bank_id)
@@ -135,12 +140,13 @@ public final class NetworkSwitch: Sendable {
                 let issuerKey = IssuerGateway.key(acquirer: request.acquirerID, stan: Self.issuerSTAN(id), transmission: clock)
                 try await tx.raw("UPDATE net_transactions SET issuer_key = \(bind: issuerKey) WHERE id = \(bind: id)").run()
             }
-            return id
+            if shared, case .check(let check)? = tokenCheck { return (id, try await tsp.validate(check, in: tx)) }
+            return (id, nil)
         }
-        guard let id = inserted else { return try await duplicate(of: try await recorded(key)!, key: key, message: message) }
+        guard let (id, verdict) = inserted else { return try await duplicate(of: try await recorded(key)!, key: key, message: message) }
         let trace = Trace()
         trace.add("terminal → switch", message, terminalSpec)
-        let (code, authCode, arpc, reason) = await route(request, id: id, bank: bank, clock: clock, trace: trace)
+        let (code, authCode, arpc, reason) = await route(request, id: id, bank: bank, clock: clock, tokenCheck: tokenCheck, verdict: verdict, trace: trace)
         let response = try respond(message, code: code, authCode: authCode, arpc: arpc)
         trace.add("switch → terminal", response, terminalSpec)
         let stillPending = try await finish(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason,
@@ -156,16 +162,20 @@ public final class NetworkSwitch: Sendable {
     }
 
     /// Everything between the terminal's request and the issuer's answer.
-    func route(_ request: AuthorizationRequest, id: Int64, bank: String?, clock: String, trace: Trace) async -> (String, String?, [UInt8]?, String) {
+    func route(_ request: AuthorizationRequest, id: Int64, bank: String?, clock: String, tokenCheck: PreparedCheck?, verdict: CryptogramVerdict?,
+               trace: Trace) async -> (String, String?, [UInt8]?, String) {
         do {
             var pan = request.pan
-            if try await isToken(pan) {
-                guard let icc = request.iccData, let arqc = icc.find(0x9F26)?.value else { return ("05", nil, nil, "no cryptogram for a token") }
-                var values: [UInt32: [UInt8]] = [:]
-                for tlv in icc { values[tlv.tag.rawValue] = tlv.value }
-                guard let data = try? TransactionData(values: values) else { return ("30", nil, nil, "DE55 lacks the cryptogram data") }
-                let psn = request.cardSequenceNumber.map { String($0.suffix(2)) } ?? "01"
-                switch try await tsp.validate(CryptogramCheck(token: pan, psn: psn, data: data, arqc: arqc, transactionAmount: request.amount.minorUnits)) {
+            if let prepared = tokenCheck {
+                let check: CryptogramCheck
+                switch prepared {
+                case .refuse(let code, let reason): return (code, nil, nil, reason)
+                case .check(let c): check = c
+                }
+                let data = check.data
+                let outcome: CryptogramVerdict
+                if let verdict { outcome = verdict } else { outcome = try await tsp.validate(check) }
+                switch outcome {
                 case .declined(let code, let reason):
                     Counter(label: "cloudtap_switch_token_checks_total", dimensions: [("result", code)]).increment()
                     return (code, nil, nil, "token service: \(reason)")
@@ -451,6 +461,21 @@ public final class NetworkSwitch: Sendable {
     func issuerBank(for pan: PAN) async throws -> String? {
         if let token = try await routing().tokenRanges.first(where: { Self.inRange(pan, $0.low, $0.high) }) { return token.bank }
         return try await bank(for: pan)
+    }
+
+    /// A token's cryptogram check as the request carries it, or why it cannot be made.
+    enum PreparedCheck: Sendable {
+        case check(CryptogramCheck)
+        case refuse(code: String, reason: String)
+    }
+
+    static func prepareCheck(_ request: AuthorizationRequest) -> PreparedCheck {
+        guard let icc = request.iccData, let arqc = icc.find(0x9F26)?.value else { return .refuse(code: "05", reason: "no cryptogram for a token") }
+        var values: [UInt32: [UInt8]] = [:]
+        for tlv in icc { values[tlv.tag.rawValue] = tlv.value }
+        guard let data = try? TransactionData(values: values) else { return .refuse(code: "30", reason: "DE55 lacks the cryptogram data") }
+        let psn = request.cardSequenceNumber.map { String($0.suffix(2)) } ?? "01"
+        return .check(CryptogramCheck(token: request.pan, psn: psn, data: data, arqc: arqc, transactionAmount: request.amount.minorUnits))
     }
 
     /// The switch's STAN toward the issuer, from its record's id.

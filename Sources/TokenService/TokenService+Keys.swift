@@ -95,49 +95,60 @@ extension TokenService {
     /// the same transaction, so a replay finds it.
     public func validate(_ check: CryptogramCheck) async throws -> CryptogramVerdict {
         let hash = try vault.lookupHash(check.token.digits)
+        return try await db.transaction { tx in try await self.validate(check, hash: hash, in: tx) }
+    }
+
+    /// As ``validate(_:)``, inside a transaction the caller holds on this service's database —
+    /// the switch folds the check into the unit that records the request when both share one.
+    public func validate(_ check: CryptogramCheck, in tx: any SQLDatabase) async throws -> CryptogramVerdict {
+        try await validate(check, hash: try vault.lookupHash(check.token.digits), in: tx)
+    }
+
+    /// Whether this service keeps its data in `database` (so a caller may share its transactions).
+    public func uses(_ database: Database) -> Bool { db === database }
+
+    func validate(_ check: CryptogramCheck, hash: Data, in tx: any SQLDatabase) async throws -> CryptogramVerdict {
         let keys = self.keys, vault = self.vault
         let stamp = check.now.ISO8601Format()
-        return try await db.transaction { tx in
-            guard let token = try await tx.raw("""
-                SELECT t.id, t.state, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile
-                FROM tsp_tokens t JOIN tsp_vault v ON v.id = t.vault_id JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
-                WHERE t.token_hash = \(bind: hash)
-                """).first() else { return .declined(responseCode: "14", reason: "unknown token") }
-            let tokenID = try token.decode(column: "id", as: Int64.self)
-            let state = try token.decode(column: "state", as: String.self)
-            guard state == TokenState.active.rawValue else { return .declined(responseCode: state == "suspended" ? "62" : "14", reason: "token is \(state)") }
-            guard let profile = CryptogramProfile.named(try token.decode(column: "profile", as: String.self)) else { return .declined(responseCode: "96", reason: "no profile") }
-            let iad: CloudIAD
-            do { iad = try CloudIAD(bytes: check.data.iad) } catch { return .declined(responseCode: "05", reason: "IAD is not a cloud IAD: \(error)") }
-            let index = iad.keyIndex
-            guard let luk = try await tx.raw("""
-                SELECT id, max_transactions, ttl_seconds, max_amount, uses, cumulative, state FROM tsp_luks
-                WHERE token_id = \(bind: tokenID) AND generation_hour = \(bind: Int64(index.generationHour)) AND sequence = \(bind: Int(index.sequence))
-                """).first(), try luk.decode(column: "state", as: String.self) == "issued" else {
-                return .declined(responseCode: "05", reason: "key \(index) was not issued to this token")
-            }
-            let limits = LimitedUseKeyLimits(maxTransactions: try luk.decode(column: "max_transactions", as: Int.self),
-                                             timeToLive: TimeInterval(try luk.decode(column: "ttl_seconds", as: Int64.self)),
-                                             maxCumulativeAmount: try luk.decode(column: "max_amount", as: Int64.self))
-            let uses = try luk.decode(column: "uses", as: Int.self) + 1
-            let cumulative = try luk.decode(column: "cumulative", as: Int64.self) + max(check.data.amountAuthorised, check.transactionAmount ?? 0)
-            let violations = limits.violations(index: index, useCount: max(uses, Int(iad.useCount)), cumulativeAmount: cumulative, now: check.now)
-            if let first = violations.first { return .declined(responseCode: "05", reason: "limited-use key: \(first)") }
-            let atc = Int(check.data.atc[0]) << 8 | Int(check.data.atc[1])
-            if try await tx.raw("SELECT 1 AS x FROM tsp_atcs WHERE token_id = \(bind: tokenID) AND atc = \(bind: atc)").first() != nil {
-                return .declined(responseCode: "05", reason: "ATC \(atc) already used")
-            }
-            let pan = try await vault.openCard(token, tx)
-            let tokenPAN = check.token
-            let ok = try keys.verifyARQC(imk: try token.decode(column: "imk_name", as: String.self), profile: profile, pan: tokenPAN, psn: check.psn,
-                                         data: check.data, arqc: check.arqc)
-            guard ok else { return .declined(responseCode: "05", reason: "cryptogram does not verify") }
-            try await tx.raw("""
-                INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
-                VALUES (\(bind: tokenID), \(bind: atc), \(bind: stamp), \(bind: check.data.amountAuthorised), \(bind: Int(index.sequence)))
-                """).run()
-            try await tx.raw("UPDATE tsp_luks SET uses = \(bind: uses), cumulative = \(bind: cumulative) WHERE id = \(bind: try luk.decode(column: "id", as: Int64.self))").run()
-            return .valid(pan: pan, tokenID: tokenID, keyIndex: index)
+        guard let token = try await tx.raw("""
+            SELECT t.id, t.state, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile
+            FROM tsp_tokens t JOIN tsp_vault v ON v.id = t.vault_id JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
+            WHERE t.token_hash = \(bind: hash)
+            """).first() else { return .declined(responseCode: "14", reason: "unknown token") }
+        let tokenID = try token.decode(column: "id", as: Int64.self)
+        let state = try token.decode(column: "state", as: String.self)
+        guard state == TokenState.active.rawValue else { return .declined(responseCode: state == "suspended" ? "62" : "14", reason: "token is \(state)") }
+        guard let profile = CryptogramProfile.named(try token.decode(column: "profile", as: String.self)) else { return .declined(responseCode: "96", reason: "no profile") }
+        let iad: CloudIAD
+        do { iad = try CloudIAD(bytes: check.data.iad) } catch { return .declined(responseCode: "05", reason: "IAD is not a cloud IAD: \(error)") }
+        let index = iad.keyIndex
+        guard let luk = try await tx.raw("""
+            SELECT id, max_transactions, ttl_seconds, max_amount, uses, cumulative, state FROM tsp_luks
+            WHERE token_id = \(bind: tokenID) AND generation_hour = \(bind: Int64(index.generationHour)) AND sequence = \(bind: Int(index.sequence))
+            """).first(), try luk.decode(column: "state", as: String.self) == "issued" else {
+            return .declined(responseCode: "05", reason: "key \(index) was not issued to this token")
         }
+        let limits = LimitedUseKeyLimits(maxTransactions: try luk.decode(column: "max_transactions", as: Int.self),
+                                         timeToLive: TimeInterval(try luk.decode(column: "ttl_seconds", as: Int64.self)),
+                                         maxCumulativeAmount: try luk.decode(column: "max_amount", as: Int64.self))
+        let uses = try luk.decode(column: "uses", as: Int.self) + 1
+        let cumulative = try luk.decode(column: "cumulative", as: Int64.self) + max(check.data.amountAuthorised, check.transactionAmount ?? 0)
+        let violations = limits.violations(index: index, useCount: max(uses, Int(iad.useCount)), cumulativeAmount: cumulative, now: check.now)
+        if let first = violations.first { return .declined(responseCode: "05", reason: "limited-use key: \(first)") }
+        let atc = Int(check.data.atc[0]) << 8 | Int(check.data.atc[1])
+        if try await tx.raw("SELECT 1 AS x FROM tsp_atcs WHERE token_id = \(bind: tokenID) AND atc = \(bind: atc)").first() != nil {
+            return .declined(responseCode: "05", reason: "ATC \(atc) already used")
+        }
+        let pan = try await vault.openCard(token, tx)
+        let tokenPAN = check.token
+        let ok = try keys.verifyARQC(imk: try token.decode(column: "imk_name", as: String.self), profile: profile, pan: tokenPAN, psn: check.psn,
+                                     data: check.data, arqc: check.arqc)
+        guard ok else { return .declined(responseCode: "05", reason: "cryptogram does not verify") }
+        try await tx.raw("""
+            INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
+            VALUES (\(bind: tokenID), \(bind: atc), \(bind: stamp), \(bind: check.data.amountAuthorised), \(bind: Int(index.sequence)))
+            """).run()
+        try await tx.raw("UPDATE tsp_luks SET uses = \(bind: uses), cumulative = \(bind: cumulative) WHERE id = \(bind: try luk.decode(column: "id", as: Int64.self))").run()
+        return .valid(pan: pan, tokenID: tokenID, keyIndex: index)
     }
 }
