@@ -118,12 +118,11 @@ public final class IssuerHost: Sendable {
     static func post(_ tx: any SQLDatabase, bank: String, authorization: Int64?, currency: UInt16, memo: String,
                      entries: [(String, Int64)], now: String) async throws {
         precondition(entries.reduce(0) { $0 + $1.1 } == 0, "unbalanced posting")
-        for (account, amount) in entries {
-            try await tx.raw("""
-                INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at)
-                VALUES (\(bind: bank), \(bind: authorization), \(bind: account), \(bind: amount), \(bind: Int(currency)), \(bind: memo), \(bind: now))
-                """).run()
+        // The posting's entries in one statement: they are written together or not at all.
+        let rows: [SQLQueryString] = entries.map { account, amount in
+            "(\(bind: bank), \(bind: authorization), \(bind: account), \(bind: amount), \(bind: Int(currency)), \(bind: memo), \(bind: now))"
         }
+        try await tx.raw("INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at) VALUES " + rows.joined(separator: ", ")).run()
     }
 
     // MARK: Books

@@ -129,13 +129,14 @@ public final class NetworkSwitch: Sendable {
         let shared = tsp.uses(db)
         let tsp = self.tsp
         let inserted: (id: Int64, verdict: CryptogramVerdict?)? = try await db.transaction { tx in
-            if try await tx.raw("SELECT id FROM net_transactions WHERE request_key = \(bind: key)").first() != nil { return nil }
-            let id = try await tx.raw("""
+            // No row back: the key is recorded already (a duplicate).
+            guard let row = try await tx.raw("""
                 INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at, merchant_id, acquirer_id, bank_id)
                 VALUES (\(bind: key), \(bind: request.terminalID), \(bind: request.stan), \(bind: request.pan.lastFour), \(bind: request.amount.minorUnits),
                         \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: now.ISO8601Format()), \(bind: request.merchantID),
-                        \(bind: request.acquirerID), \(bind: bank)) RETURNING id
-                """).first()!.decode(column: "id", as: Int64.self)
+                        \(bind: request.acquirerID), \(bind: bank)) ON CONFLICT (request_key) DO NOTHING RETURNING id
+                """).first() else { return nil }
+            let id = try row.decode(column: "id", as: Int64.self)
             if bank != nil {
                 let issuerKey = IssuerGateway.key(acquirer: request.acquirerID, stan: Self.issuerSTAN(id), transmission: clock)
                 try await tx.raw("UPDATE net_transactions SET issuer_key = \(bind: issuerKey) WHERE id = \(bind: id)").run()
@@ -404,11 +405,12 @@ public final class NetworkSwitch: Sendable {
         }
         return try await db.transaction { tx in
             let current = try await tx.raw("SELECT state FROM net_transactions WHERE id = \(bind: id)\(unsafeRaw: self.db.engine.forUpdate)").first()?.decode(column: "state", as: String.self)
-            for (i, line) in lines.enumerated() {
-                try await tx.raw("""
-                    INSERT INTO net_messages (transaction_id, seq, direction, mti, described, created_at)
-                    VALUES (\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: now))
-                    """).run()
+            if !lines.isEmpty {
+                // One statement for the whole trace.
+                let rows: [SQLQueryString] = lines.enumerated().map { i, line in
+                    "(\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: now))"
+                }
+                try await tx.raw("INSERT INTO net_messages (transaction_id, seq, direction, mti, described, created_at) VALUES " + rows.joined(separator: ", ")).run()
             }
             if let sealed = advice {
                 try await tx.raw("""
