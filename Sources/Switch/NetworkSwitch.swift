@@ -404,7 +404,18 @@ public final class NetworkSwitch: Sendable {
             return (owed.bank, try keys.seal(try spec.pack(owed.message), keyName: keyName, authenticating: Array("net-advice/\(id)".utf8)))
         }
         return try await db.transaction { tx in
-            let current = try await tx.raw("SELECT state FROM net_transactions WHERE id = \(bind: id)\(unsafeRaw: self.db.engine.forUpdate)").first()?.decode(column: "state", as: String.self)
+            // The answer moves the record on only from `pending` (the row lock of this UPDATE
+            // orders it against a reversal); a record a reversal reached first keeps its state.
+            let wasPending = try await tx.raw("""
+                UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
+                    state = \(bind: state), reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id) AND state = 'pending' RETURNING id
+                """).first() != nil
+            if !wasPending {
+                try await tx.raw("""
+                    UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
+                        reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
+                    """).run()
+            }
             if !lines.isEmpty {
                 // One statement for the whole trace.
                 let rows: [SQLQueryString] = lines.enumerated().map { i, line in
@@ -418,11 +429,7 @@ public final class NetworkSwitch: Sendable {
                     VALUES (\(bind: id), \(bind: sealed.bank), \(bind: Data(sealed.bytes)), 'due', 0, \(bind: now))
                     """).run()
             }
-            try await tx.raw("""
-                UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
-                    state = \(bind: current == "pending" ? state : current ?? state), reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
-                """).run()
-            return current == "pending"
+            return wasPending
         }
     }
 

@@ -84,7 +84,7 @@ struct SwitchTests {
         let deafPOS: PointOfSale
     }
 
-    static func setUp(_ c: Cloud, issuerDelay: Duration? = nil, standIn: StandInPolicy? = nil, down: DownFlag? = nil,
+    static func setUp(_ c: Cloud, issuerDelay: Duration? = nil, issuerTimeout: Duration? = nil, standIn: StandInPolicy? = nil, down: DownFlag? = nil,
                       logger: Logger = Logger(label: "cloudtap.switch")) async throws -> Setup {
         try await c.db.migrate(NetworkSchema.migrations)
         try await c.issuer.addBINRange(bank: "BANKA", low: "621022", high: "621022", kind: "card")
@@ -93,7 +93,7 @@ struct SwitchTests {
         var configuration = SwitchConfiguration()
         configuration.storeKeyName = "switch-store"
         configuration.terminalPINKeys = ["TERM0001": "TERM0001/tpk"]
-        if let issuerDelay { configuration.issuerTimeout = issuerDelay / 4 }
+        if let issuerDelay { configuration.issuerTimeout = issuerTimeout ?? issuerDelay / 4 }
         if down != nil { configuration.issuerTimeout = .milliseconds(100) }
         if let standIn { configuration.standIn = ["BANKA": standIn] }
         let gateway = InProcessIssuer(IssuerGateway(host: c.issuer))
@@ -260,6 +260,38 @@ struct SwitchTests {
             // The phone's log carries the QR payments too; replenishment reconciles them.
             let request = try s.phone.replenishmentRequest(cardID: "bank-a", tokenID: try #require(try await c.tsp.tokens(requestor: "BANKAPP0001").first).id)
             guard case .issued = try await c.tsp.replenish(request) else { Issue.record("replenishment refused after QR payments"); return }
+        }
+    }
+
+    @Test("a reversal that overtakes its own request (the issuer still deciding): the record stays reversed and the late approval is undone at the issuer")
+    func reversalOvertakesRequest() async throws {
+        try await CloudFlowTests.each("switch-overtake") { (c: Cloud) async throws -> Void in
+            // The issuer takes 400 ms; the switch waits up to 2 s, so no stand-in.
+            let s = try await Self.setUp(c, issuerDelay: .milliseconds(400), issuerTimeout: .seconds(2))
+            var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 3850))
+            guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) }).0 else {
+                Issue.record("no online request"); return
+            }
+            let request = OnlineAuthorization.request(for: online, amount: try Amount("38.50", currency: .cny), stan: 4242, at: Date(), terminal: Self.shop, pinBlock: nil)
+            let network = s.network
+            let sale = Task { await network.handle(request.message) }
+            try await Task.sleep(for: .milliseconds(100))
+            // The terminal gives up and reverses (terminal dialect: DE61 names the original).
+            var reversal = Message(mti: "0400")
+            reversal[3] = request.message[3]
+            reversal[4] = request.message[4]
+            reversal[11] = "004243"
+            reversal[39] = "98"
+            reversal[41] = request.terminalID
+            reversal[42] = request.merchantID
+            reversal[61] = "000000" + request.stan + request.transmissionDateTime
+            #expect(await network.handle(reversal)[39] == "00")
+            let answer = await sale.value
+            #expect(answer[39] == "00")  // the issuer approved, late
+            let state = try await c.db.sql.raw("SELECT state FROM net_transactions WHERE stan = '004242'").first()?.decode(column: "state", as: String.self)
+            #expect(state == "reversed")
+            #expect(try await c.issuer.balance(account: s.account) == 500_000)
+            #expect(try await c.issuer.trialBalance() == 0)
         }
     }
 
