@@ -6,6 +6,7 @@ import IssuerHost
 import NIOCore
 import PaymentCore
 import PaymentCrypto
+import QR
 import Switch
 import TokenService
 
@@ -182,6 +183,42 @@ extension CloudAPI {
                 body += HTML.table(["Account", "Amount", "Memo"], trace.postings.map { [HTML.escape($0.account), "<span class=\"n\">\(HTML.money($0.amount))</span>", HTML.escape($0.memo)] })
             }
             return HTML.page("Transaction #\(id)", section: "/console/transactions", body: body, formToken: session.formToken)
+        }
+
+        // A merchant's QR code (EMV MPM with UnionPay's ID 15), static or for one amount, as its
+        // counter would show it, and the payments made by scanning it.
+        pages.get("qr") { request, _ -> Response in
+            guard let session = console.session(request) else { return HTML.redirect("/console/login") }
+            let q = request.uri.queryParameters
+            let merchantID = q.get("merchant").map { String($0) } ?? "MERCHANT0000001"
+            let acquirer = q.get("acquirer").map { String($0) } ?? "01020000"
+            let name = q.get("name").map { String($0) } ?? "CLOUDTAP COFFEE"
+            let city = q.get("city").map { String($0) } ?? "SHANGHAI"
+            let amount = q.get("amount").map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
+            func field(_ label: String, _ key: String, _ value: String) -> String {
+                "<label>\(HTML.escape(label)) <input name=\"\(key)\" value=\"\(HTML.escape(value))\"></label> "
+            }
+            var body = "<form method=\"get\" action=\"/console/qr\">" + field("Merchant id", "merchant", merchantID) + field("Acquirer IIN", "acquirer", acquirer)
+                + field("Name", "name", name) + field("City", "city", city) + field("Amount (empty: static)", "amount", amount ?? "") + "<button>Show</button></form>"
+            guard merchantID.count == 15, acquirer.count == 8, amount.map({ (try? Amount($0, currency: .cny)) != nil }) ?? true else {
+                body += "<p class=\"bad\">A merchant id is 15 characters, an acquirer IIN 8, an amount a decimal such as 38.50.</p>"
+                return HTML.page("QR codes", section: "/console/qr", body: body, formToken: session.formToken)
+            }
+            let code = MerchantPresentedCode(
+                initiation: amount == nil ? .staticCode : .dynamicCode,
+                merchantAccounts: [UnionPayMerchant(acquirerIIN: acquirer, forwardingIIN: "00090000", merchantID: merchantID).object],
+                merchantCategoryCode: "5814", currency: "156", amount: amount, countryCode: "CN", merchantName: String(name.prefix(25)), merchantCity: String(city.prefix(15)))
+            let payload = code.payload
+            let symbol = try QRCode(text: payload, errorCorrection: .medium)
+            body += "<h2>\(amount == nil ? "Static code" : "Dynamic code for \(HTML.escape(amount!)) CNY") — QR \(symbol.version)-M</h2>"
+            body += "<div style=\"width:240px;background:#fff;padding:8px;border:1px solid #e3e6eb\">" + symbol.svg(moduleSize: 4, border: 2) + "</div>"
+            body += "<pre>\(HTML.escape(payload))</pre>"
+            let payments = try await console.network.qrPayments(merchantID: merchantID)
+            body += "<h2>Payments by QR code to \(HTML.escape(merchantID))</h2>" + HTML.table(["#", "Time", "Reference", "Code", "Amount", "Token", "Answer", "Approval"], payments.reversed().map {
+                ["\($0.id)", HTML.escape($0.createdAt), HTML.escape($0.reference), $0.staticCode ? "static" : "dynamic", HTML.money($0.amount), "…\(HTML.escape($0.tokenLastFour))",
+                 "<span class=\"\($0.responseCode == "00" ? "ok" : "bad")\">\(HTML.escape($0.responseCode))</span>", HTML.escape($0.authorizationCode ?? "")]
+            }, empty: "no payments yet")
+            return HTML.page("QR codes", section: "/console/qr", body: body, formToken: session.formToken)
         }
 
         pages.get("settlement") { request, _ -> Response in

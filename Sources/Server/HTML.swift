@@ -44,7 +44,7 @@ enum HTML {
 
     static let sections: [(path: String, title: String)] = [
         ("/console", "Overview"), ("/console/banks", "Banks"), ("/console/requestors", "Requestors"), ("/console/tokens", "Tokens"),
-        ("/console/transactions", "Transactions"), ("/console/settlement", "Settlement"),
+        ("/console/transactions", "Transactions"), ("/console/qr", "QR codes"), ("/console/settlement", "Settlement"),
     ]
 
     /// A whole page in the console's frame.

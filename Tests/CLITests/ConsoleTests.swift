@@ -58,7 +58,8 @@ struct ConsoleTests {
     /// Every page of the console, and what each must show.
     static let pages: [(path: String, shows: String)] = [
         ("/console", "Trial balance"), ("/console/banks", "KCV"), ("/console/requestors", "WALLET00001"),
-        ("/console/tokens", "suspend"), ("/console/transactions", "approved"), ("/console/settlement", "Cut off now"),
+        ("/console/tokens", "suspend"), ("/console/transactions", "approved"), ("/console/qr?amount=18.00", "Dynamic code for 18.00 CNY"),
+        ("/console/settlement", "Cut off now"),
     ]
 
     @Test("sign-in by one-time link or operator key; every page renders, masked; a token suspended and a day settled from the console; headless Chromium screenshots")
@@ -164,6 +165,22 @@ struct ConsoleTests {
             let (shot, _) = try await offPool { try chromiumRun(["--screenshot=\(file)", shotLink]) }
             let png = (try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()
             #expect(shot == 0 && png.count > 10_000 && png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "screenshot of \(page.path): \(png.count) bytes")
+            // The merchant's code as the browser drew it scans back to its payload.
+            if page.path.hasPrefix("/console/qr"), FileManager.default.isExecutableFile(atPath: "/usr/bin/zbarimg") {
+                let scanned = try await offPool { () throws -> String in
+                    let p = Process()
+                    p.executableURL = URL(fileURLWithPath: "/usr/bin/zbarimg")
+                    p.arguments = ["--raw", "-q", file]
+                    let out = Pipe()
+                    p.standardOutput = out
+                    p.standardError = FileHandle.nullDevice
+                    try p.run()
+                    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    p.waitUntilExit()
+                    return text.trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+                #expect(scanned.hasPrefix("00020101021215") && scanned.contains("540518.00"), "scanned: \(scanned)")
+            }
         }
         print("ConsoleTests: screenshots in \(shots)")
     }
