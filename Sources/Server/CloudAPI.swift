@@ -58,8 +58,6 @@ public struct CloudAPI: Sendable {
     let enrollmentLimiter: RateLimiter
     let otpLimiter: RateLimiter
     let operatorKeyHash: [UInt8]?
-    let parts: Parts
-    let metrics: (@Sendable () -> [UInt8])?
     /// The operator's web console, when this process serves it.
     public let console: Console?
     /// Clearing and settlement for the operator API, when this process has the switch's data.
@@ -74,8 +72,6 @@ public struct CloudAPI: Sendable {
         self.network = network ?? console?.network
         self.configuration = configuration
         self.settlement = settlement ?? console?.settlement
-        self.parts = configuration.parts
-        self.metrics = configuration.metrics
         self.tsp = tokenService
         self.issuer = issuer
         self.keys = keys
@@ -102,7 +98,8 @@ public struct CloudAPI: Sendable {
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: MetricsMiddleware())
         router.get("health") { _, _ in ["status": "ok"] }
-        if let metrics {
+        let parts = configuration.parts
+        if let metrics = configuration.metrics {
             router.get("metrics") { _, _ -> Response in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: metrics())))
             }

@@ -10,6 +10,21 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
     }
 }
 
+/// Runs a tool (zbarimg, chromium) and returns its status and standard output; its standard
+/// error is dropped. Blocking: call it through ``offPool(_:)`` from async code.
+func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = arguments
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, output)
+}
+
 extension Process {
     /// Waits for the process to end without holding a concurrency thread.
     func exited() async {
@@ -166,16 +181,8 @@ struct PhonePOSCLITests {
         let code = String(shown.stdout.split(separator: "\n").first ?? "")
         #expect(code.hasPrefix("hQVDUFYwMW"))  // 85 05 "CPV01"
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/zbarimg") {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/zbarimg")
-            p.arguments = ["--raw", "-q", png]
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            let read = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            p.waitUntilExit()
-            #expect(read == code)
+            let read = try await offPool { try runTool("/usr/bin/zbarimg", ["--raw", "-q", png]) }.output
+            #expect(read.trimmingCharacters(in: .whitespacesAndNewlines) == code)
         }
         let scan = try await CLI.run(["pos", "scan", code, "--amount", "38.50"])
         #expect(scan.stdout.contains("DE 22 Point of service entry mode: 032"), "\(scan.stdout)")

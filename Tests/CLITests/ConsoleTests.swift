@@ -142,17 +142,8 @@ struct ConsoleTests {
         }
         let shots = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-console-screenshots").path
         try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
-        @Sendable func chromiumRun(_ arguments: [String]) throws -> (Int32, String) {
-            let browser = Process()
-            browser.executableURL = URL(fileURLWithPath: chromium)
-            browser.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,900"] + arguments
-            let out = Pipe()
-            browser.standardOutput = out
-            browser.standardError = FileHandle.nullDevice
-            try browser.run()
-            let dom = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            browser.waitUntilExit()
-            return (browser.terminationStatus, dom)
+        @Sendable func chromiumRun(_ arguments: [String]) throws -> (status: Int32, output: String) {
+            try runTool(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,900"] + arguments)
         }
         for page in Self.pages + [("/console/transactions/\(id)", "switch → issuer BANKA"), (batchPath, "sum to zero")] {
             // The DOM the browser built, signed in by a one-time link: the page, not the sign-in form.
@@ -167,18 +158,8 @@ struct ConsoleTests {
             #expect(shot == 0 && png.count > 10_000 && png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "screenshot of \(page.path): \(png.count) bytes")
             // The merchant's code as the browser drew it scans back to its payload.
             if page.path.hasPrefix("/console/qr"), FileManager.default.isExecutableFile(atPath: "/usr/bin/zbarimg") {
-                let scanned = try await offPool { () throws -> String in
-                    let p = Process()
-                    p.executableURL = URL(fileURLWithPath: "/usr/bin/zbarimg")
-                    p.arguments = ["--raw", "-q", file]
-                    let out = Pipe()
-                    p.standardOutput = out
-                    p.standardError = FileHandle.nullDevice
-                    try p.run()
-                    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                    p.waitUntilExit()
-                    return text.trimmingCharacters(in: .whitespacesAndNewlines)
-                }
+                let scanned = try await offPool { try runTool("/usr/bin/zbarimg", ["--raw", "-q", file]) }.output
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(scanned.hasPrefix("00020101021215") && scanned.contains("540518.00"), "scanned: \(scanned)")
             }
         }
