@@ -58,6 +58,7 @@ let package = Package(
         ),
         .systemLibrary(name: "CSQLite3", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "SQLiteDirect", dependencies: ["CSQLite3"]),
+        .target(name: "CAllocator"),
         .target(
             name: "Storage",
             dependencies: [
@@ -106,7 +107,7 @@ let package = Package(
         .target(name: "StorageTestSupport", dependencies: ["Storage"], path: "Tests/StorageTestSupport"),
         .executableTarget(
             name: "cloudtap",
-            dependencies: ["QR", 
+            dependencies: ["QR", "CAllocator",
                 "PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "Storage", "TokenService", "IssuerHost",
                 "CloudWire", "Wallet", "Terminal", "PCSC", "Switch", "Server",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),

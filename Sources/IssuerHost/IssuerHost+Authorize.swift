@@ -47,25 +47,24 @@ extension IssuerHost {
             if let prior = try await tx.raw("SELECT response_code, auth_code, reason FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first() {
                 return AuthorizationOutcome(decision: try IssuerHost.decision(prior), isRepeat: true)
             }
+            // The card, its bank's key names, its account (locked on PostgreSQL until the end of
+            // the unit) and the day's totals so far, in one statement.
             guard let card = try await tx.raw("""
                 SELECT c.id, c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_method, c.pin_reference, c.pin_tries, c.per_transaction_limit,
-                       c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name
-                FROM issuer_cards c JOIN issuer_banks b ON b.id = c.bank_id WHERE c.pan_hash = \(bind: hash)
+                       c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name, a.balance, a.credit_limit, a.currency,
+                       COALESCE(d.total, 0) AS today_total, COALESCE(d.approvals, 0) AS today_approvals
+                FROM issuer_cards c JOIN issuer_banks b ON b.id = c.bank_id JOIN issuer_accounts a ON a.id = c.account_id
+                     LEFT JOIN issuer_card_days d ON d.card_id = c.id AND d.day = \(bind: day)
+                WHERE c.pan_hash = \(bind: hash)\(unsafeRaw: engine.forUpdate(of: "a"))
                 """).first() else {
                 let decision = AuthorizationDecision.declined(.invalidCardNumber, reason: "no such card")
                 try await IssuerHost.record(tx, bank: "", key: input.idempotencyKey, card: nil, input: input, decision: decision, day: day, now: now)
                 return AuthorizationOutcome(decision: decision, isRepeat: false)
             }
+            let account = card
             let cardID = try card.decode(column: "id", as: Int64.self)
             let bank = try card.decode(column: "bank_id", as: String.self)
             let accountID = try card.decode(column: "account_id", as: Int64.self)
-            guard let account = try await tx.raw("SELECT balance, credit_limit, currency FROM issuer_accounts WHERE id = \(bind: accountID)\(unsafeRaw: engine.forUpdate)").first() else {
-                throw StorageError("card \(cardID) has no account")
-            }
-            let today = try await tx.raw("""
-                SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total, COUNT(*) AS n FROM issuer_authorizations
-                WHERE card_id = \(bind: cardID) AND day = \(bind: day) AND state = 'approved'
-                """).first()!
 
             // PIN.
             var pinTries = try card.decode(column: "pin_tries", as: Int.self)
@@ -94,7 +93,7 @@ extension IssuerHost {
                 limits: CardLimits(perTransaction: try card.decode(column: "per_transaction_limit", as: Int64.self),
                                    daily: try card.decode(column: "daily_limit", as: Int64.self),
                                    dailyCount: try card.decode(column: "daily_count_limit", as: Int.self)),
-                todayAmount: try today.decode(column: "total", as: Int64.self), todayCount: try today.decode(column: "n", as: Int.self), pin: pin)
+                todayAmount: try card.decode(column: "today_total", as: Int64.self), todayCount: try card.decode(column: "today_approvals", as: Int.self), pin: pin)
             var decision = configuration.rules.evaluate(context) { IssuerHost.approvalCode() }
             if try account.decode(column: "currency", as: Int.self) != Int(input.amount.currency.numericCode) {
                 decision = .declined(.invalidTransaction, reason: "currency differs from the account's")
@@ -106,6 +105,7 @@ extension IssuerHost {
                     ("acct:\(accountID)", amount), ("bank:\(bank):network-payable", -amount),
                 ], now: now)
                 try await tx.raw("UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: accountID)").run()
+                try await IssuerHost.count(tx, card: cardID, day: day, amount: amount, approvals: 1)
             }
             return AuthorizationOutcome(decision: decision, isRepeat: false)
         }
@@ -116,7 +116,7 @@ extension IssuerHost {
     public func reverse(idempotencyKey: String, date: Date = Date()) async throws -> ResponseCode {
         let now = IssuerHost.stamp(date)
         return try await db.transaction { tx in
-            guard let auth = try await tx.raw("SELECT id, bank_id, card_id, amount, currency, state FROM issuer_authorizations WHERE idempotency_key = \(bind: idempotencyKey)").first() else {
+            guard let auth = try await tx.raw("SELECT id, bank_id, card_id, amount, currency, state, day FROM issuer_authorizations WHERE idempotency_key = \(bind: idempotencyKey)").first() else {
                 return .unableToLocate
             }
             guard try auth.decode(column: "state", as: String.self) == "approved" else { return .approved }
@@ -130,6 +130,7 @@ extension IssuerHost {
             ], now: now)
             try await tx.raw("UPDATE issuer_accounts SET balance = balance + \(bind: amount) WHERE id = \(bind: accountID)").run()
             try await tx.raw("UPDATE issuer_authorizations SET state = 'reversed' WHERE id = \(bind: authID)").run()
+            try await IssuerHost.count(tx, card: cardID, day: try auth.decode(column: "day", as: String.self), amount: -amount, approvals: -1)
             return .approved
         }
     }
@@ -144,7 +145,7 @@ extension IssuerHost {
         let utc = UTCTime(input.date)
         let now = IssuerHost.stamp(input.date)
         return try await db.transaction { tx in
-            let prior = try await tx.raw("SELECT id, state FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first()
+            let prior = try await tx.raw("SELECT id, state, day FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first()
             if let prior, try prior.decode(column: "state", as: String.self) != "declined" { return true }
             guard let card = try await tx.raw("SELECT id, bank_id, account_id FROM issuer_cards WHERE pan_hash = \(bind: hash)").first() else { return false }
             let cardID = try card.decode(column: "id", as: Int64.self)
@@ -167,8 +168,17 @@ extension IssuerHost {
                 ("acct:\(accountID)", amount), ("bank:\(bank):network-payable", -amount),
             ], now: now)
             try await tx.raw("UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: accountID)").run()
+            try await IssuerHost.count(tx, card: cardID, day: try prior?.decode(column: "day", as: String.self) ?? utc.isoDate, amount: amount, approvals: 1)
             return true
         }
+    }
+
+    /// Adds an approval (or, negative, takes a reversed one back) to the card's totals for `day`.
+    static func count(_ tx: any SQLDatabase, card: Int64, day: String, amount: Int64, approvals: Int) async throws {
+        try await tx.raw("""
+            INSERT INTO issuer_card_days (card_id, day, total, approvals) VALUES (\(bind: card), \(bind: day), \(bind: amount), \(bind: approvals))
+            ON CONFLICT (card_id, day) DO UPDATE SET total = issuer_card_days.total + excluded.total, approvals = issuer_card_days.approvals + excluded.approvals
+            """).run()
     }
 
     @discardableResult

@@ -35,7 +35,7 @@ public final class IssuerHost: Sendable {
         self.configuration = configuration
     }
 
-    static func stamp(_ date: Date) -> String { date.ISO8601Format() }
+    static func stamp(_ date: Date) -> String { UTCTime(date).iso8601 }
 
     // MARK: Set-up (operator API and test data)
 

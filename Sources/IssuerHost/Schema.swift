@@ -14,5 +14,18 @@ public enum IssuerSchema {
             "CREATE TABLE issuer_ledger (id \(e.autoID), bank_id TEXT NOT NULL, authorization_id \(e.bigint), account TEXT NOT NULL, amount \(e.bigint) NOT NULL, currency INTEGER NOT NULL, memo TEXT NOT NULL, created_at TEXT NOT NULL)",
             "CREATE INDEX issuer_ledger_account ON issuer_ledger (account)",
         ] },
+        Migration(id: 1001, name: "per-card daily totals") { e in [
+            // The day's approved amount and count per card, kept as the approvals are booked
+            // (and given back by reversals), so the daily limits read one row instead of
+            // adding up the day's authorizations.
+            """
+            CREATE TABLE issuer_card_days (card_id \(e.bigint) NOT NULL REFERENCES issuer_cards(id), day TEXT NOT NULL, total \(e.bigint) NOT NULL,
+                approvals INTEGER NOT NULL, PRIMARY KEY (card_id, day))
+            """,
+            """
+            INSERT INTO issuer_card_days (card_id, day, total, approvals)
+            SELECT card_id, day, SUM(amount), COUNT(*) FROM issuer_authorizations WHERE state = 'approved' AND card_id IS NOT NULL GROUP BY card_id, day
+            """,
+        ] },
     ]
 }

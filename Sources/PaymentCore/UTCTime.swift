@@ -36,5 +36,7 @@ public struct UTCTime: Sendable, Hashable {
     /// YYYY-MM-DD.
     public var isoDate: String { String(year) + "-" + Self.two(month) + "-" + Self.two(day) }
     /// YYYY-MM-DD hh:mm:ss.
+    /// `YYYY-MM-DDTHH:MM:SSZ`, as Foundation's `Date.ISO8601Format()` writes it.
+    public var iso8601: String { isoDate + "T" + Self.two(hour) + ":" + Self.two(minute) + ":" + Self.two(second) + "Z" }
     public var isoDateTime: String { isoDate + " " + Self.two(hour) + ":" + Self.two(minute) + ":" + Self.two(second) }
 }

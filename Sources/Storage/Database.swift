@@ -47,6 +47,8 @@ public enum Engine: String, Sendable {
     /// Appended to a SELECT that must lock the rows it reads for the rest of the transaction
     /// (SQLite locks the whole database for a write transaction instead).
     public var forUpdate: String { self == .postgres ? " FOR UPDATE" : "" }
+    /// As ``forUpdate``, locking only the rows of the table named `alias` in a join.
+    public func forUpdate(of alias: String) -> String { self == .postgres ? " FOR UPDATE OF \(alias)" : "" }
     /// Statement that opens a write transaction.
     var begin: String { self == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN" }
 }

@@ -133,7 +133,7 @@ public final class NetworkSwitch: Sendable {
             guard let row = try await tx.raw("""
                 INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at, merchant_id, acquirer_id, bank_id)
                 VALUES (\(bind: key), \(bind: request.terminalID), \(bind: request.stan), \(bind: request.pan.lastFour), \(bind: request.amount.minorUnits),
-                        \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: now.ISO8601Format()), \(bind: request.merchantID),
+                        \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: UTCTime(now).iso8601), \(bind: request.merchantID),
                         \(bind: request.acquirerID), \(bind: bank)) ON CONFLICT (request_key) DO NOTHING RETURNING id
                 """).first() else { return nil }
             let id = try row.decode(column: "id", as: Int64.self)
@@ -339,7 +339,7 @@ public final class NetworkSwitch: Sendable {
             guard let connection = issuers[bank] else { continue }
             let answer = await Self.value(of: Task { try await connection.send(advice) }, within: configuration.adviceTimeout)
             let taken = answer?[39] == "00"
-            let now = Date().ISO8601Format()
+            let now = UTCTime(Date()).iso8601
             try await db.transaction { tx in
                 if taken {
                     try await tx.raw("UPDATE net_advices SET state = 'delivered', attempts = attempts + 1, delivered_at = \(bind: now) WHERE transaction_id = \(bind: id)").run()
@@ -397,7 +397,7 @@ public final class NetworkSwitch: Sendable {
     /// arrived first), in which case only the answer's fields and the trace are kept.
     @discardableResult
     func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, state: String, trace: Trace) async throws -> Bool {
-        let now = Date().ISO8601Format()
+        let now = UTCTime(Date()).iso8601
         let lines = trace.lines
         let advice: (bank: String, bytes: [UInt8])? = try trace.advice.flatMap { owed in
             guard let spec, let keyName = configuration.storeKeyName else { return nil }

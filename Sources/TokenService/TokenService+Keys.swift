@@ -109,34 +109,40 @@ extension TokenService {
 
     func validate(_ check: CryptogramCheck, hash: Data, in tx: any SQLDatabase) async throws -> CryptogramVerdict {
         let keys = self.keys, vault = self.vault
-        let stamp = check.now.ISO8601Format()
+        let stamp = UTCTime(check.now).iso8601
+        // The IAD names the limited-use key; one that does not parse is refused after the
+        // token's own checks, as before, and finds no key.
+        let iad: CloudIAD?, iadError: (any Error)?
+        do { (iad, iadError) = (try CloudIAD(bytes: check.data.iad), nil) } catch { (iad, iadError) = (nil, error) }
+        let index = iad?.keyIndex
+        let atc = Int(check.data.atc[0]) << 8 | Int(check.data.atc[1])
+        // The token with its vault entry and bank key, the key it names and whether its ATC was
+        // seen before, in one statement.
         guard let token = try await tx.raw("""
-            SELECT t.id, t.state, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile
+            SELECT t.id, t.state, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile,
+                   l.id AS luk_id, l.max_transactions, l.ttl_seconds, l.max_amount, l.uses, l.cumulative, l.state AS luk_state,
+                   CASE WHEN EXISTS (SELECT 1 FROM tsp_atcs a WHERE a.token_id = t.id AND a.atc = \(bind: atc)) THEN 1 ELSE 0 END AS atc_seen
             FROM tsp_tokens t JOIN tsp_vault v ON v.id = t.vault_id JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
+                 LEFT JOIN tsp_luks l ON l.token_id = t.id AND l.generation_hour = \(bind: Int64(index?.generationHour ?? 0))
+                                     AND l.sequence = \(bind: index.map { Int($0.sequence) } ?? -1)
             WHERE t.token_hash = \(bind: hash)
             """).first() else { return .declined(responseCode: "14", reason: "unknown token") }
         let tokenID = try token.decode(column: "id", as: Int64.self)
         let state = try token.decode(column: "state", as: String.self)
         guard state == TokenState.active.rawValue else { return .declined(responseCode: state == "suspended" ? "62" : "14", reason: "token is \(state)") }
         guard let profile = CryptogramProfile.named(try token.decode(column: "profile", as: String.self)) else { return .declined(responseCode: "96", reason: "no profile") }
-        let iad: CloudIAD
-        do { iad = try CloudIAD(bytes: check.data.iad) } catch { return .declined(responseCode: "05", reason: "IAD is not a cloud IAD: \(error)") }
-        let index = iad.keyIndex
-        guard let luk = try await tx.raw("""
-            SELECT id, max_transactions, ttl_seconds, max_amount, uses, cumulative, state FROM tsp_luks
-            WHERE token_id = \(bind: tokenID) AND generation_hour = \(bind: Int64(index.generationHour)) AND sequence = \(bind: Int(index.sequence))
-            """).first(), try luk.decode(column: "state", as: String.self) == "issued" else {
+        guard let iad, let index else { return .declined(responseCode: "05", reason: "IAD is not a cloud IAD: \(iadError.map { "\($0)" } ?? "")") }
+        guard let lukID = try token.decode(column: "luk_id", as: Int64?.self), try token.decode(column: "luk_state", as: String?.self) == "issued" else {
             return .declined(responseCode: "05", reason: "key \(index) was not issued to this token")
         }
-        let limits = LimitedUseKeyLimits(maxTransactions: try luk.decode(column: "max_transactions", as: Int.self),
-                                         timeToLive: TimeInterval(try luk.decode(column: "ttl_seconds", as: Int64.self)),
-                                         maxCumulativeAmount: try luk.decode(column: "max_amount", as: Int64.self))
-        let uses = try luk.decode(column: "uses", as: Int.self) + 1
-        let cumulative = try luk.decode(column: "cumulative", as: Int64.self) + max(check.data.amountAuthorised, check.transactionAmount ?? 0)
+        let limits = LimitedUseKeyLimits(maxTransactions: try token.decode(column: "max_transactions", as: Int.self),
+                                         timeToLive: TimeInterval(try token.decode(column: "ttl_seconds", as: Int64.self)),
+                                         maxCumulativeAmount: try token.decode(column: "max_amount", as: Int64.self))
+        let uses = try token.decode(column: "uses", as: Int.self) + 1
+        let cumulative = try token.decode(column: "cumulative", as: Int64.self) + max(check.data.amountAuthorised, check.transactionAmount ?? 0)
         let violations = limits.violations(index: index, useCount: max(uses, Int(iad.useCount)), cumulativeAmount: cumulative, now: check.now)
         if let first = violations.first { return .declined(responseCode: "05", reason: "limited-use key: \(first)") }
-        let atc = Int(check.data.atc[0]) << 8 | Int(check.data.atc[1])
-        if try await tx.raw("SELECT 1 AS x FROM tsp_atcs WHERE token_id = \(bind: tokenID) AND atc = \(bind: atc)").first() != nil {
+        if try token.decode(column: "atc_seen", as: Int.self) != 0 {
             return .declined(responseCode: "05", reason: "ATC \(atc) already used")
         }
         let pan = try await vault.openCard(token, tx)
@@ -148,7 +154,7 @@ extension TokenService {
             INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
             VALUES (\(bind: tokenID), \(bind: atc), \(bind: stamp), \(bind: check.data.amountAuthorised), \(bind: Int(index.sequence)))
             """).run()
-        try await tx.raw("UPDATE tsp_luks SET uses = \(bind: uses), cumulative = \(bind: cumulative) WHERE id = \(bind: try luk.decode(column: "id", as: Int64.self))").run()
+        try await tx.raw("UPDATE tsp_luks SET uses = \(bind: uses), cumulative = \(bind: cumulative) WHERE id = \(bind: lukID)").run()
         return .valid(pan: pan, tokenID: tokenID, keyIndex: index)
     }
 }

@@ -30,7 +30,7 @@ extension Wallet {
     /// before returning. `terminal` holds the values of 9F66 9F02 9F03 9F1A 95 5F2A 9A 9C 9F37.
     func answer(cardID: String, terminal: [UInt32: [UInt8]], now: Date) throws -> CardAnswer {
         let ownerVerified = self.ownerVerified
-        return try mutate { state, log in
+        return try tap(cardID: cardID) { state, log in
             guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
             var card = state.cards[i]
             guard let profile = card.profile.profile else { throw WalletError.invalidProfile(card.profile.cryptogramProfile) }

@@ -43,6 +43,7 @@ public final class Wallet: @unchecked Sendable {
         }
         if let data = try store.load(Self.stateName) {
             state = try JSONDecoder().decode(State.self, from: data)
+            try Self.mergeCounters(into: &state, from: store)
         } else {
             state = State()
         }
@@ -200,6 +201,11 @@ public final class Wallet: @unchecked Sendable {
     /// slot of the ring: a crash between the two writes leaves an entry the state does not count,
     /// which the next tap overwrites.
     func mutate<T>(_ change: (inout State, inout [WalletLogEntry]) throws -> T) throws -> T {
+        try mutate(storing: { next in try store.save(Self.stateName, try JSONEncoder().encode(next)) }, change)
+    }
+
+    /// Applies `change`, stores the log entries it appends, then stores the new state with `save`.
+    func mutate<T>(storing save: (State) throws -> Void, _ change: (inout State, inout [WalletLogEntry]) throws -> T) throws -> T {
         try lock.withLock {
             var next = state
             var appended: [WalletLogEntry] = []
@@ -209,7 +215,7 @@ public final class Wallet: @unchecked Sendable {
                 try store.save(Self.logName(next.logCount), try encoder.encode(entry))
                 next.logCount += 1
             }
-            try store.save(Self.stateName, try encoder.encode(next))
+            try save(next)
             state = next
             logEntries += appended
             if logEntries.count > Self.logCapacity { logEntries.removeFirst(logEntries.count - Self.logCapacity) }

@@ -119,6 +119,32 @@ struct TapTests {
         #expect(outcome == .endApplication(reason: "GET PROCESSING OPTIONS failed: 6D00"))
     }
 
+    @Test("a tap stores only its card's counter record; opening merges it into the state, whichever was written last")
+    func counterRecord() async throws {
+        let store = MemorySecureStore()
+        let phone = try Phone(store: store)
+        let stateBefore = try store.load("wallet-state")
+        _ = await tap(phone.wallet, amount: 3850)
+        _ = await tap(phone.wallet, amount: 100)
+        #expect(try store.load("wallet-state") == stateBefore)
+        #expect(try store.load("counters-card-1")?.count == 18 + 3 * 18)
+        let reopened = try Wallet(store: store, deviceID: "phone-1")
+        #expect(reopened.cards.first?.atc == 2)
+        #expect(reopened.cards == phone.wallet.cards)  // the keys' uses and amounts too
+        #expect(reopened.log.count == 2)
+        // A whole-state write after the taps carries the counters; the older record changes nothing.
+        try reopened.setDefault(cardID: "card-1")
+        _ = await tap(reopened, amount: 500)
+        try reopened.setDefault(cardID: "card-1")
+        let again = try Wallet(store: store, deviceID: "phone-1")
+        #expect(again.cards == reopened.cards)
+        #expect(again.cards.first?.atc == 3)
+        // A record cut short is refused, not half read.
+        let record = try #require(try store.load("counters-card-1"))
+        try store.save("counters-card-1", record.prefix(20))
+        #expect(throws: WalletError.self) { _ = try Wallet(store: store, deviceID: "phone-1") }
+    }
+
     @Test("the wallet's file store: sealed at rest, a tampered file refused, keys survive a restart")
     func fileStore() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wallet-\(UUID().uuidString)")

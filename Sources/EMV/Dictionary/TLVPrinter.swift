@@ -22,22 +22,32 @@ public struct TLVPrinter: Sendable {
     }
 
     public func render(_ items: [TLV]) -> String {
-        var lines: [String] = []
-        render(items, depth: 0, into: &lines)
-        return lines.joined(separator: "\n")
+        var out = ""
+        render(items, into: &out, lineStart: "\n")
+        return String(out.dropFirst())
     }
 
-    private func render(_ items: [TLV], depth: Int, into lines: inout [String]) {
-        let pad = String(repeating: indent, count: depth)
+    /// Appends the tree to `out`, each line begun with `lineStart` (which carries the line break).
+    public func render(_ items: [TLV], into out: inout String, lineStart: String) {
+        render(items, depth: 0, lineStart: lineStart, into: &out)
+    }
+
+    private func render(_ items: [TLV], depth: Int, lineStart: String, into out: inout String) {
         for item in items {
             let info = dictionary[item.tag]
-            let name = info?.name ?? "(unknown tag)"
+            out += lineStart
+            for _ in 0..<depth { out += indent }
+            out += item.tag.description
+            out += " "
+            out += info?.name ?? "(unknown tag)"
+            out += " (len "
+            out += String(item.value.count)
             if item.tag.isConstructed, let kids = try? item.children() {
-                lines.append("\(pad)\(item.tag) \(name) (len \(item.value.count))")
-                render(kids, depth: depth + 1, into: &lines)
+                out += ")"
+                render(kids, depth: depth + 1, lineStart: lineStart, into: &out)
             } else {
-                let shown = show(item, info: info)
-                lines.append("\(pad)\(item.tag) \(name) (len \(item.value.count)): \(shown)")
+                out += "): "
+                out += show(item, info: info)
             }
         }
     }

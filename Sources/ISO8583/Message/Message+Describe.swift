@@ -6,35 +6,60 @@ extension Message {
     /// sensitivity marks (DE2, DE35, DE45 as PANs and tracks; DE52 and keys hidden; DE55 with
     /// card-data tags masked) unless `reveal` is set, which only test tools should do.
     public func describe(spec: MessageSpec, reveal: Bool = false) -> String {
-        var lines = ["MTI \(mti)"]
+        // One string appended to in place: this runs for every message the switch traces.
+        var out = "MTI "
+        out.reserveCapacity(1024)
+        out += mti
         if let h = spec.header {
             let values = headerFields(spec: spec)
-            for f in h.fields { lines.append("  header.\(f.name) = \(values[f.name] ?? "")") }
+            for f in h.fields {
+                out += "\n  header."
+                out += f.name
+                out += " = "
+                out += values[f.name] ?? ""
+            }
         }
+        let printer = TLVPrinter(revealCardData: reveal)
         for n in fieldNumbers {
+            guard let value = bytes(n) else { continue }
             let fs = spec[n]
-            let name = fs?.description ?? "(not in dialect)"
-            var shown = fs.map { Message.display(bytes(n)!, spec: $0, reveal: reveal) } ?? "\(bytes(n)!.count) bytes"
-            // A composite with a sensitive subfield (DE63 TK carries the token) shows only its
-            // subfields, each masked, never its raw value.
-            if !reveal, let composite = fs?.composite, composite.kind != .tlv, composite.subfields.contains(where: { $0.sensitivity != nil }) {
-                shown = "\(bytes(n)!.count) characters, by subfield:"
+            out += "\nDE"
+            let number = String(n)
+            for _ in number.count..<3 { out += " " }
+            out += number
+            out += " "
+            out += fs?.description ?? "(not in dialect)"
+            out += ": "
+            guard let fs else {
+                out += "\(value.count) bytes"
+                continue
             }
-            let label = "DE" + String(n).leftPadded(to: 3)
-            lines.append("\(label) \(name): \(shown)")
-            if let composite = fs?.composite, composite.kind != .tlv, let subs = try? Message.subfields(bytes(n)!, composite, path: "DE\(n)") {
-                for (id, desc, v) in subs {
-                    let masked = reveal ? v : Message.maskSubfield(v, composite.subfields.first { $0.id == id }?.sensitivity)
-                    lines.append("      .\(id) \(desc): \(masked)")
+            if let composite = fs.composite, composite.kind != .tlv {
+                // A composite with a sensitive subfield (DE63 TK carries the token) shows only its
+                // subfields, each masked, never its raw value.
+                if !reveal && composite.subfields.contains(where: { $0.sensitivity != nil }) {
+                    out += "\(value.count) characters, by subfield:"
+                } else {
+                    out += Message.display(value, spec: fs, reveal: reveal)
                 }
-            }
-            if fs?.composite?.kind == .tlv, let items = try? TLV.decodeTree(bytes(n)!) {
-                for line in TLVPrinter(revealCardData: reveal).render(items).split(separator: "\n") {
-                    lines.append("      " + line)
+                if let subs = try? Message.subfields(value, composite, path: "DE\(n)") {
+                    for (id, desc, v) in subs {
+                        out += "\n      ."
+                        out += id
+                        out += " "
+                        out += desc
+                        out += ": "
+                        out += reveal ? v : Message.maskSubfield(v, composite.subfields.first { $0.id == id }?.sensitivity)
+                    }
+                }
+            } else {
+                out += Message.display(value, spec: fs, reveal: reveal)
+                if fs.composite?.kind == .tlv, let items = try? TLV.decodeTree(value) {
+                    printer.render(items, into: &out, lineStart: "\n      ")
                 }
             }
         }
-        return lines.joined(separator: "\n")
+        return out
     }
 
     /// The value as a person reads it, masked by sensitivity.

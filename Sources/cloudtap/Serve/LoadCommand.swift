@@ -39,6 +39,7 @@ struct LoadCommand: ParsableCommand {
     }
 
     func run() throws {
+        Telemetry.tuneAllocator()
         let options = self
         try blockingAsync { () async throws -> Void in try await options.load() }
     }

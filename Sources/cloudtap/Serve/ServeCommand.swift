@@ -38,6 +38,7 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
+        Telemetry.tuneAllocator()
         var configuration = try NodeConfiguration.load(config)
         if let dataDir { configuration.dataDirectory = dataDir }
         if let database { configuration.database = database }
