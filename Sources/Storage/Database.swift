@@ -61,6 +61,8 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     /// SQLite: one connection on its own thread, with group commit (``SQLiteEngine``).
     let sqlite: SQLiteEngine?
     let postgresPool: EventLoopGroupConnectionPool<PostgresConnectionSource>?
+    /// PostgreSQL: the pool with prepared statements (see ``PreparingPostgresDatabase``).
+    let postgres: PooledPreparingDatabase?
     let logger: Logger
 
     private init(location: DatabaseLocation, sqlite: SQLiteEngine?, postgres: EventLoopGroupConnectionPool<PostgresConnectionSource>?, logger: Logger) {
@@ -68,6 +70,7 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
         self.engine = sqlite != nil ? .sqlite : .postgres
         self.sqlite = sqlite
         self.postgresPool = postgres
+        self.postgres = postgres.map { PooledPreparingDatabase(pool: $0, statements: PreparedStatements(), logger: logger) }
         self.logger = logger
     }
 
@@ -114,7 +117,7 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     /// A database for single statements (each its own implicit transaction).
     public var sql: any SQLDatabase {
         if let sqlite { return QueuedSQLiteDatabase(engine: sqlite, logger: logger) }
-        return postgresPool!.database(logger: logger).sql()
+        return postgres!
     }
 
     /// Runs `body` in one transaction on one connection: committed when it returns, rolled
@@ -124,7 +127,7 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
         // SQLite: a unit of the next group commit (its own savepoint, answered after the commit).
         if let sqlite { return try await sqlite.unit(body) }
         let begin = engine.begin
-        return try await sql.withSession { session in
+        return try await postgres!.withConnection(inTransaction: true) { session in
             try await session.raw(SQLQueryString(begin)).run()
             do {
                 let result = try await body(session)

@@ -136,6 +136,16 @@ struct IssuerHostTests {
             #expect(try await f.host.authorize(try f.input(pan, "0.01")).decision.responseCode == .exceedsAmountLimit)
             #expect(try await f.host.authorize(try f.input(pan, "0.00")).decision.isApproved)
             #expect(try await f.host.authorize(try f.input(pan, "0.00")).decision.responseCode == .exceedsFrequencyLimit)
+            // A reversal gives its amount and its count back to the day; a repeat does not.
+            let reversed = try f.input(pan, "5000.00", key: "ACQ01/TERM0001/000077/1126160000")
+            #expect(try await !f.host.authorize(try f.input(pan, "1.00")).decision.isApproved)
+            let keys = try await f.db.sql.raw("SELECT idempotency_key FROM issuer_authorizations WHERE state = 'approved' AND amount = 500000 ORDER BY id").all()
+            let approvedKey = try keys[0].decode(column: "idempotency_key", as: String.self)
+            #expect(try await f.host.reverse(idempotencyKey: approvedKey) == .approved)
+            #expect(try await f.host.reverse(idempotencyKey: approvedKey) == .approved)
+            #expect(try await f.host.authorize(reversed).decision.isApproved)
+            #expect(try await !f.host.authorize(try f.input(pan, "0.01")).decision.isApproved)
+            #expect(try await f.host.authorize(reversed).isRepeat)
         }
     }
 

@@ -52,6 +52,62 @@ struct StorageTests {
         }
     }
 
+    @Test("a statement run again runs prepared: every bind type, quotes and NULLs come back as sent; what cannot go prepared goes as it is")
+    func preparedStatements() async throws {
+        for location in try TestDatabases.locations("prepared") {
+            let db = try await Database.open(location)
+            try await db.migrate(Self.migrations)
+            let names = ["plain", "it's", "''", "a\\b", "中文 ✓", ""]
+            let bytes = [Data(), Data([0x00, 0x27, 0x5C, 0xFF]), Data(repeating: 0xAB, count: 300)]
+            // Three rounds: seen, prepared, then run prepared — in a transaction and outside one.
+            for round in 0..<3 {
+                for (i, name) in names.enumerated() {
+                    let key = "\(name)#\(round)"
+                    let amount = Int64(i) * 1_000_000_007 - 5
+                    try await db.transaction { tx in
+                        try await tx.raw("INSERT INTO counters (name, value) VALUES (\(bind: key), \(bind: amount))").run()
+                    }
+                    let row = try await db.sql.raw("SELECT name, value FROM counters WHERE name = \(bind: key) AND value > \(bind: Int32(-10))").first()
+                    #expect(try row?.decode(column: "name", as: String.self) == key, "\(location)")
+                    #expect(try row?.decode(column: "value", as: Int64.self) == amount, "\(location)")
+                }
+                for data in bytes {
+                    let id = try await db.transaction { tx in
+                        try await tx.raw("INSERT INTO blobs (data) VALUES (\(bind: data)) RETURNING id").first()!.decode(column: "id", as: Int64.self)
+                    }
+                    let back = try await db.sql.raw("SELECT data FROM blobs WHERE id = \(bind: id)").first()?.decode(column: "data", as: Data.self)
+                    #expect(back == data, "\(location)")
+                }
+                // A nil bind, and a bind whose parameter's type only the value gives.
+                let none: String? = nil
+                let found = try await db.sql.raw("SELECT COUNT(*) AS n FROM counters WHERE name = COALESCE(\(bind: none), 'plain#0')").first()
+                #expect(try found?.decode(column: "n", as: Int.self) == 1, "\(location)")
+                let echoed = try await db.sql.raw("SELECT \(bind: "x'y") AS v").first()
+                #expect(try echoed?.decode(column: "v", as: String.self) == "x'y", "\(location)")
+                // A failed statement inside a transaction still rolls the whole unit back.
+                await #expect(throws: (any Error).self) {
+                    try await db.transaction { tx in
+                        try await tx.raw("UPDATE counters SET value = 0 WHERE name = \(bind: "plain#0")").run()
+                        try await tx.raw("INSERT INTO counters (name, value) VALUES (\(bind: "plain#0"), 1)").run()
+                    }
+                }
+                let kept = try await db.sql.raw("SELECT value FROM counters WHERE name = \(bind: "plain#0")").first()?.decode(column: "value", as: Int64.self)
+                #expect(kept == -5, "\(location)")
+            }
+            let count = try await db.sql.raw("SELECT COUNT(*) AS n FROM counters").first()?.decode(column: "n", as: Int.self)
+            #expect(count == names.count * 3, "\(location)")
+            if db.engine == .postgres {
+                // On one connection, a statement's second run is prepared there.
+                let prepared = try await db.transaction { tx in
+                    for _ in 0..<2 { _ = try await tx.raw("SELECT value FROM counters WHERE name = \(bind: "once more")").all() }
+                    return try await tx.raw("SELECT COUNT(*) AS n FROM pg_prepared_statements WHERE name LIKE 'ct\\_%'").first()!.decode(column: "n", as: Int.self)
+                }
+                #expect(prepared >= 1)
+            }
+            await db.shutdown()
+        }
+    }
+
     @Test("concurrent read-modify-write transactions lose no update")
     func concurrency() async throws {
         for location in try TestDatabases.locations("conc") {

@@ -1,0 +1,340 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresKit
+import SQLKit
+
+/// PostgreSQL with server-side prepared statements. SQLKit's statements reach PostgresNIO as
+/// unnamed statements, which the server parses, analyses and plans anew every time — most of a
+/// short statement's cost. Here a statement the process has run before is prepared once per
+/// connection with SQL's `PREPARE ct_… (types) AS …` — the types those of the binds, as the
+/// unnamed statement would have declared them, a `nil` bind written into the statement as
+/// NULL — and then run as `EXECUTE ct_…(arguments)`: the server parses only that short call
+/// and runs the cached plan. (`EXECUTE` takes no protocol-level parameters, so the arguments
+/// travel as literals: numbers, strings without a backslash or NUL with quotes doubled, bytes
+/// as `decode('…', 'hex')` — nothing whose reading depends on the server's settings.)
+///
+/// A statement the server will not prepare, a bind without a literal form here, statements
+/// other than SELECT, INSERT, UPDATE, DELETE and WITH, and statements seen only once go
+/// through unprepared, as before. Inside a transaction a first PREPARE runs under a savepoint,
+/// so its failure does not abort the caller's work.
+struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the connection is used by one task at a time
+    let connection: PostgresConnection
+    let base: any SQLDatabase
+    let statements: PreparedStatements
+    let inTransaction: Bool
+
+    init(connection: PostgresConnection, statements: PreparedStatements, inTransaction: Bool) {
+        self.connection = connection
+        self.base = connection.sql()
+        self.statements = statements
+        self.inTransaction = inTransaction
+    }
+
+    var logger: Logger { base.logger }
+    var eventLoop: any EventLoop { base.eventLoop }
+    var version: (any SQLDatabaseReportedVersion)? { base.version }
+    var dialect: any SQLDialect { base.dialect }
+    var queryLogLevel: Logger.Level? { base.queryLogLevel }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.completeWithTask { try await self.execute(sql: query, onRow) }
+        return promise.futureResult
+    }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        let (sql, binds) = serialize(query)
+        guard statements.shouldPrepare(sql), let arguments = LiteralArgument.all(binds),
+              let (name, prepare) = statements.statement(sql, arguments) else {
+            return try await base.execute(sql: query, onRow)
+        }
+        if !statements.isPrepared(name, on: connection) {
+            guard try await self.prepare(name, prepare, sql) else { return try await base.execute(sql: query, onRow) }
+        }
+        let given = arguments.compactMap(\.literal)
+        let call = given.isEmpty ? "EXECUTE \(name)" : "EXECUTE \(name)(" + given.joined(separator: ", ") + ")"
+        try await base.execute(sql: RenderedSQL(sql: call, binds: []), onRow)
+    }
+
+    /// Runs the PREPARE on this connection; false when the server refused it (the statement is
+    /// then never prepared again) or the connection holds as many as it may.
+    private func prepare(_ name: String, _ statement: String, _ sql: String) async throws -> Bool {
+        guard statements.hasRoom(on: connection) else { return false }
+        let prepare = RenderedSQL(sql: statement, binds: [])
+        do {
+            if inTransaction {
+                try await base.raw("SAVEPOINT ct_prepare").run()
+                do {
+                    try await base.execute(sql: prepare) { _ in }
+                } catch {
+                    try await base.raw("ROLLBACK TO SAVEPOINT ct_prepare").run()
+                    throw error
+                }
+                try await base.raw("RELEASE SAVEPOINT ct_prepare").run()
+            } else {
+                try await base.execute(sql: prepare) { _ in }
+            }
+        } catch let error as PSQLError where error.serverInfo != nil {
+            logger.debug("statement not prepared: \(String(reflecting: error))")
+            statements.refuse(sql)
+            return false
+        }
+        statements.add(name, on: connection)
+        return true
+    }
+
+    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await closure(self)
+    }
+}
+
+/// A bind as an SQL literal, with its type; nil literal for NULL.
+struct LiteralArgument {
+    /// The value as a literal; nil for NULL, which is written into the prepared statement.
+    let literal: String?
+    /// The type the unnamed statement would have declared for it.
+    let type: String
+
+    /// Every bind as a literal, or nil when one has none here.
+    static func all(_ binds: [any Encodable & Sendable]) -> [LiteralArgument]? {
+        var out: [LiteralArgument] = []
+        out.reserveCapacity(binds.count)
+        for bind in binds {
+            guard let argument = LiteralArgument(bind) else { return nil }
+            out.append(argument)
+        }
+        return out
+    }
+
+    init?(_ bind: any Encodable & Sendable) {
+        if let optional = bind as? any OptionalBind, optional.isNone {
+            (literal, type) = (nil, "")
+            return
+        }
+        switch bind {
+        case let v as String:
+            // A backslash reads differently under standard_conforming_strings off; such a
+            // value, and one with a NUL, goes the unprepared way.
+            var quoted: [UInt8] = [0x27]
+            quoted.reserveCapacity(v.utf8.count + 2)
+            for c in v.utf8 {
+                guard c != 0x5C, c != 0 else { return nil }
+                quoted.append(c)
+                if c == 0x27 { quoted.append(0x27) }
+            }
+            quoted.append(0x27)
+            (literal, type) = (String(decoding: quoted, as: UTF8.self), "text")
+        case let v as Int: (literal, type) = (String(v), "int8")
+        case let v as Int64: (literal, type) = (String(v), "int8")
+        case let v as Int32: (literal, type) = (String(v), "int4")
+        case let v as Int16: (literal, type) = (String(v), "int2")
+        case let v as UInt32: (literal, type) = (String(v), "int8")
+        case let v as UInt16: (literal, type) = (String(v), "int4")
+        case let v as UInt8: (literal, type) = (String(v), "int2")
+        case let v as Bool: (literal, type) = (v ? "true" : "false", "bool")
+        case let v as Double:
+            guard v.isFinite else { return nil }
+            (literal, type) = ("'\(v)'", "float8")
+        case let v as Data: (literal, type) = ("decode('" + Self.hex(v) + "', 'hex')", "bytea")
+        case let v as [UInt8]: (literal, type) = ("decode('" + Self.hex(v) + "', 'hex')", "bytea")
+        default: return nil
+        }
+    }
+
+    static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `sql` with its placeholders outside quotes renumbered over the non-NULL arguments and a
+    /// NULL argument's placeholder replaced by NULL.
+    static func renumbered(_ sql: String, _ arguments: [LiteralArgument]) -> String {
+        var number: [Int] = []
+        var next = 0
+        for a in arguments {
+            if a.literal != nil { next += 1 }
+            number.append(a.literal != nil ? next : 0)
+        }
+        let bytes = Array(sql.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var quote: UInt8? = nil
+        var i = 0
+        while i < bytes.count {
+            let c = bytes[i]
+            if let q = quote {
+                if c == q { quote = nil }
+                out.append(c)
+                i += 1
+            } else if c == 0x27 || c == 0x22 {  // ' or "
+                quote = c
+                out.append(c)
+                i += 1
+            } else if c == 0x24, i + 1 < bytes.count, (0x30...0x39).contains(bytes[i + 1]) {  // $n
+                var j = i + 1
+                var n = 0
+                while j < bytes.count, (0x30...0x39).contains(bytes[j]) { n = n * 10 + Int(bytes[j] - 0x30); j += 1 }
+                if n >= 1, n <= number.count {
+                    out.append(contentsOf: Array((number[n - 1] == 0 ? "NULL" : "$\(number[n - 1])").utf8))
+                } else {
+                    out.append(contentsOf: bytes[i..<j])
+                }
+                i = j
+            } else {
+                out.append(c)
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// An optional bind, to tell `nil` apart whatever the wrapped type.
+protocol OptionalBind { var isNone: Bool { get } }
+extension Optional: OptionalBind { var isNone: Bool { self == nil } }
+
+/// Which statements the process prepares, under which names, and which connection has
+/// prepared which.
+final class PreparedStatements: @unchecked Sendable {  // state behind the lock
+    /// Statements prepared per connection at most (the server keeps each one's plan).
+    static let perConnection = 200
+    /// Distinct statements remembered.
+    static let distinctStatements = 10_000
+
+    private let lock = NSLock()
+    /// SQL → whether it has been seen more than once.
+    private var seen: [String: Bool] = [:]
+    private var refused: Set<String> = []
+    /// Name → the PREPARE it stands for (a second statement with the same digest goes unprepared).
+    private var named: [String: String] = [:]
+    /// By connection: the connection and the names it has prepared.
+    private var connections: [ObjectIdentifier: (connection: PostgresConnection, names: Set<String>)] = [:]
+
+    /// Whether `sql` is to run prepared: a SELECT, INSERT, UPDATE, DELETE or WITH seen before
+    /// and not refused by the server.
+    func shouldPrepare(_ sql: String) -> Bool {
+        lock.withLock {
+            if let again = seen[sql] {
+                if !again { seen[sql] = true }
+                return true
+            }
+            guard seen.count < Self.distinctStatements, !refused.contains(sql), Self.isPreparable(sql) else { return false }
+            seen[sql] = false
+            return false
+        }
+    }
+
+    /// The name and PREPARE statement for `sql` with these arguments' types and NULLs.
+    func statement(_ sql: String, _ arguments: [LiteralArgument]) -> (name: String, prepare: String)? {
+        let types = arguments.filter { $0.literal != nil }.map(\.type)
+        let body = LiteralArgument.renumbered(sql, arguments)
+        let head = types.isEmpty ? "" : " (" + types.joined(separator: ", ") + ")"
+        let digest = Self.digest(head + body)
+        let name = "ct_" + digest
+        let prepare = "PREPARE \(name)\(head) AS \(body)"
+        return lock.withLock {
+            if let known = named[name] { return known == prepare ? (name, prepare) : nil }
+            guard named.count < Self.distinctStatements else { return nil }
+            named[name] = prepare
+            return (name, prepare)
+        }
+    }
+
+    func isPrepared(_ name: String, on connection: PostgresConnection) -> Bool {
+        lock.withLock { connections[ObjectIdentifier(connection)]?.names.contains(name) ?? false }
+    }
+
+    func hasRoom(on connection: PostgresConnection) -> Bool {
+        lock.withLock { (connections[ObjectIdentifier(connection)]?.names.count ?? 0) < Self.perConnection }
+    }
+
+    func add(_ name: String, on connection: PostgresConnection) {
+        lock.withLock {
+            let id = ObjectIdentifier(connection)
+            if connections[id] == nil {
+                // A new connection: forget the ones the pool has closed.
+                connections = connections.filter { !$0.value.connection.isClosed }
+                connections[id] = (connection, [])
+            }
+            connections[id]!.names.insert(name)
+        }
+    }
+
+    func refuse(_ sql: String) {
+        lock.withLock {
+            refused.insert(sql)
+            seen[sql] = nil
+        }
+    }
+
+    static func isPreparable(_ sql: String) -> Bool {
+        let head = sql.prefix(7).uppercased()
+        return ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"].contains { head.hasPrefix($0) }
+    }
+
+    /// 64-bit FNV-1a of the text, in hex.
+    static func digest(_ text: String) -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+/// `db.sql` on PostgreSQL: each statement on a connection from the pool, prepared as above.
+struct PooledPreparingDatabase: SQLDatabase, @unchecked Sendable {  // the pool is thread-safe
+    let pool: EventLoopGroupConnectionPool<PostgresConnectionSource>
+    let statements: PreparedStatements
+    let logger: Logger
+
+    var eventLoop: any EventLoop { pool.eventLoopGroup.any() }
+    var version: (any SQLDatabaseReportedVersion)? { nil }
+    var dialect: any SQLDialect { PostgresDialect() }
+    var queryLogLevel: Logger.Level? { .debug }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.completeWithTask { try await self.execute(sql: query, onRow) }
+        return promise.futureResult
+    }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        try await withSession { try await $0.execute(sql: query, onRow) }
+    }
+
+    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await withConnection(inTransaction: false) { try await closure($0) }
+    }
+
+    /// Runs `body` on one connection of the pool.
+    func withConnection<R>(inTransaction: Bool, _ body: @escaping @Sendable (PreparingPostgresDatabase) async throws -> R) async throws -> R {
+        let statements = self.statements
+        let box = try await pool.withConnection(logger: logger) { connection in
+            connection.eventLoop.makeFutureWithTask {
+                UncheckedBox(try await body(PreparingPostgresDatabase(connection: connection, statements: statements, inTransaction: inTransaction)))
+            }
+        }.get()
+        return box.value
+    }
+}
+
+/// SQL already rendered, with its binds.
+struct RenderedSQL: SQLExpression {
+    let sql: String
+    let binds: [any Encodable & Sendable]
+
+    func serialize(to serializer: inout SQLSerializer) {
+        serializer.write(sql)
+        serializer.binds += binds
+    }
+}
