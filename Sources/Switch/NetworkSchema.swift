@@ -46,5 +46,12 @@ public enum NetworkSchema {
             "CREATE INDEX net_qr_payments_merchant ON net_qr_payments (merchant_id, id)",
             "CREATE INDEX net_qr_payments_token_day ON net_qr_payments (token_id, day)",
         ] },
+        Migration(id: 3005, name: "messages kept masked in binary, described when read") { e in [
+            // A message is kept as its masked record (ISO8583's Message.masked(spec:)) with the
+            // dialect that describes it; `described` is then empty. Notes, and messages that
+            // cannot be masked in place, keep their description as before.
+            "ALTER TABLE net_messages ADD COLUMN dialect TEXT",
+            "ALTER TABLE net_messages ADD COLUMN masked \(e.blob)",
+        ] },
     ]
 }

@@ -419,9 +419,13 @@ public final class NetworkSwitch: Sendable {
             if !lines.isEmpty {
                 // One statement for the whole trace.
                 let rows: [SQLQueryString] = lines.enumerated().map { i, line in
-                    "(\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: now))"
+                    """
+                    (\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: line.masked?.dialect),
+                     \(bind: line.masked.map { Data($0.record) }), \(bind: now))
+                    """
                 }
-                try await tx.raw("INSERT INTO net_messages (transaction_id, seq, direction, mti, described, created_at) VALUES " + rows.joined(separator: ", ")).run()
+                try await tx.raw("INSERT INTO net_messages (transaction_id, seq, direction, mti, described, dialect, masked, created_at) VALUES "
+                                 + rows.joined(separator: ", ")).run()
             }
             if let sealed = advice {
                 try await tx.raw("""
@@ -561,15 +565,28 @@ final class Locked<Value: Sendable>: @unchecked Sendable {
     }
 }
 
-/// What crossed the switch for one request, masked, kept with the transaction for `trace`.
+/// What crossed the switch for one request, masked, kept with the transaction for `trace`. A
+/// message is kept as its masked record and described only when the trace is read.
 final class Trace: @unchecked Sendable {
-    struct Line: Sendable { let direction: String; let mti: String; let text: String }
+    struct Line: Sendable {
+        let direction: String
+        let mti: String
+        /// The description, for notes and for messages without a masked record.
+        let text: String
+        /// The message's masked record and the dialect that describes it.
+        var masked: (dialect: String, record: [UInt8])? = nil
+    }
     private let lock = NSLock()
     private var items: [Line] = []
 
     func add(_ direction: String, _ message: Message, _ spec: MessageSpec?) {
-        let text = spec.map { message.describe(spec: $0, reveal: false) } ?? "MTI \(message.mti)"
-        lock.withLock { items.append(Line(direction: direction, mti: message.mti, text: text)) }
+        let line: Line
+        if let spec, let record = message.masked(spec: spec) {
+            line = Line(direction: direction, mti: message.mti, text: "", masked: (spec.name, record))
+        } else {
+            line = Line(direction: direction, mti: message.mti, text: spec.map { message.describe(spec: $0, reveal: false) } ?? "MTI \(message.mti)")
+        }
+        lock.withLock { items.append(line) }
     }
 
     func note(_ text: String) { lock.withLock { items.append(Line(direction: "note", mti: "", text: text)) } }

@@ -1,4 +1,5 @@
 import Foundation
+import ISO8583
 import IssuerHost
 import SQLKit
 import Storage
@@ -40,9 +41,13 @@ extension NetworkSwitch {
 
     public func trace(transactionID id: Int64) async throws -> TransactionTrace? {
         guard let row = try await db.sql.raw("SELECT * FROM net_transactions WHERE id = \(bind: id)").first() else { return nil }
-        let lines = try await db.sql.raw("SELECT direction, mti, described FROM net_messages WHERE transaction_id = \(bind: id) ORDER BY seq").all().map {
-            TransactionTrace.Line(direction: try $0.decode(column: "direction", as: String.self), mti: try $0.decode(column: "mti", as: String.self),
-                                  text: try $0.decode(column: "described", as: String.self))
+        let lines = try await db.sql.raw("SELECT direction, mti, described, dialect, masked FROM net_messages WHERE transaction_id = \(bind: id) ORDER BY seq").all().map {
+            let mti = try $0.decode(column: "mti", as: String.self)
+            var text = try $0.decode(column: "described", as: String.self)
+            if let dialect = try $0.decode(column: "dialect", as: String?.self), let record = try $0.decode(column: "masked", as: Data?.self) {
+                text = try Message(mti: mti, masked: Array(record)).describe(spec: try Self.dialect(dialect), reveal: false)
+            }
+            return TransactionTrace.Line(direction: try $0.decode(column: "direction", as: String.self), mti: mti, text: text)
         }
         var decision: String?
         var postings: [Posting] = []
@@ -52,6 +57,15 @@ extension NetworkSwitch {
         }
         return TransactionTrace(summary: try Self.summary(row), lines: lines, issuerDecision: decision, postings: postings)
     }
+
+    /// The dialects messages were kept in, loaded once.
+    static func dialect(_ name: String) throws -> MessageSpec {
+        if let spec = dialects.withLock({ $0[name] }) { return spec }
+        let spec = try MessageSpec.dialect(name)
+        dialects.withLock { $0[name] = spec }
+        return spec
+    }
+    static let dialects = Locked<[String: MessageSpec]>([:])
 
     static func summary(_ row: any SQLRow) throws -> TransactionTrace.Summary {
         TransactionTrace.Summary(

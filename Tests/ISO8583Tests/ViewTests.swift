@@ -34,6 +34,29 @@ struct ViewTests {
         #expect(try Self.request().message.describe(spec: try MessageSpec.dialect("network"), reveal: true).contains("6234567890123456780"))
     }
 
+    @Test("the masked record describes as the message does, and keeps no card number, track or PIN block", arguments: ["network", "terminal", "iso87ascii"])
+    func maskedRecord(dialect: String) throws {
+        let spec = try MessageSpec.dialect(dialect)
+        var request = try Self.request()
+        request.pinBlock = [0x04, 0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC, 0xDE]
+        // As received from the wire (header values included), and as built.
+        for message in [try spec.unpack(spec.pack(request.message)), request.message] {
+            let record = try #require(message.masked(spec: spec))
+            let back = try Message(mti: message.mti, masked: record)
+            #expect(back.describe(spec: spec) == message.describe(spec: spec))
+            for secret in [Array("6234567890123456780".utf8), Array("29122010000000000".utf8), request.pinBlock!] {
+                #expect(!record.indices.contains { record[$0...].starts(with: secret) })
+            }
+        }
+        // EMV data carrying the card number cannot be masked in place: no record.
+        var withPAN = request
+        withPAN.iccData = (request.iccData ?? []) + [TLV(0x5A, try [UInt8](hex: "6234567890123456780F"))]
+        #expect(withPAN.message.masked(spec: spec) == nil)
+        // A record that is not one is refused.
+        #expect(throws: ISO8583Error.self) { _ = try Message(mti: "0200", masked: [0x43, 0x54, 0x4D, 0x31, 0x02, 0x00, 0x09, 0x41]) }
+        #expect(throws: ISO8583Error.self) { _ = try Message(mti: "0200", masked: Array("MTI 0200".utf8)) }
+    }
+
     @Test("DE55 that disagrees with DE4, DE49, DE23 or DE13 is found")
     func mismatches() throws {
         var m = try Self.request().message

@@ -1,0 +1,119 @@
+import EMV
+import PaymentCore
+
+extension Message {
+    /// The message with its card data masked as ``describe(spec:reveal:)`` shows it, in a
+    /// compact binary form for storage: card numbers and track data cut to their masked text
+    /// (first six and last four digits), secrets (PIN blocks, keys) replaced by zeros of the same
+    /// length, sensitive subfields (DE63 TK) masked in place; the header as its field values.
+    /// What it keeps is no more than the description shows, and describing the message read
+    /// back gives the same text — so a trace can store this, a third of the description's size,
+    /// and render the description only when somebody reads it.
+    ///
+    /// Nil when a field cannot be masked in place (EMV data carrying card-data tags, a composite
+    /// field that does not parse): keep the description instead.
+    ///
+    ///     "CTM1" ‖ entries, each: field number (0 = header, as `name=value` lines) ‖ length (2
+    ///     bytes, big-endian) ‖ value
+    public func masked(spec: MessageSpec) -> [UInt8]? {
+        var out = Message.maskedMagic
+        out.reserveCapacity(512)
+        if let h = spec.header {
+            let values = headerFields(spec: spec)
+            let text = h.fields.map { "\($0.name)=\(values[$0.name] ?? "")" }.joined(separator: "\n")
+            guard Message.appendEntry(0, Array(text.utf8), to: &out) else { return nil }
+        }
+        for n in fieldNumbers {
+            guard let value = bytes(n) else { continue }
+            guard let masked = Message.masked(value, spec: spec[n], path: "DE\(n)"), Message.appendEntry(n, masked, to: &out) else { return nil }
+        }
+        return out
+    }
+
+    /// A message read back from ``masked(spec:)``: describe it with the same spec.
+    public init(mti: String, masked record: [UInt8]) throws(ISO8583Error) {
+        self.init(mti: mti)
+        guard record.count >= 4, Array(record[0..<4]) == Message.maskedMagic else {
+            throw ISO8583Error(.badCharacter("not a masked message record"), path: "record", offset: 0)
+        }
+        var i = 4
+        while i < record.count {
+            guard i + 3 <= record.count else { throw ISO8583Error(.truncated(needed: 3, available: record.count - i), path: "record", offset: i) }
+            let n = Int(record[i]), length = Int(record[i + 1]) << 8 | Int(record[i + 2])
+            guard i + 3 + length <= record.count else {
+                throw ISO8583Error(.truncated(needed: length, available: record.count - i - 3), path: "record.DE\(n)", offset: i + 3)
+            }
+            let value = Array(record[(i + 3)..<(i + 3 + length)])
+            if n == 0 {
+                for line in String(decoding: value, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true) {
+                    guard let eq = line.firstIndex(of: "=") else { continue }
+                    header[String(line[..<eq])] = String(line[line.index(after: eq)...])
+                }
+            } else {
+                guard n <= 192 else { throw ISO8583Error(.badCharacter("field \(n) out of range"), path: "record", offset: i) }
+                set(n, bytes: value)
+            }
+            i += 3 + length
+        }
+    }
+
+    static let maskedMagic: [UInt8] = Array("CTM1".utf8)
+
+    static func appendEntry(_ n: Int, _ value: [UInt8], to out: inout [UInt8]) -> Bool {
+        guard n <= 255, value.count <= 0xFFFF else { return false }
+        out.append(UInt8(n))
+        out.append(UInt8(value.count >> 8))
+        out.append(UInt8(value.count & 0xFF))
+        out.append(contentsOf: value)
+        return true
+    }
+
+    /// One field's value masked for storage; nil when it cannot be.
+    static func masked(_ value: [UInt8], spec: FieldSpec?, path: String) -> [UInt8]? {
+        guard let spec else { return value }
+        if let composite = spec.composite {
+            switch composite.kind {
+            case .tlv:
+                // EMV data is kept as it is unless it carries the card number or track data.
+                guard let items = try? TLV.decodeTree(value), !containsCardData(items) else { return nil }
+                return value
+            case .positional:
+                guard composite.subfields.contains(where: { $0.sensitivity != nil }) else { return value }
+                guard let parts = try? Positional.split(value, composite, path: path) else { return nil }
+                return parts.flatMap { sub, part in maskedSubfield(part, sub.sensitivity) }
+            case .tagged:
+                guard composite.subfields.contains(where: { $0.sensitivity != nil }) else { return value }
+                guard let items = try? Tagged.parse(value, composite, path: path) else { return nil }
+                let masked = items.map { tag, part in
+                    (tag, String(decoding: maskedSubfield(part, composite.subfields.first { $0.id == tag }?.sensitivity), as: UTF8.self))
+                }
+                return Array(Tagged.build(masked, composite).utf8)
+            }
+        }
+        switch spec.sensitivity {
+        case nil: return value
+        case .pan?, .track?: return Array(display(value, spec: spec, reveal: false).utf8)
+        case .secret?: return [UInt8](repeating: 0, count: value.count)
+        case .emv?:
+            guard let items = try? TLV.decodeTree(value), !containsCardData(items) else { return nil }
+            return value
+        }
+    }
+
+    /// A subfield masked to the same length: card numbers as in descriptions, secrets as stars.
+    static func maskedSubfield(_ value: [UInt8], _ sensitivity: Sensitivity?) -> [UInt8] {
+        switch sensitivity {
+        case nil, .emv?: return value
+        case .pan?, .track?: return Array(maskCardNumbers(in: String(decoding: value, as: UTF8.self)).utf8)
+        case .secret?: return [UInt8](repeating: 0x2A, count: value.count)
+        }
+    }
+
+    static func containsCardData(_ items: [TLV]) -> Bool {
+        items.contains { item in
+            if TLVPrinter.cardDataTags.contains(item.tag) { return true }
+            if item.tag.isConstructed, let kids = try? item.children() { return containsCardData(kids) }
+            return false
+        }
+    }
+}
