@@ -43,23 +43,30 @@ extension IssuerHost {
         let keys = self.keys, configuration = self.configuration, engine = db.engine
 
         return try await db.transaction { tx in
-            // A repeat gets the first answer.
-            if let prior = try await tx.raw("SELECT response_code, auth_code, reason FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first() {
-                return AuthorizationOutcome(decision: try IssuerHost.decision(prior), isRepeat: true)
-            }
             // The card, its bank's key names, its account (locked on PostgreSQL until the end of
-            // the unit) and the day's totals so far, in one statement.
+            // the unit), the day's totals so far and any earlier answer to the same key, in one
+            // statement.
             guard let card = try await tx.raw("""
                 SELECT c.id, c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_method, c.pin_reference, c.pin_tries, c.per_transaction_limit,
                        c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name, a.balance, a.credit_limit, a.currency,
-                       COALESCE(d.total, 0) AS today_total, COALESCE(d.approvals, 0) AS today_approvals
+                       COALESCE(d.total, 0) AS today_total, COALESCE(d.approvals, 0) AS today_approvals,
+                       p.response_code, p.auth_code, p.reason
                 FROM issuer_cards c JOIN issuer_banks b ON b.id = c.bank_id JOIN issuer_accounts a ON a.id = c.account_id
                      LEFT JOIN issuer_card_days d ON d.card_id = c.id AND d.day = \(bind: day)
+                     LEFT JOIN issuer_authorizations p ON p.idempotency_key = \(bind: input.idempotencyKey)
                 WHERE c.pan_hash = \(bind: hash)\(unsafeRaw: engine.forUpdate(of: "a"))
                 """).first() else {
+                // No such card: a repeat gets the first answer, else 14.
+                if let prior = try await tx.raw("SELECT response_code, auth_code, reason FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first() {
+                    return AuthorizationOutcome(decision: try IssuerHost.decision(prior), isRepeat: true)
+                }
                 let decision = AuthorizationDecision.declined(.invalidCardNumber, reason: "no such card")
                 try await IssuerHost.record(tx, bank: "", key: input.idempotencyKey, card: nil, input: input, decision: decision, day: day, now: now)
                 return AuthorizationOutcome(decision: decision, isRepeat: false)
+            }
+            // A repeat gets the first answer.
+            if try card.decode(column: "response_code", as: String?.self) != nil {
+                return AuthorizationOutcome(decision: try IssuerHost.decision(card), isRepeat: true)
             }
             let account = card
             let cardID = try card.decode(column: "id", as: Int64.self)
@@ -97,6 +104,11 @@ extension IssuerHost {
             var decision = configuration.rules.evaluate(context) { IssuerHost.approvalCode() }
             if try account.decode(column: "currency", as: Int.self) != Int(input.amount.currency.numericCode) {
                 decision = .declined(.invalidTransaction, reason: "currency differs from the account's")
+            }
+            if decision.isApproved, engine == .postgres {
+                try await IssuerHost.bookApproval(tx, bank: bank, key: input.idempotencyKey, card: cardID, account: accountID, input: input,
+                                                  decision: decision, day: day, now: now)
+                return AuthorizationOutcome(decision: decision, isRepeat: false)
             }
             let authID = try await IssuerHost.record(tx, bank: bank, key: input.idempotencyKey, card: cardID, input: input, decision: decision, day: day, now: now)
             if decision.isApproved {
@@ -171,6 +183,30 @@ extension IssuerHost {
             try await IssuerHost.count(tx, card: cardID, day: try prior?.decode(column: "day", as: String.self) ?? utc.isoDate, amount: amount, approvals: 1)
             return true
         }
+    }
+
+    /// An approval booked in one PostgreSQL statement — the authorization, its two ledger
+    /// entries, the account's balance and the card's day — where SQLite takes four (it has no
+    /// INSERT or UPDATE inside WITH): what the four do, one round trip instead of four.
+    static func bookApproval(_ tx: any SQLDatabase, bank: String, key: String, card: Int64, account: Int64, input: AuthorizationInput,
+                             decision: AuthorizationDecision, day: String, now: String) async throws {
+        guard case .approved(let authCode) = decision else { return }
+        let amount = input.amount.minorUnits, currency = Int(input.amount.currency.numericCode)
+        try await tx.raw("""
+            WITH auth AS (
+                INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
+                VALUES (\(bind: bank), \(bind: key), \(bind: card), \(bind: amount), \(bind: currency), '00', \(bind: authCode), 'approved', \(bind: day), 'approved', \(bind: now))
+                RETURNING id),
+            ledger AS (
+                INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at)
+                SELECT \(bind: bank), auth.id, entry.account, entry.amount, \(bind: currency), 'purchase', \(bind: now)
+                FROM auth, (VALUES (\(bind: "acct:\(account)"), \(bind: amount)), (\(bind: "bank:\(bank):network-payable"), \(bind: -amount))) AS entry (account, amount)),
+            balance AS (UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: account)),
+            today AS (
+                INSERT INTO issuer_card_days (card_id, day, total, approvals) VALUES (\(bind: card), \(bind: day), \(bind: amount), 1)
+                ON CONFLICT (card_id, day) DO UPDATE SET total = issuer_card_days.total + excluded.total, approvals = issuer_card_days.approvals + 1)
+            SELECT id FROM auth
+            """).run()
     }
 
     /// Adds an approval (or, negative, takes a reversed one back) to the card's totals for `day`.

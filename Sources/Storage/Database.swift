@@ -140,6 +140,14 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
         }
     }
 
+    /// Runs `body`, which issues one statement, as a unit of its own: on SQLite a unit of the
+    /// next group commit, as ``transaction(_:)``; on PostgreSQL the statement alone, which the
+    /// server commits by itself — without the BEGIN and COMMIT round trips.
+    public func statement<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        if let sqlite { return try await sqlite.unit(body) }
+        return try await postgres!.withConnection(inTransaction: false) { try await body($0) }
+    }
+
     public func shutdown() async {
         guard closed.close() else { return }
         await sqlite?.shutdown()

@@ -127,14 +127,33 @@ public final class NetworkSwitch: Sendable {
         // in this database: one durable write for the request and the key's use.
         let tokenCheck = try await isToken(request.pan) ? Self.prepareCheck(request) : nil
         let shared = tsp.uses(db)
-        let tsp = self.tsp
+        let tsp = self.tsp, engine = db.engine
         let inserted: (id: Int64, verdict: CryptogramVerdict?)? = try await db.transaction { tx in
             // No row back: the key is recorded already (a duplicate).
+            let values: SQLQueryString = """
+                \(bind: key), \(bind: request.terminalID), \(bind: request.stan), \(bind: request.pan.lastFour), \(bind: request.amount.minorUnits),
+                \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: UTCTime(now).iso8601), \(bind: request.merchantID),
+                \(bind: request.acquirerID), \(bind: bank)
+                """
+            if engine == .postgres {
+                // The id taken from the sequence first, so the issuer-side key (made from it) is
+                // written by the same statement: one round trip where SQLite takes two.
+                let issuerKey: SQLQueryString = bank == nil ? "NULL" : """
+                    \(bind: request.acquirerID) || '/' || lpad((next.id % 1000000)::text, 6, '0') || '/' || \(bind: clock)
+                    """
+                guard let row = try await tx.raw("""
+                    WITH next AS (SELECT nextval(pg_get_serial_sequence('net_transactions', 'id')) AS id)
+                    INSERT INTO net_transactions (id, request_key, terminal_id, stan, token_last4, amount, currency, state, reason,
+                        created_at, merchant_id, acquirer_id, bank_id, issuer_key) OVERRIDING SYSTEM VALUE
+                    SELECT next.id, \(values), \(issuerKey) FROM next ON CONFLICT (request_key) DO NOTHING RETURNING id
+                    """).first() else { return nil }
+                let id = try row.decode(column: "id", as: Int64.self)
+                if shared, case .check(let check)? = tokenCheck { return (id, try await tsp.validate(check, in: tx)) }
+                return (id, nil)
+            }
             guard let row = try await tx.raw("""
                 INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at, merchant_id, acquirer_id, bank_id)
-                VALUES (\(bind: key), \(bind: request.terminalID), \(bind: request.stan), \(bind: request.pan.lastFour), \(bind: request.amount.minorUnits),
-                        \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: UTCTime(now).iso8601), \(bind: request.merchantID),
-                        \(bind: request.acquirerID), \(bind: bank)) ON CONFLICT (request_key) DO NOTHING RETURNING id
+                VALUES (\(values)) ON CONFLICT (request_key) DO NOTHING RETURNING id
                 """).first() else { return nil }
             let id = try row.decode(column: "id", as: Int64.self)
             if bank != nil {
@@ -403,36 +422,47 @@ public final class NetworkSwitch: Sendable {
             guard let spec, let keyName = configuration.storeKeyName else { return nil }
             return (owed.bank, try keys.seal(try spec.pack(owed.message), keyName: keyName, authenticating: Array("net-advice/\(id)".utf8)))
         }
+        // The answer moves the record on only from `pending` (the row lock of this UPDATE orders
+        // it against a reversal); a record a reversal reached first keeps its state and gets the
+        // late answer's details only.
+        let answer: SQLQueryString = """
+            UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
+                state = \(bind: state), reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id) AND state = 'pending' RETURNING id
+            """
+        let late: SQLQueryString = """
+            UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
+                reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
+            """
+        // The whole trace in one INSERT.
+        let trail: SQLQueryString? = lines.isEmpty ? nil : "INSERT INTO net_messages (transaction_id, seq, direction, mti, described, dialect, masked, created_at) VALUES "
+            + lines.enumerated().map { i, line -> SQLQueryString in
+                """
+                (\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: line.masked?.dialect),
+                 \(bind: line.masked.map { Data($0.record) }), \(bind: now))
+                """
+            }.joined(separator: ", ")
+        let owed: SQLQueryString? = advice.map { sealed in
+            """
+            INSERT INTO net_advices (transaction_id, bank_id, sealed, state, attempts, created_at)
+            VALUES (\(bind: id), \(bind: sealed.bank), \(bind: Data(sealed.bytes)), 'due', 0, \(bind: now))
+            """
+        }
+        if db.engine == .postgres {
+            // One statement, which the server commits by itself: the answer, the trace and any
+            // advice as parts of one WITH — a round trip where the transaction takes four.
+            var statement: SQLQueryString = "WITH answered AS (" + answer + ")"
+            if let trail { statement = statement + ", trail AS (" + trail + ")" }
+            if let owed { statement = statement + ", owed AS (" + owed + ")" }
+            let combined = statement + " SELECT COUNT(*) AS n FROM answered"
+            let wasPending = try await db.statement { tx in try await tx.raw(combined).first()!.decode(column: "n", as: Int.self) > 0 }
+            if !wasPending { try await db.statement { tx in try await tx.raw(late).run() } }
+            return wasPending
+        }
         return try await db.transaction { tx in
-            // The answer moves the record on only from `pending` (the row lock of this UPDATE
-            // orders it against a reversal); a record a reversal reached first keeps its state.
-            let wasPending = try await tx.raw("""
-                UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
-                    state = \(bind: state), reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id) AND state = 'pending' RETURNING id
-                """).first() != nil
-            if !wasPending {
-                try await tx.raw("""
-                    UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
-                        reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
-                    """).run()
-            }
-            if !lines.isEmpty {
-                // One statement for the whole trace.
-                let rows: [SQLQueryString] = lines.enumerated().map { i, line in
-                    """
-                    (\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: line.masked?.dialect),
-                     \(bind: line.masked.map { Data($0.record) }), \(bind: now))
-                    """
-                }
-                try await tx.raw("INSERT INTO net_messages (transaction_id, seq, direction, mti, described, dialect, masked, created_at) VALUES "
-                                 + rows.joined(separator: ", ")).run()
-            }
-            if let sealed = advice {
-                try await tx.raw("""
-                    INSERT INTO net_advices (transaction_id, bank_id, sealed, state, attempts, created_at)
-                    VALUES (\(bind: id), \(bind: sealed.bank), \(bind: Data(sealed.bytes)), 'due', 0, \(bind: now))
-                    """).run()
-            }
+            let wasPending = try await tx.raw(answer).first() != nil
+            if !wasPending { try await tx.raw(late).run() }
+            if let trail { try await tx.raw(trail).run() }
+            if let owed { try await tx.raw(owed).run() }
             return wasPending
         }
     }

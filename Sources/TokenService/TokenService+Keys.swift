@@ -150,11 +150,18 @@ extension TokenService {
         let ok = try keys.verifyARQC(imk: try token.decode(column: "imk_name", as: String.self), profile: profile, pan: tokenPAN, psn: check.psn,
                                      data: check.data, arqc: check.arqc)
         guard ok else { return .declined(responseCode: "05", reason: "cryptogram does not verify") }
-        try await tx.raw("""
+        let seen: SQLQueryString = """
             INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
             VALUES (\(bind: tokenID), \(bind: atc), \(bind: stamp), \(bind: check.data.amountAuthorised), \(bind: Int(index.sequence)))
-            """).run()
-        try await tx.raw("UPDATE tsp_luks SET uses = \(bind: uses), cumulative = \(bind: cumulative) WHERE id = \(bind: lukID)").run()
+            """
+        let used: SQLQueryString = "UPDATE tsp_luks SET uses = \(bind: uses), cumulative = \(bind: cumulative) WHERE id = \(bind: lukID)"
+        if db.engine == .postgres {
+            // The ATC and the key's use in one statement (SQLite has no INSERT inside WITH).
+            try await tx.raw("WITH seen AS (" + seen + ") " + used).run()
+        } else {
+            try await tx.raw(seen).run()
+            try await tx.raw(used).run()
+        }
         return .valid(pan: pan, tokenID: tokenID, keyIndex: index)
     }
 }
