@@ -60,7 +60,7 @@ extension TokenService {
     /// Issues `count` new limited-use keys for an active token, each encrypted to its device.
     public func issueKeys(tokenID: Int64, count: Int, limits: LimitedUseKeyLimits = LimitedUseKeyLimits(), now: Date = Date()) async throws -> [IssuedKey] {
         let keys = self.keys, vault = self.vault
-        let stamp = now.ISO8601Format()
+        let stamp = UTCTime(now).iso8601
         return try await db.transaction { tx in
             guard let row = try await tx.raw("""
                 SELECT t.state, t.token_sealed, t.data_key_id, t.token_last4, d.public_key, k.imk_name, k.profile
@@ -77,13 +77,15 @@ extension TokenService {
             let indices = (1...count).map { LimitedUseKeyIndex(generatedAt: now, sequence: UInt16(truncatingIfNeeded: last + $0)) }
             let sealed = try keys.issueLimitedUseKeys(imk: try row.decode(column: "imk_name", as: String.self), profile: profile, pan: token, psn: "01",
                                                       indices: indices, device: device)
-            for index in indices {
-                try await tx.raw("""
-                    INSERT INTO tsp_luks (token_id, generation_hour, sequence, max_transactions, ttl_seconds, max_amount, uses, cumulative, state, issued_at)
-                    VALUES (\(bind: tokenID), \(bind: Int64(index.generationHour)), \(bind: Int(index.sequence)), \(bind: limits.maxTransactions),
-                            \(bind: Int64(limits.timeToLive)), \(bind: limits.maxCumulativeAmount), 0, 0, 'issued', \(bind: stamp))
-                    """).run()
+            // The batch in one statement.
+            let rows: [SQLQueryString] = indices.map { index in
+                """
+                (\(bind: tokenID), \(bind: Int64(index.generationHour)), \(bind: Int(index.sequence)), \(bind: limits.maxTransactions),
+                 \(bind: Int64(limits.timeToLive)), \(bind: limits.maxCumulativeAmount), 0, 0, 'issued', \(bind: stamp))
+                """
             }
+            try await tx.raw("INSERT INTO tsp_luks (token_id, generation_hour, sequence, max_transactions, ttl_seconds, max_amount, uses, cumulative, state, issued_at) VALUES "
+                             + rows.joined(separator: ", ")).run()
             return zip(indices, sealed).map { IssuedKey(index: $0, sealedKey: $1, limits: limits) }
         }
     }

@@ -62,7 +62,7 @@ extension TokenService {
     public func replenish(_ request: ReplenishmentRequest, poolSize: Int = 5, limits: LimitedUseKeyLimits = LimitedUseKeyLimits(),
                           now: Date = Date()) async throws -> ReplenishmentOutcome {
         guard abs(request.timestamp.timeIntervalSince(now)) <= 300 else { return .refused(.stale) }
-        let stamp = now.ISO8601Format()
+        let stamp = UTCTime(now).iso8601
         let verdict: ReplenishmentOutcome? = try await db.transaction { tx in
             guard let token = try await tx.raw("""
                 SELECT t.device_id, t.state, d.public_key FROM tsp_tokens t JOIN tsp_device_keys d ON d.token_id = t.id WHERE t.id = \(bind: request.tokenID)
@@ -73,10 +73,13 @@ extension TokenService {
             let verifier = try P256.Signing.PublicKey(rawRepresentation: agreement.rawRepresentation)
             guard let signature = try? P256.Signing.ECDSASignature(derRepresentation: request.signature),
                   verifier.isValidSignature(signature, for: request.signedBytes) else { return .refused(.badSignature) }
-            if try await tx.raw("SELECT 1 AS x FROM tsp_replenish_nonces WHERE token_id = \(bind: request.tokenID) AND nonce = \(bind: request.nonce)").first() != nil {
+            // No row back: the nonce was seen before.
+            guard try await tx.raw("""
+                INSERT INTO tsp_replenish_nonces (token_id, nonce, seen_at) VALUES (\(bind: request.tokenID), \(bind: request.nonce), \(bind: stamp))
+                ON CONFLICT DO NOTHING RETURNING token_id
+                """).first() != nil else {
                 return .refused(.nonceReused)
             }
-            try await tx.raw("INSERT INTO tsp_replenish_nonces (token_id, nonce, seen_at) VALUES (\(bind: request.tokenID), \(bind: request.nonce), \(bind: stamp))").run()
             let seen = try await tx.raw("SELECT atc, amount, key_sequence FROM tsp_atcs WHERE token_id = \(bind: request.tokenID) AND reconciled = 0").all()
             let log = Dictionary(request.log.map { ($0.atc, $0) }, uniquingKeysWith: { a, _ in a })
             for row in seen {
