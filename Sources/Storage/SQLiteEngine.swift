@@ -306,7 +306,17 @@ struct SQLiteSession: SQLiteFace, @unchecked Sendable {
     static func values(_ binds: [any Encodable & Sendable]) throws -> [SQLiteValue] {
         let encoder = SQLiteDataEncoder()
         return try binds.map {
-            switch try encoder.encode($0) {
+            // The common types directly; the rest as SQLiteKit's encoder writes them.
+            switch $0 {
+            case let optional as any OptionalBind where optional.isNone: return .null
+            case let v as String: return .text(v)
+            case let v as Int: return .integer(Int64(v))
+            case let v as Int64: return .integer(v)
+            case let v as Data: return .blob(Array(v))
+            case let v as [UInt8]: return .blob(v)
+            default: break
+            }
+            return switch try encoder.encode($0) {
             case .integer(let n): .integer(Int64(n))
             case .float(let d): .float(d)
             case .text(let t): .text(t)

@@ -25,7 +25,7 @@ extension Message {
         }
         for n in fieldNumbers {
             guard let value = bytes(n) else { continue }
-            guard let masked = Message.masked(value, spec: spec[n], path: "DE\(n)"), Message.appendEntry(n, masked, to: &out) else { return nil }
+            guard let masked = Message.masked(value, spec: spec[n], field: n), Message.appendEntry(n, masked, to: &out) else { return nil }
         }
         return out
     }
@@ -69,21 +69,21 @@ extension Message {
     }
 
     /// One field's value masked for storage; nil when it cannot be.
-    static func masked(_ value: [UInt8], spec: FieldSpec?, path: String) -> [UInt8]? {
+    static func masked(_ value: [UInt8], spec: FieldSpec?, field: Int) -> [UInt8]? {
         guard let spec else { return value }
         if let composite = spec.composite {
             switch composite.kind {
             case .tlv:
                 // EMV data is kept as it is unless it carries the card number or track data.
-                guard let items = try? TLV.decodeTree(value), !containsCardData(items) else { return nil }
+                guard let found = carriesCardData(value[...]), !found else { return nil }
                 return value
             case .positional:
                 guard composite.subfields.contains(where: { $0.sensitivity != nil }) else { return value }
-                guard let parts = try? Positional.split(value, composite, path: path) else { return nil }
+                guard let parts = try? Positional.split(value, composite, path: "DE\(field)") else { return nil }
                 return parts.flatMap { sub, part in maskedSubfield(part, sub.sensitivity) }
             case .tagged:
                 guard composite.subfields.contains(where: { $0.sensitivity != nil }) else { return value }
-                guard let items = try? Tagged.parse(value, composite, path: path) else { return nil }
+                guard let items = try? Tagged.parse(value, composite, path: "DE\(field)") else { return nil }
                 let masked = items.map { tag, part in
                     (tag, String(decoding: maskedSubfield(part, composite.subfields.first { $0.id == tag }?.sensitivity), as: UTF8.self))
                 }
@@ -95,7 +95,7 @@ extension Message {
         case .pan?, .track?: return Array(display(value, spec: spec, reveal: false).utf8)
         case .secret?: return [UInt8](repeating: 0, count: value.count)
         case .emv?:
-            guard let items = try? TLV.decodeTree(value), !containsCardData(items) else { return nil }
+            guard let found = carriesCardData(value[...]), !found else { return nil }
             return value
         }
     }
@@ -109,11 +109,41 @@ extension Message {
         }
     }
 
-    static func containsCardData(_ items: [TLV]) -> Bool {
-        items.contains { item in
-            if TLVPrinter.cardDataTags.contains(item.tag) { return true }
-            if item.tag.isConstructed, let kids = try? item.children() { return containsCardData(kids) }
-            return false
+    /// Whether BER-TLV data carries a card-data tag (``TLVPrinter/cardDataTags``) at any depth,
+    /// read in place without building the tree; nil when it is not well-formed TLV. Padding
+    /// bytes 00 and FF between objects are skipped, as the TLV decoder does.
+    static func carriesCardData(_ bytes: ArraySlice<UInt8>, depth: Int = 0) -> Bool? {
+        guard depth < 8 else { return nil }
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            if bytes[i] == 0x00 || bytes[i] == 0xFF { i += 1; continue }
+            let first = bytes[i]
+            var tag = UInt32(first)
+            i += 1
+            if first & 0x1F == 0x1F {
+                repeat {
+                    guard i < bytes.endIndex, tag <= 0xFF_FFFF else { return nil }
+                    tag = tag << 8 | UInt32(bytes[i])
+                    i += 1
+                } while bytes[i - 1] & 0x80 != 0
+            }
+            guard i < bytes.endIndex else { return nil }
+            var length = Int(bytes[i])
+            i += 1
+            if length & 0x80 != 0 {
+                let count = length & 0x7F
+                guard (1...3).contains(count), i + count <= bytes.endIndex else { return nil }
+                length = bytes[i..<i + count].reduce(0) { $0 << 8 | Int($1) }
+                i += count
+            }
+            guard length <= bytes.endIndex - i else { return nil }
+            if TLVPrinter.cardDataTags.contains(Tag(tag)) { return true }
+            if first & 0x20 != 0 {
+                guard let inner = carriesCardData(bytes[i..<i + length], depth: depth + 1) else { return nil }
+                if inner { return true }
+            }
+            i += length
         }
+        return false
     }
 }
