@@ -316,15 +316,30 @@ struct PooledPreparingDatabase: SQLDatabase, @unchecked Sendable {  // the pool 
         try await withConnection(inTransaction: false) { try await closure($0) }
     }
 
-    /// Runs `body` on one connection of the pool.
+    /// Runs `body` on one connection of the pool, on the connection's event loop: every
+    /// statement is written and its answer read there, and the body resumes there without
+    /// crossing threads — no thread wake-ups between one statement and the next.
     func withConnection<R>(inTransaction: Bool, _ body: @escaping @Sendable (PreparingPostgresDatabase) async throws -> R) async throws -> R {
         let statements = self.statements
         let box = try await pool.withConnection(logger: logger) { connection in
             connection.eventLoop.makeFutureWithTask {
-                UncheckedBox(try await body(PreparingPostgresDatabase(connection: connection, statements: statements, inTransaction: inTransaction)))
+                try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
+                    UncheckedBox(try await body(PreparingPostgresDatabase(connection: connection, statements: statements, inTransaction: inTransaction)))
+                }
             }
         }.get()
         return box.value
+    }
+}
+
+/// An event loop as a task executor (SE-0417): the jobs of tasks that prefer it run on the loop.
+final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {  // the loop is thread-safe
+    let loop: any EventLoop
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 
