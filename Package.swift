@@ -119,7 +119,7 @@ let package = Package(
         .testTarget(name: "PaymentCoreTests", dependencies: ["PaymentCore"]),
         .testTarget(name: "EMVTests", dependencies: ["EMV"]),
         .testTarget(name: "QRTests", dependencies: ["QR", "EMV", "PaymentCore"]),
-        .testTarget(name: "PaymentCryptoTests", dependencies: ["PaymentCrypto", "EMV"], resources: [.copy("Vectors")]),
+        .testTarget(name: "PaymentCryptoTests", dependencies: ["PaymentCrypto", "EMV", .product(name: "Crypto", package: "swift-crypto")], resources: [.copy("Vectors")]),
         .testTarget(name: "ISO8583Tests", dependencies: ["ISO8583"], resources: [.copy("Samples")]),
         .testTarget(
             name: "ISO8583LinkTests",

@@ -308,12 +308,12 @@ struct SQLiteSession: SQLiteFace, @unchecked Sendable {
         return try binds.map {
             // The common types directly; the rest as SQLiteKit's encoder writes them.
             switch $0 {
-            case let optional as any OptionalBind where optional.isNone: return .null
             case let v as String: return .text(v)
             case let v as Int: return .integer(Int64(v))
             case let v as Int64: return .integer(v)
             case let v as Data: return .blob(Array(v))
             case let v as [UInt8]: return .blob(v)
+            case let optional as any OptionalBind where optional.isNone: return .null
             default: break
             }
             return switch try encoder.encode($0) {

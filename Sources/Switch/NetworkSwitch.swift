@@ -522,7 +522,10 @@ public final class NetworkSwitch: Sendable {
     }
 
     /// The switch's STAN toward the issuer, from its record's id.
-    static func issuerSTAN(_ id: Int64) -> String { String(format: "%06d", id % 1_000_000) }
+    static func issuerSTAN(_ id: Int64) -> String {
+        let digits = String(id % 1_000_000)
+        return String(repeating: "0", count: 6 - digits.count) + digits
+    }
 
     /// The bank whose card range holds the PAN, by longest prefix.
     func bank(for pan: PAN) async throws -> String? {

@@ -240,7 +240,7 @@ public struct ContactlessKernel: Sendable {
         var all = terminalData
         all.merge(data) { _, card in card }
         all[0x84] = data[0x84] ?? aid
-        let psn = data[0x5F34].map { String(format: "%02X", $0.first ?? 0) } ?? "00"
+        let psn = data[0x5F34].map { [$0.first ?? 0].hexString } ?? "00"
         return finish(.onlineRequest(OnlineRequest(
             data: all, pan: parsed.pan, track2: track2, expiry: parsed.expiry, psn: psn, aid: aid, onlinePINRequired: pinRequired,
             consumerDeviceCVM: ctq.count > 1 && ctq[1] & 0x80 != 0, fastPath: fastPath)))

@@ -46,7 +46,8 @@ public enum OnlineAuthorization {
         data[0x9F34] = pinBlock != nil ? [0x02, 0x03, 0x00] : [0x1F, 0x03, 0x02]
         data[0x9F41] = ContactlessKernel.bcd(Int64(stan), bytes: 4)
         let icc = iccTags.compactMap { tag in data[tag].map { TLV(Tag(tag), $0) } }
-        let stanText = String(format: "%06d", stan % 1_000_000)
+        let stanDigits = String(stan % 1_000_000)
+        let stanText = String(repeating: "0", count: 6 - stanDigits.count) + stanDigits
         let clock = Self.clock(date)
         return AuthorizationRequest(
             pan: online.pan, amount: amount, transmissionDateTime: clock.mmddhhmmss, stan: stanText, localTime: clock.hhmmss, localDate: clock.mmdd,

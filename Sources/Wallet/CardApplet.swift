@@ -191,7 +191,7 @@ public struct CardApplet: Sendable {
     static func expiryDate(_ yymm: String) -> [UInt8] {
         let yy = Int(yymm.prefix(2)) ?? 0, mm = Int(yymm.suffix(2)) ?? 1
         let days = [31, (2000 + yy) % 4 == 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][max(0, min(11, mm - 1))]
-        return (try? BCD.pack(String(format: "%02d%02d%02d", yy, mm, days), byteCount: 3)) ?? [0, 0, 0]
+        return [yy % 100, mm, days].map { UInt8($0 / 10) << 4 | UInt8($0 % 10) }
     }
 }
 

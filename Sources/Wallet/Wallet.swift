@@ -132,9 +132,9 @@ public final class Wallet: @unchecked Sendable {
 
     /// Opens keys sealed to this device and adds them to the card's pool.
     public func addKeys(cardID: String, _ keys: [SealedKey]) throws {
-        let opened = try keys.map { k in
-            HeldKey(generationHour: k.index.generationHour, sequence: k.index.sequence,
-                    key: try DeviceKeyWrap.open(k.sealedKey, with: deviceKey, context: k.index.bytes), limits: k.limits, uses: 0, cumulativeAmount: 0)
+        let clear = try DeviceKeyWrap.open(keys.map { ($0.sealedKey, $0.index.bytes) }, with: deviceKey)
+        let opened = zip(keys, clear).map { k, key in
+            HeldKey(generationHour: k.index.generationHour, sequence: k.index.sequence, key: key, limits: k.limits, uses: 0, cumulativeAmount: 0)
         }
         try mutate { state in
             guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }

@@ -1,4 +1,5 @@
 import Testing
+import Crypto
 import PaymentCore
 @testable import PaymentCrypto
 
@@ -131,5 +132,26 @@ struct HSMTests {
         #expect(try hsm.open(sealed, keyName: "vault-kek", authenticating: Array("card:1".utf8)) == Array(pan.digits.utf8))
         #expect(throws: (any Error).self) { try hsm.open(sealed, keyName: "vault-kek", authenticating: Array("card:2".utf8)) }
         #expect(try hsm.keyedHash(Array(pan.digits.utf8), keyName: "vault-kek").count == 32)
+    }
+}
+
+@Suite("Keys sealed to a device")
+struct DeviceKeyWrapTests {
+    @Test("a batch shares one key agreement, yet each item opens alone, only under its own context and only with the device key")
+    func batch() throws {
+        let device = P256.KeyAgreement.PrivateKey()
+        let items: [(plaintext: [UInt8], context: [UInt8])] = (1...4).map { i in ([UInt8](repeating: UInt8(i), count: 16), [0x00, UInt8(i)]) }
+        let sealed = try DeviceKeyWrap.seal(items, to: device.publicKey)
+        #expect(Set(sealed.map { Array($0[0..<65]) }).count == 1)
+        #expect(Set(sealed.map { Array($0[65...]) }).count == 4)
+        #expect(try DeviceKeyWrap.open(zip(sealed, items).map { ($0, $1.context) }, with: device) == items.map(\.plaintext))
+        for (box, item) in zip(sealed, items) {
+            #expect(try DeviceKeyWrap.open(box, with: device, context: item.context) == item.plaintext)
+        }
+        #expect(throws: (any Error).self) { try DeviceKeyWrap.open(sealed[0], with: device, context: items[1].context) }
+        #expect(throws: (any Error).self) { try DeviceKeyWrap.open(sealed[0], with: P256.KeyAgreement.PrivateKey(), context: items[0].context) }
+        // One sealed alone opens the same way.
+        let single = try DeviceKeyWrap.seal(items[2].plaintext, to: device.publicKey, context: items[2].context)
+        #expect(try DeviceKeyWrap.open(single, with: device, context: items[2].context) == items[2].plaintext)
     }
 }

@@ -119,10 +119,10 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
         guard profile.sessionKey == .limitedUseKey else { throw KeyHoldingError.invalidKey("\(profile) does not use limited-use keys") }
         let master = try issuerMasterKey(imk)
         let cardKey = try master.cardKey(pan: pan, psn: psn, method: profile.cardKey)
-        return try indices.map { index in
-            let luk = try EMVKeyDerivation.limitedUseKey(cardKey: cardKey, index: index, algorithm: profile.algorithm)
-            return try DeviceKeyWrap.seal(luk, to: device, context: index.bytes)
-        }
+        // The batch under one key agreement.
+        return try DeviceKeyWrap.seal(try indices.map { index in
+            (try EMVKeyDerivation.limitedUseKey(cardKey: cardKey, index: index, algorithm: profile.algorithm), index.bytes)
+        }, to: device)
     }
 
     // MARK: PIN
