@@ -83,21 +83,58 @@ extension Message {
                 return parts.flatMap { sub, part in maskedSubfield(part, sub.sensitivity) }
             case .tagged:
                 guard composite.subfields.contains(where: { $0.sensitivity != nil }) else { return value }
-                guard let items = try? Tagged.parse(value, composite, path: "DE\(field)") else { return nil }
-                let masked = items.map { tag, part in
-                    (tag, String(decoding: maskedSubfield(part, composite.subfields.first { $0.id == tag }?.sensitivity), as: UTF8.self))
-                }
-                return Array(Tagged.build(masked, composite).utf8)
+                return maskedTagged(value, composite)
             }
         }
         switch spec.sensitivity {
         case nil: return value
-        case .pan?, .track?: return Array(display(value, spec: spec, reveal: false).utf8)
+        case .pan?: return maskedDigits(value) ?? Array(display(value, spec: spec, reveal: false).utf8)
+        case .track?:
+            // Track data: the card number before the separator masked, everything after it starred.
+            if let sep = value.firstIndex(where: { $0 == 0x3D || $0 == 0x44 || $0 == 0x5E }), let pan = maskedDigits(value[..<sep]) {
+                return pan + [value[sep]] + [UInt8](repeating: 0x2A, count: value.count - sep - 1)
+            }
+            return Array(display(value, spec: spec, reveal: false).utf8)
         case .secret?: return [UInt8](repeating: 0, count: value.count)
         case .emv?:
             guard let found = carriesCardData(value[...]), !found else { return nil }
             return value
         }
+    }
+
+    /// All digits: masked as ``maskCardNumbers(in:)`` masks them (first six and last four of
+    /// 12–19 digits, the rest starred; other lengths as they are). Nil when not all digits.
+    static func maskedDigits<C: Collection>(_ digits: C) -> [UInt8]? where C.Element == UInt8 {
+        guard digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        let all = Array(digits)
+        guard (12...19).contains(all.count) else { return all }
+        return Array(all[0..<6]) + [UInt8](repeating: 0x2A, count: all.count - 10) + Array(all[(all.count - 4)...])
+    }
+
+    /// A tagged composite with its sensitive subfields masked in place, lengths unchanged; nil
+    /// when it does not parse.
+    static func maskedTagged(_ value: [UInt8], _ composite: CompositeSpec) -> [UInt8]? {
+        let tagLength = composite.tagLength ?? 2, lengthDigits = composite.lengthDigits ?? 3
+        var out = value
+        var i = 0
+        while i < value.count {
+            guard i + tagLength + lengthDigits <= value.count else { return nil }
+            var length = 0
+            for c in value[(i + tagLength)..<(i + tagLength + lengthDigits)] {
+                guard c >= 0x30, c <= 0x39 else { return nil }
+                length = length * 10 + Int(c - 0x30)
+            }
+            let start = i + tagLength + lengthDigits
+            guard start + length <= value.count else { return nil }
+            let tag = value[i..<i + tagLength]
+            if let sub = composite.subfields.first(where: { $0.sensitivity != nil && $0.id.utf8.elementsEqual(tag) }) {
+                let masked = maskedSubfield(Array(value[start..<start + length]), sub.sensitivity)
+                guard masked.count == length else { return nil }
+                out.replaceSubrange(start..<start + length, with: masked)
+            }
+            i = start + length
+        }
+        return out
     }
 
     /// A subfield masked to the same length: card numbers as in descriptions, secrets as stars.
