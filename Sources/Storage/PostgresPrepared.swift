@@ -76,6 +76,8 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
                 try await base.execute(sql: prepare) { _ in }
             }
         } catch let error as PSQLError where error.serverInfo != nil {
+            // A transaction already failed refuses everything; that says nothing of the statement.
+            if error.serverInfo?[.sqlState] == "25P02" { throw error }
             logger.debug("statement not prepared: \(String(reflecting: error))")
             statements.refuse(sql)
             return false

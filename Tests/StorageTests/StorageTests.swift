@@ -103,6 +103,20 @@ struct StorageTests {
                     return try await tx.raw("SELECT COUNT(*) AS n FROM pg_prepared_statements WHERE name LIKE 'ct\\_%'").first()!.decode(column: "n", as: Int.self)
                 }
                 #expect(prepared >= 1)
+                // A statement first met inside a failed transaction is not refused for good.
+                let marked: SQLQueryString = "SELECT value AS marker_7 FROM counters WHERE name = \(bind: "after failure")"
+                _ = try await db.sql.raw(marked).all()
+                await #expect(throws: (any Error).self) {
+                    try await db.transaction { tx in
+                        _ = try? await tx.raw("SELECT * FROM no_such_table").all()
+                        _ = try await tx.raw(marked).all()
+                    }
+                }
+                let found = try await db.transaction { tx in
+                    _ = try await tx.raw(marked).all()
+                    return try await tx.raw("SELECT COUNT(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%marker_7%'").first()!.decode(column: "n", as: Int.self)
+                }
+                #expect(found == 1)
             }
             await db.shutdown()
         }
