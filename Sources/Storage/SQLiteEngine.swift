@@ -374,7 +374,30 @@ struct SQLiteResultRow: SQLRow {
     }
 
     func decode<D: Decodable>(column: String, as type: D.Type) throws -> D {
-        try SQLiteDataDecoder().decode(D.self, from: try value(column))
+        // The common types directly; the rest as SQLiteKit's decoder reads them.
+        if let i = columns.firstIndex(of: column) {
+            switch values[i] {
+            case .integer(let n):
+                if type == Int.self { return Int(n) as! D }
+                if type == Int64.self { return n as! D }
+                if type == Int?.self { return Int?.some(Int(n)) as! D }
+                if type == Int64?.self { return Int64?.some(n) as! D }
+            case .text(let t):
+                if type == String.self { return t as! D }
+                if type == String?.self { return String?.some(t) as! D }
+            case .blob(let b):
+                if type == Data.self { return Data(b) as! D }
+                if type == Data?.self { return Data?.some(Data(b)) as! D }
+            case .null:
+                if type == String?.self { return String?.none as! D }
+                if type == Int?.self { return Int?.none as! D }
+                if type == Int64?.self { return Int64?.none as! D }
+                if type == Data?.self { return Data?.none as! D }
+            case .float:
+                break
+            }
+        }
+        return try SQLiteDataDecoder().decode(D.self, from: try value(column))
     }
 }
 
