@@ -35,6 +35,16 @@ extension IssuerHost {
     /// the amount (customer account → network settlement payable) — all in one transaction, so
     /// an answer the switch sees is committed.
     public func authorize(_ input: AuthorizationInput) async throws -> AuthorizationOutcome {
+        try await db.transaction { tx in try await self.authorize(input, in: tx) }
+    }
+
+    /// Whether this host keeps its books in `database` (so a caller may share its transactions).
+    public func uses(_ database: Database) -> Bool { db === database }
+
+    /// As ``authorize(_:)``, inside a transaction the caller holds on this host's database — the
+    /// switch books an in-process issuer's decision in the unit that records its answer. An
+    /// error is thrown, never answered, so the caller's unit rolls back whole.
+    public func authorize(_ input: AuthorizationInput, in tx: any SQLDatabase) async throws -> AuthorizationOutcome {
         let hash = Data(try keys.keyedHash(Array(input.pan.digits.utf8), keyName: configuration.lookupKeyName))
         let utc = UTCTime(input.date)
         let day = utc.isoDate
@@ -42,85 +52,83 @@ extension IssuerHost {
         let now = IssuerHost.stamp(input.date)
         let keys = self.keys, configuration = self.configuration, engine = db.engine
 
-        return try await db.transaction { tx in
-            // The card, its bank's key names, its account (locked on PostgreSQL until the end of
-            // the unit), the day's totals so far and any earlier answer to the same key, in one
-            // statement.
-            guard let card = try await tx.raw("""
-                SELECT c.id, c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_method, c.pin_reference, c.pin_tries, c.per_transaction_limit,
-                       c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name, a.balance, a.credit_limit, a.currency,
-                       COALESCE(d.total, 0) AS today_total, COALESCE(d.approvals, 0) AS today_approvals,
-                       p.response_code, p.auth_code, p.reason
-                FROM issuer_cards c JOIN issuer_banks b ON b.id = c.bank_id JOIN issuer_accounts a ON a.id = c.account_id
-                     LEFT JOIN issuer_card_days d ON d.card_id = c.id AND d.day = \(bind: day)
-                     LEFT JOIN issuer_authorizations p ON p.idempotency_key = \(bind: input.idempotencyKey)
-                WHERE c.pan_hash = \(bind: hash)\(unsafeRaw: engine.forUpdate(of: "a"))
-                """).first() else {
-                // No such card: a repeat gets the first answer, else 14.
-                if let prior = try await tx.raw("SELECT response_code, auth_code, reason FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first() {
-                    return AuthorizationOutcome(decision: try IssuerHost.decision(prior), isRepeat: true)
-                }
-                let decision = AuthorizationDecision.declined(.invalidCardNumber, reason: "no such card")
-                try await IssuerHost.record(tx, bank: "", key: input.idempotencyKey, card: nil, input: input, decision: decision, day: day, now: now)
-                return AuthorizationOutcome(decision: decision, isRepeat: false)
+        // The card, its bank's key names, its account (locked on PostgreSQL until the end of
+        // the unit), the day's totals so far and any earlier answer to the same key, in one
+        // statement.
+        guard let card = try await tx.raw("""
+            SELECT c.id, c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_method, c.pin_reference, c.pin_tries, c.per_transaction_limit,
+                   c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name, a.balance, a.credit_limit, a.currency,
+                   COALESCE(d.total, 0) AS today_total, COALESCE(d.approvals, 0) AS today_approvals,
+                   p.response_code, p.auth_code, p.reason
+            FROM issuer_cards c JOIN issuer_banks b ON b.id = c.bank_id JOIN issuer_accounts a ON a.id = c.account_id
+                 LEFT JOIN issuer_card_days d ON d.card_id = c.id AND d.day = \(bind: day)
+                 LEFT JOIN issuer_authorizations p ON p.idempotency_key = \(bind: input.idempotencyKey)
+            WHERE c.pan_hash = \(bind: hash)\(unsafeRaw: engine.forUpdate(of: "a"))
+            """).first() else {
+            // No such card: a repeat gets the first answer, else 14.
+            if let prior = try await tx.raw("SELECT response_code, auth_code, reason FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first() {
+                return AuthorizationOutcome(decision: try IssuerHost.decision(prior), isRepeat: true)
             }
-            // A repeat gets the first answer.
-            if try card.decode(column: "response_code", as: String?.self) != nil {
-                return AuthorizationOutcome(decision: try IssuerHost.decision(card), isRepeat: true)
-            }
-            let account = card
-            let cardID = try card.decode(column: "id", as: Int64.self)
-            let bank = try card.decode(column: "bank_id", as: String.self)
-            let accountID = try card.decode(column: "account_id", as: Int64.self)
-
-            // PIN.
-            var pinTries = try card.decode(column: "pin_tries", as: Int.self)
-            var pin = PINOutcome.notPresent
-            if let block = input.pinBlock {
-                if try card.decode(column: "pin_method", as: String.self) == "none" {
-                    pin = .notSet
-                } else if pinTries >= configuration.maximumPINTries {
-                    pin = .triesExceeded
-                } else {
-                    let ok = try keys.verifyPIN(
-                        block, zone: PINZone(keyName: try card.decode(column: "pin_key_name", as: String.self), format: .iso0, pan: input.pan),
-                        against: PINReference(method: .visaPVV(pvkName: try card.decode(column: "pvk_name", as: String.self), pvki: 1),
-                                              value: try card.decode(column: "pin_reference", as: String.self)))
-                    pinTries = ok ? 0 : pinTries + 1
-                    pin = ok ? .verified : (pinTries >= configuration.maximumPINTries ? .triesExceeded : .wrong)
-                    try await tx.raw("UPDATE issuer_cards SET pin_tries = \(bind: pinTries) WHERE id = \(bind: cardID)").run()
-                }
-            }
-
-            let context = AuthorizationContext(
-                status: CardStatus(rawValue: try card.decode(column: "status", as: String.self)) ?? .blocked,
-                cardExpiry: try card.decode(column: "expiry", as: String.self), currentMonth: month, amount: input.amount.minorUnits,
-                product: Product(rawValue: try card.decode(column: "product", as: String.self)) ?? .debit,
-                balance: try account.decode(column: "balance", as: Int64.self), creditLimit: try account.decode(column: "credit_limit", as: Int64.self),
-                limits: CardLimits(perTransaction: try card.decode(column: "per_transaction_limit", as: Int64.self),
-                                   daily: try card.decode(column: "daily_limit", as: Int64.self),
-                                   dailyCount: try card.decode(column: "daily_count_limit", as: Int.self)),
-                todayAmount: try card.decode(column: "today_total", as: Int64.self), todayCount: try card.decode(column: "today_approvals", as: Int.self), pin: pin)
-            var decision = configuration.rules.evaluate(context) { IssuerHost.approvalCode() }
-            if try account.decode(column: "currency", as: Int.self) != Int(input.amount.currency.numericCode) {
-                decision = .declined(.invalidTransaction, reason: "currency differs from the account's")
-            }
-            if decision.isApproved, engine == .postgres {
-                try await IssuerHost.bookApproval(tx, bank: bank, key: input.idempotencyKey, card: cardID, account: accountID, input: input,
-                                                  decision: decision, day: day, now: now)
-                return AuthorizationOutcome(decision: decision, isRepeat: false)
-            }
-            let authID = try await IssuerHost.record(tx, bank: bank, key: input.idempotencyKey, card: cardID, input: input, decision: decision, day: day, now: now)
-            if decision.isApproved {
-                let amount = input.amount.minorUnits
-                try await IssuerHost.post(tx, bank: bank, authorization: authID, currency: input.amount.currency.numericCode, memo: "purchase", entries: [
-                    ("acct:\(accountID)", amount), ("bank:\(bank):network-payable", -amount),
-                ], now: now)
-                try await tx.raw("UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: accountID)").run()
-                try await IssuerHost.count(tx, card: cardID, day: day, amount: amount, approvals: 1)
-            }
+            let decision = AuthorizationDecision.declined(.invalidCardNumber, reason: "no such card")
+            try await IssuerHost.record(tx, bank: "", key: input.idempotencyKey, card: nil, input: input, decision: decision, day: day, now: now)
             return AuthorizationOutcome(decision: decision, isRepeat: false)
         }
+        // A repeat gets the first answer.
+        if try card.decode(column: "response_code", as: String?.self) != nil {
+            return AuthorizationOutcome(decision: try IssuerHost.decision(card), isRepeat: true)
+        }
+        let account = card
+        let cardID = try card.decode(column: "id", as: Int64.self)
+        let bank = try card.decode(column: "bank_id", as: String.self)
+        let accountID = try card.decode(column: "account_id", as: Int64.self)
+
+        // PIN.
+        var pinTries = try card.decode(column: "pin_tries", as: Int.self)
+        var pin = PINOutcome.notPresent
+        if let block = input.pinBlock {
+            if try card.decode(column: "pin_method", as: String.self) == "none" {
+                pin = .notSet
+            } else if pinTries >= configuration.maximumPINTries {
+                pin = .triesExceeded
+            } else {
+                let ok = try keys.verifyPIN(
+                    block, zone: PINZone(keyName: try card.decode(column: "pin_key_name", as: String.self), format: .iso0, pan: input.pan),
+                    against: PINReference(method: .visaPVV(pvkName: try card.decode(column: "pvk_name", as: String.self), pvki: 1),
+                                          value: try card.decode(column: "pin_reference", as: String.self)))
+                pinTries = ok ? 0 : pinTries + 1
+                pin = ok ? .verified : (pinTries >= configuration.maximumPINTries ? .triesExceeded : .wrong)
+                try await tx.raw("UPDATE issuer_cards SET pin_tries = \(bind: pinTries) WHERE id = \(bind: cardID)").run()
+            }
+        }
+
+        let context = AuthorizationContext(
+            status: CardStatus(rawValue: try card.decode(column: "status", as: String.self)) ?? .blocked,
+            cardExpiry: try card.decode(column: "expiry", as: String.self), currentMonth: month, amount: input.amount.minorUnits,
+            product: Product(rawValue: try card.decode(column: "product", as: String.self)) ?? .debit,
+            balance: try account.decode(column: "balance", as: Int64.self), creditLimit: try account.decode(column: "credit_limit", as: Int64.self),
+            limits: CardLimits(perTransaction: try card.decode(column: "per_transaction_limit", as: Int64.self),
+                               daily: try card.decode(column: "daily_limit", as: Int64.self),
+                               dailyCount: try card.decode(column: "daily_count_limit", as: Int.self)),
+            todayAmount: try card.decode(column: "today_total", as: Int64.self), todayCount: try card.decode(column: "today_approvals", as: Int.self), pin: pin)
+        var decision = configuration.rules.evaluate(context) { IssuerHost.approvalCode() }
+        if try account.decode(column: "currency", as: Int.self) != Int(input.amount.currency.numericCode) {
+            decision = .declined(.invalidTransaction, reason: "currency differs from the account's")
+        }
+        if decision.isApproved, engine == .postgres {
+            try await IssuerHost.bookApproval(tx, bank: bank, key: input.idempotencyKey, card: cardID, account: accountID, input: input,
+                                              decision: decision, day: day, now: now)
+            return AuthorizationOutcome(decision: decision, isRepeat: false)
+        }
+        let authID = try await IssuerHost.record(tx, bank: bank, key: input.idempotencyKey, card: cardID, input: input, decision: decision, day: day, now: now)
+        if decision.isApproved {
+            let amount = input.amount.minorUnits
+            try await IssuerHost.post(tx, bank: bank, authorization: authID, currency: input.amount.currency.numericCode, memo: "purchase", entries: [
+                ("acct:\(accountID)", amount), ("bank:\(bank):network-payable", -amount),
+            ], now: now)
+            try await tx.raw("UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: accountID)").run()
+            try await IssuerHost.count(tx, card: cardID, day: day, amount: amount, approvals: 1)
+        }
+        return AuthorizationOutcome(decision: decision, isRepeat: false)
     }
 
     /// Reverses an approved authorization named by its original key: the posting is undone

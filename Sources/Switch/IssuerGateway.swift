@@ -1,9 +1,10 @@
 import Foundation
 import ISO8583
-import Metrics
 import IssuerHost
+import Metrics
 import PaymentCore
 import PaymentCrypto
+import SQLKit
 
 /// The ISO 8583 front of an issuer host: network-dialect 0200 and 0400 in, 0210 and 0410 out.
 /// A request the host cannot read gets a format error (30).
@@ -40,12 +41,14 @@ public struct IssuerGateway: Sendable {
         }
     }
 
-    func authorize(_ message: Message) async throws -> Message {
+    /// An authorization request answered; with `tx`, booked inside the caller's transaction on
+    /// the host's database (and any error thrown, so that transaction rolls back whole).
+    func authorize(_ message: Message, in tx: (any SQLDatabase)? = nil) async throws -> Message {
         let request = try AuthorizationRequest(message: message)
         let input = AuthorizationInput(
             idempotencyKey: Self.key(acquirer: request.acquirerID, stan: request.stan, transmission: request.transmissionDateTime),
             pan: request.pan, amount: request.amount, pinBlock: request.pinBlock.map { EncryptedPINBlock(format: .iso0, bytes: $0) })
-        let outcome = try await host.authorize(input)
+        let outcome = if let tx { try await host.authorize(input, in: tx) } else { try await host.authorize(input) }
         Counter(label: "cloudtap_issuer_decisions_total", dimensions: [("code", outcome.decision.responseCode.rawValue)]).increment()
         let code: String? = if case .approved(let c) = outcome.decision { c } else { nil }
         return try AuthorizationResponse(responding: message, responseCode: outcome.decision.responseCode.rawValue, authorizationCode: code).message

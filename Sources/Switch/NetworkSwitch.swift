@@ -166,11 +166,16 @@ public final class NetworkSwitch: Sendable {
         guard let (id, verdict) = inserted else { return try await duplicate(of: try await recorded(key)!, key: key, message: message) }
         let trace = Trace()
         trace.add("terminal → switch", message, terminalSpec)
-        let (code, authCode, arpc, reason) = await route(request, id: id, bank: bank, clock: clock, tokenCheck: tokenCheck, verdict: verdict, trace: trace)
-        let response = try respond(message, code: code, authCode: authCode, arpc: arpc)
-        trace.add("switch → terminal", response, terminalSpec)
-        let stillPending = try await finish(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason,
-                                            state: code == "00" ? "approved" : "declined", trace: trace)
+        let response: Message, code: String, stillPending: Bool
+        switch await route(request, id: id, bank: bank, clock: clock, tokenCheck: tokenCheck, verdict: verdict, trace: trace) {
+        case .decided(let decided, let authCode, let arpc, let reason):
+            response = try respond(message, code: decided, authCode: authCode, arpc: arpc)
+            trace.add("switch → terminal", response, terminalSpec)
+            stillPending = try await finish(id: id, code: decided, authCode: authCode, arpc: arpc, reason: reason, trace: trace)
+            code = decided
+        case .local(let outbound, let gateway, let bank):
+            (response, code, stillPending) = try await answerLocally(message, id: id, outbound: outbound, gateway: gateway, bank: bank, trace: trace)
+        }
         if !stillPending, code == "00" {
             // The terminal reversed the request while the issuer was deciding: undo the approval.
             if let row = try await db.sql.raw("SELECT bank_id, issuer_key FROM net_transactions WHERE id = \(bind: id)").first(),
@@ -181,15 +186,22 @@ public final class NetworkSwitch: Sendable {
         return response
     }
 
+    /// Where a request stands after routing: answered (code, authorization code, ARPC, reason),
+    /// or to be booked by an in-process issuer that keeps its books in the switch's database.
+    enum Routed {
+        case decided(String, String?, [UInt8]?, String)
+        case local(outbound: Message, gateway: IssuerGateway, bank: String)
+    }
+
     /// Everything between the terminal's request and the issuer's answer.
     func route(_ request: AuthorizationRequest, id: Int64, bank: String?, clock: String, tokenCheck: PreparedCheck?, verdict: CryptogramVerdict?,
-               trace: Trace) async -> (String, String?, [UInt8]?, String) {
+               trace: Trace) async -> Routed {
         do {
             var pan = request.pan
             if let prepared = tokenCheck {
                 let check: CryptogramCheck
                 switch prepared {
-                case .refuse(let code, let reason): return (code, nil, nil, reason)
+                case .refuse(let code, let reason): return .decided(code, nil, nil, reason)
                 case .check(let c): check = c
                 }
                 let data = check.data
@@ -198,19 +210,19 @@ public final class NetworkSwitch: Sendable {
                 switch outcome {
                 case .declined(let code, let reason):
                     Counter(label: "cloudtap_switch_token_checks_total", dimensions: [("result", code)]).increment()
-                    return (code, nil, nil, "token service: \(reason)")
+                    return .decided(code, nil, nil, "token service: \(reason)")
                 case .valid(let real, let tokenID, let keyIndex):
                     Counter(label: "cloudtap_switch_token_checks_total", dimensions: [("result", "valid")]).increment()
                     pan = real
                     trace.note("token service: cryptogram verified, token \(tokenID), limited-use key \(keyIndex), ATC \(data.atc.hexString) first seen; card ending \(real.lastFour)")
                 }
             }
-            guard let bank, let connection = issuers[bank] else { return ("15", nil, nil, "no issuer for this BIN") }
-            guard try await self.bank(for: pan) == bank else { return ("96", nil, nil, "the token's bank is not the card's") }
+            guard let bank, let connection = issuers[bank] else { return .decided("15", nil, nil, "no issuer for this BIN") }
+            guard try await self.bank(for: pan) == bank else { return .decided("96", nil, nil, "the token's bank is not the card's") }
             var pinBlock: [UInt8]?
             if let block = request.pinBlock {
                 guard let tpk = configuration.terminalPINKeys[request.terminalID],
-                      let zonePINKey = try await routing().pinKeys[bank] else { return ("96", nil, nil, "no PIN key for terminal") }
+                      let zonePINKey = try await routing().pinKeys[bank] else { return .decided("96", nil, nil, "no PIN key for terminal") }
                 pinBlock = try keys.translatePIN(EncryptedPINBlock(format: .iso0, bytes: block),
                                                  from: PINZone(keyName: tpk, format: .iso0, pan: request.pan),
                                                  to: PINZone(keyName: zonePINKey, format: .iso0, pan: pan)).bytes
@@ -227,20 +239,24 @@ public final class NetworkSwitch: Sendable {
             log("→ issuer \(bank)", forward.message)
             trace.add("switch → issuer \(bank)", forward.message, spec)
             let outbound = forward.message
+            if let local = connection as? InProcessIssuer, local.gateway.host.uses(db) {
+                return .local(outbound: outbound, gateway: local.gateway, bank: bank)
+            }
             let issuerStart = ContinuousClock.now
             let call = Task { try await connection.send(outbound) }
             let answered = await Self.value(of: call, within: configuration.issuerTimeout)
             Timer(label: "cloudtap_switch_issuer_duration_seconds", dimensions: [("bank", bank)]).record(duration: ContinuousClock.now - issuerStart)
             guard let answer = answered else {
-                return standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound, call: call, connection: connection, trace: trace)
+                let (code, authCode, arpc, reason) = standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound, call: call, connection: connection, trace: trace)
+                return .decided(code, authCode, arpc, reason)
             }
             log("← issuer \(bank)", answer)
             trace.add("issuer \(bank) → switch", answer, spec)
             let response = try AuthorizationResponse(message: answer)
-            return (response.responseCode, response.authorizationCode, response.issuerAuthenticationData, "issuer")
+            return .decided(response.responseCode, response.authorizationCode, response.issuerAuthenticationData, "issuer")
         } catch {
             logger.error("routing failed", metadata: ["error": "\(error)"])
-            return ("96", nil, nil, "switch error")
+            return .decided("96", nil, nil, "switch error")
         }
     }
 
@@ -415,56 +431,108 @@ public final class NetworkSwitch: Sendable {
     /// Records the answer and the trace; false when the row was no longer pending (a reversal
     /// arrived first), in which case only the answer's fields and the trace are kept.
     @discardableResult
-    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, state: String, trace: Trace) async throws -> Bool {
-        let now = UTCTime(Date()).iso8601
-        let lines = trace.lines
-        let advice: (bank: String, bytes: [UInt8])? = try trace.advice.flatMap { owed in
-            guard let spec, let keyName = configuration.storeKeyName else { return nil }
-            return (owed.bank, try keys.seal(try spec.pack(owed.message), keyName: keyName, authenticating: Array("net-advice/\(id)".utf8)))
-        }
-        // The answer moves the record on only from `pending` (the row lock of this UPDATE orders
-        // it against a reversal); a record a reversal reached first keeps its state and gets the
-        // late answer's details only.
-        let answer: SQLQueryString = """
-            UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
-                state = \(bind: state), reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id) AND state = 'pending' RETURNING id
-            """
-        let late: SQLQueryString = """
-            UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
-                reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
-            """
-        // The whole trace in one INSERT.
-        let trail: SQLQueryString? = lines.isEmpty ? nil : "INSERT INTO net_messages (transaction_id, seq, direction, mti, described, dialect, masked, created_at) VALUES "
-            + lines.enumerated().map { i, line -> SQLQueryString in
-                """
-                (\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: line.masked?.dialect),
-                 \(bind: line.masked.map { Data($0.record) }), \(bind: now))
-                """
-            }.joined(separator: ", ")
-        let owed: SQLQueryString? = advice.map { sealed in
-            """
-            INSERT INTO net_advices (transaction_id, bank_id, sealed, state, attempts, created_at)
-            VALUES (\(bind: id), \(bind: sealed.bank), \(bind: Data(sealed.bytes)), 'due', 0, \(bind: now))
-            """
-        }
+    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, trace: Trace) async throws -> Bool {
+        let answer = try answerRecord(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason, trace: trace)
         if db.engine == .postgres {
-            // One statement, which the server commits by itself: the answer, the trace and any
-            // advice as parts of one WITH — a round trip where the transaction takes four.
-            var statement: SQLQueryString = "WITH answered AS (" + answer + ")"
-            if let trail { statement = statement + ", trail AS (" + trail + ")" }
-            if let owed { statement = statement + ", owed AS (" + owed + ")" }
-            let combined = statement + " SELECT COUNT(*) AS n FROM answered"
-            let wasPending = try await db.statement { tx in try await tx.raw(combined).first()!.decode(column: "n", as: Int.self) > 0 }
-            if !wasPending { try await db.statement { tx in try await tx.raw(late).run() } }
+            // One statement, which the server commits by itself.
+            let wasPending = try await db.statement { tx in try await answer.write(tx, engine: .postgres) }
+            if !wasPending { try await db.statement { tx in try await tx.raw(answer.late).run() } }
             return wasPending
         }
-        return try await db.transaction { tx in
+        return try await db.transaction { tx in try await answer.write(tx, engine: .sqlite) }
+    }
+
+    /// An in-process issuer that keeps its books in the switch's database: its decision and the
+    /// switch's answer are one durable unit — the issuer's booking, the record's answer and the
+    /// trace commit together or not at all (two units a sale instead of three). No stand-in:
+    /// the issuer is this process. A unit that fails is answered 96, as a failed route is.
+    func answerLocally(_ message: Message, id: Int64, outbound: Message, gateway: IssuerGateway, bank: String,
+                       trace: Trace) async throws -> (Message, String, Bool) {
+        let start = ContinuousClock.now
+        do {
+            let done = try await db.transaction { tx in
+                let answer = try await gateway.authorize(outbound, in: tx)
+                self.log("← issuer \(bank)", answer)
+                trace.add("issuer \(bank) → switch", answer, self.spec)
+                let decided = try AuthorizationResponse(message: answer)
+                let code = decided.responseCode
+                let response = try self.respond(message, code: code, authCode: decided.authorizationCode, arpc: decided.issuerAuthenticationData)
+                trace.add("switch → terminal", response, self.terminalSpec)
+                let record = try self.answerRecord(id: id, code: code, authCode: decided.authorizationCode, arpc: decided.issuerAuthenticationData,
+                                                   reason: "issuer", trace: trace)
+                let wasPending = try await record.write(tx, engine: self.db.engine)
+                if !wasPending, self.db.engine == .postgres { try await tx.raw(record.late).run() }
+                return (response, code, wasPending)
+            }
+            Timer(label: "cloudtap_switch_issuer_duration_seconds", dimensions: [("bank", bank)]).record(duration: ContinuousClock.now - start)
+            return done
+        } catch {
+            logger.error("booking at the in-process issuer failed", metadata: ["error": "\(error)"])
+            let response = try respond(message, code: "96", authCode: nil, arpc: nil)
+            trace.add("switch → terminal", response, terminalSpec)
+            return (response, "96", try await finish(id: id, code: "96", authCode: nil, arpc: nil, reason: "switch error", trace: trace))
+        }
+    }
+
+    /// The statements that record the switch's answer to request `id`, with its trace and any
+    /// stand-in advice it owes. The answer moves the record on only from `pending` (the row lock
+    /// of the UPDATE orders it against a reversal); a record a reversal reached first keeps its
+    /// state and gets the late answer's details only.
+    struct AnswerRecord {
+        let answer: SQLQueryString
+        let late: SQLQueryString
+        let trail: SQLQueryString?
+        let owed: SQLQueryString?
+
+        /// Writes the record; true when it was still pending. On PostgreSQL one statement (the
+        /// answer, the trace and the advice as parts of one WITH), leaving a late answer's details
+        /// to ``late``; on SQLite, which has no INSERT or UPDATE inside WITH, one statement each.
+        func write(_ tx: any SQLDatabase, engine: Engine) async throws -> Bool {
+            if engine == .postgres {
+                var statement: SQLQueryString = "WITH answered AS (" + answer + ")"
+                if let trail { statement = statement + ", trail AS (" + trail + ")" }
+                if let owed { statement = statement + ", owed AS (" + owed + ")" }
+                return try await tx.raw(statement + " SELECT COUNT(*) AS n FROM answered").first()!.decode(column: "n", as: Int.self) > 0
+            }
             let wasPending = try await tx.raw(answer).first() != nil
             if !wasPending { try await tx.raw(late).run() }
             if let trail { try await tx.raw(trail).run() }
             if let owed { try await tx.raw(owed).run() }
             return wasPending
         }
+    }
+
+    func answerRecord(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, trace: Trace) throws -> AnswerRecord {
+        let now = UTCTime(Date()).iso8601
+        let state = code == "00" ? "approved" : "declined"
+        let lines = trace.lines
+        let advice: (bank: String, bytes: [UInt8])? = try trace.advice.flatMap { owed in
+            guard let spec, let keyName = configuration.storeKeyName else { return nil }
+            return (owed.bank, try keys.seal(try spec.pack(owed.message), keyName: keyName, authenticating: Array("net-advice/\(id)".utf8)))
+        }
+        return AnswerRecord(
+            answer: """
+                UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
+                    state = \(bind: state), reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id) AND state = 'pending' RETURNING id
+                """,
+            late: """
+                UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
+                    reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
+                """,
+            // The whole trace in one INSERT.
+            trail: lines.isEmpty ? nil : "INSERT INTO net_messages (transaction_id, seq, direction, mti, described, dialect, masked, created_at) VALUES "
+                + lines.enumerated().map { i, line -> SQLQueryString in
+                    """
+                    (\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: line.masked?.dialect),
+                     \(bind: line.masked.map { Data($0.record) }), \(bind: now))
+                    """
+                }.joined(separator: ", "),
+            owed: advice.map { sealed in
+                """
+                INSERT INTO net_advices (transaction_id, bank_id, sealed, state, attempts, created_at)
+                VALUES (\(bind: id), \(bind: sealed.bank), \(bind: Data(sealed.bytes)), 'due', 0, \(bind: now))
+                """
+            })
     }
 
     func respond(_ message: Message, code: String, authCode: String?, arpc: [UInt8]?) throws -> Message {
