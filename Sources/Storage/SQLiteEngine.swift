@@ -35,6 +35,12 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
         connection = try SQLiteHandle(path: path)
         thread = SQLiteThread(name: "cloudtap-sqlite")
         // Settings that cannot change inside a transaction, before the writer starts.
+        // 2 KiB pages for a new file (a file keeps the size it was made with): a commit writes
+        // every page it dirtied to the WAL whole, and a sale dirties about ten pages for a few
+        // hundred bytes of rows, so smaller pages cut what the writer thread copies and
+        // checksums — 28 KB written a sale instead of 43 KB, 15–20 % more sales a second on a
+        // load run than with 4 KiB pages; 1 KiB pages were no better (docs/benchmarks.md).
+        try connection.execute("PRAGMA page_size=2048")
         try connection.execute("PRAGMA journal_mode=WAL")
         try connection.execute("PRAGMA synchronous=FULL")
         try connection.execute("PRAGMA foreign_keys=ON")
