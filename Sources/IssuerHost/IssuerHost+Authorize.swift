@@ -35,7 +35,13 @@ extension IssuerHost {
     /// the amount (customer account → network settlement payable) — all in one transaction, so
     /// an answer the switch sees is committed.
     public func authorize(_ input: AuthorizationInput) async throws -> AuthorizationOutcome {
-        try await db.transaction { tx in try await self.authorize(input, in: tx) }
+        let lookup = try lookupHash(input.pan)
+        return try await db.transaction { tx in try await self.authorize(input, lookup: lookup, in: tx) }
+    }
+
+    /// The keyed hash a card is found by.
+    public func lookupHash(_ pan: PAN) throws -> Data {
+        Data(try keys.keyedHash(Array(pan.digits.utf8), keyName: configuration.lookupKeyName))
     }
 
     /// Whether this host keeps its books in `database` (so a caller may share its transactions).
@@ -44,8 +50,8 @@ extension IssuerHost {
     /// As ``authorize(_:)``, inside a transaction the caller holds on this host's database — the
     /// switch books an in-process issuer's decision in the unit that records its answer. An
     /// error is thrown, never answered, so the caller's unit rolls back whole.
-    public func authorize(_ input: AuthorizationInput, in tx: any SQLDatabase) async throws -> AuthorizationOutcome {
-        let hash = Data(try keys.keyedHash(Array(input.pan.digits.utf8), keyName: configuration.lookupKeyName))
+    /// `lookup` is ``lookupHash(_:)`` of the card number, computed before the transaction.
+    public func authorize(_ input: AuthorizationInput, lookup hash: Data, in tx: any SQLDatabase) async throws -> AuthorizationOutcome {
         let utc = UTCTime(input.date)
         let day = utc.isoDate
         let month = utc.yymm

@@ -41,17 +41,37 @@ public struct IssuerGateway: Sendable {
         }
     }
 
-    /// An authorization request answered; with `tx`, booked inside the caller's transaction on
-    /// the host's database (and any error thrown, so that transaction rolls back whole).
-    func authorize(_ message: Message, in tx: (any SQLDatabase)? = nil) async throws -> Message {
+    func authorize(_ message: Message) async throws -> Message {
+        let (input, lookup) = try prepare(message)
+        return try await decide(message, input: input, lookup: lookup).answer
+    }
+
+    /// An issuer's decision on a request, with the answer to send back.
+    struct Decision {
+        let answer: Message
+        let code: String
+        let authorizationCode: String?
+    }
+
+    /// What a decision needs that no database does: the request read, the card number's keyed
+    /// hash computed — done before a caller's transaction, to keep it short.
+    func prepare(_ message: Message) throws -> (input: AuthorizationInput, lookup: Data) {
         let request = try AuthorizationRequest(message: message)
         let input = AuthorizationInput(
             idempotencyKey: Self.key(acquirer: request.acquirerID, stan: request.stan, transmission: request.transmissionDateTime),
             pan: request.pan, amount: request.amount, pinBlock: request.pinBlock.map { EncryptedPINBlock(format: .iso0, bytes: $0) })
-        let outcome = if let tx { try await host.authorize(input, in: tx) } else { try await host.authorize(input) }
-        Counter(label: "cloudtap_issuer_decisions_total", dimensions: [("code", outcome.decision.responseCode.rawValue)]).increment()
-        let code: String? = if case .approved(let c) = outcome.decision { c } else { nil }
-        return try AuthorizationResponse(responding: message, responseCode: outcome.decision.responseCode.rawValue, authorizationCode: code).message
+        return (input, try host.lookupHash(input.pan))
+    }
+
+    /// Decides; with `tx`, books the decision inside the caller's transaction on the host's
+    /// database (and throws any error, so that transaction rolls back whole).
+    func decide(_ message: Message, input: AuthorizationInput, lookup: Data, in tx: (any SQLDatabase)? = nil) async throws -> Decision {
+        let outcome = if let tx { try await host.authorize(input, lookup: lookup, in: tx) } else { try await host.authorize(input) }
+        let code = outcome.decision.responseCode.rawValue
+        Counter(label: "cloudtap_issuer_decisions_total", dimensions: [("code", code)]).increment()
+        let authorizationCode: String? = if case .approved(let c) = outcome.decision { c } else { nil }
+        return Decision(answer: try AuthorizationResponse(responding: message, responseCode: code, authorizationCode: authorizationCode).message,
+                        code: code, authorizationCode: authorizationCode)
     }
 
     func reverse(_ message: Message) async throws -> Message {

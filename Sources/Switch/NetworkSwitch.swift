@@ -450,16 +450,17 @@ public final class NetworkSwitch: Sendable {
                        trace: Trace) async throws -> (Message, String, Bool) {
         let start = ContinuousClock.now
         do {
+            // Read the request and hash the card number before the unit; inside it, only what
+            // needs the decision.
+            let (input, lookup) = try gateway.prepare(outbound)
             let done = try await db.transaction { tx in
-                let answer = try await gateway.authorize(outbound, in: tx)
-                self.log("← issuer \(bank)", answer)
-                trace.add("issuer \(bank) → switch", answer, self.spec)
-                let decided = try AuthorizationResponse(message: answer)
-                let code = decided.responseCode
-                let response = try self.respond(message, code: code, authCode: decided.authorizationCode, arpc: decided.issuerAuthenticationData)
+                let decided = try await gateway.decide(outbound, input: input, lookup: lookup, in: tx)
+                self.log("← issuer \(bank)", decided.answer)
+                trace.add("issuer \(bank) → switch", decided.answer, self.spec)
+                let code = decided.code
+                let response = try self.respond(message, code: code, authCode: decided.authorizationCode, arpc: nil)
                 trace.add("switch → terminal", response, self.terminalSpec)
-                let record = try self.answerRecord(id: id, code: code, authCode: decided.authorizationCode, arpc: decided.issuerAuthenticationData,
-                                                   reason: "issuer", trace: trace)
+                let record = try self.answerRecord(id: id, code: code, authCode: decided.authorizationCode, arpc: nil, reason: "issuer", trace: trace)
                 let wasPending = try await record.write(tx, engine: self.db.engine)
                 if !wasPending, self.db.engine == .postgres { try await tx.raw(record.late).run() }
                 return (response, code, wasPending)
