@@ -84,6 +84,23 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
                 for work in batch { work.complete(committed: error) }
                 continue
             }
+            if batch.count == 1, let work = batch.first {
+                // A batch of one needs no savepoint: its transaction is the unit.
+                var failure: (any Error)?
+                if await work.run(session) {
+                    do {
+                        try connection.execute("COMMIT")
+                    } catch {
+                        logger.error("commit failed; the batch is rolled back", metadata: ["error": "\(error)"])
+                        try? connection.execute("ROLLBACK")
+                        failure = error
+                    }
+                } else {
+                    try? connection.execute("ROLLBACK")
+                }
+                work.complete(committed: failure)
+                continue
+            }
             for work in batch {
                 do {
                     try connection.execute("SAVEPOINT unit")

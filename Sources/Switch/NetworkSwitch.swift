@@ -128,6 +128,8 @@ public final class NetworkSwitch: Sendable {
         let tokenCheck = try await isToken(request.pan) ? Self.prepareCheck(request) : nil
         let shared = tsp.uses(db)
         let tsp = self.tsp, engine = db.engine
+        // The token's keyed hash before the unit: the unit runs on the database's one writer.
+        let lookup: Data? = if shared, case .check(let check)? = tokenCheck { try tsp.lookupHash(check) } else { nil }
         let inserted: (id: Int64, verdict: CryptogramVerdict?)? = try await db.transaction { tx in
             // No row back: the key is recorded already (a duplicate).
             let values: SQLQueryString = """
@@ -148,7 +150,7 @@ public final class NetworkSwitch: Sendable {
                     SELECT next.id, \(values), \(issuerKey) FROM next ON CONFLICT (request_key) DO NOTHING RETURNING id
                     """).first() else { return nil }
                 let id = try row.decode(column: "id", as: Int64.self)
-                if shared, case .check(let check)? = tokenCheck { return (id, try await tsp.validate(check, in: tx)) }
+                if let lookup, case .check(let check)? = tokenCheck { return (id, try await tsp.validate(check, lookup: lookup, in: tx)) }
                 return (id, nil)
             }
             guard let row = try await tx.raw("""
@@ -160,7 +162,7 @@ public final class NetworkSwitch: Sendable {
                 let issuerKey = IssuerGateway.key(acquirer: request.acquirerID, stan: Self.issuerSTAN(id), transmission: clock)
                 try await tx.raw("UPDATE net_transactions SET issuer_key = \(bind: issuerKey) WHERE id = \(bind: id)").run()
             }
-            if shared, case .check(let check)? = tokenCheck { return (id, try await tsp.validate(check, in: tx)) }
+            if let lookup, case .check(let check)? = tokenCheck { return (id, try await tsp.validate(check, lookup: lookup, in: tx)) }
             return (id, nil)
         }
         guard let (id, verdict) = inserted else { return try await duplicate(of: try await recorded(key)!, key: key, message: message) }

@@ -103,8 +103,17 @@ extension TokenService {
     /// As ``validate(_:)``, inside a transaction the caller holds on this service's database —
     /// the switch folds the check into the unit that records the request when both share one.
     public func validate(_ check: CryptogramCheck, in tx: any SQLDatabase) async throws -> CryptogramVerdict {
-        try await validate(check, hash: try vault.lookupHash(check.token.digits), in: tx)
+        try await validate(check, hash: try lookupHash(check), in: tx)
     }
+
+    /// As ``validate(_:in:)`` with the token's keyed hash (``lookupHash(_:)``) computed before
+    /// the caller's transaction, to keep the transaction short.
+    public func validate(_ check: CryptogramCheck, lookup: Data, in tx: any SQLDatabase) async throws -> CryptogramVerdict {
+        try await validate(check, hash: lookup, in: tx)
+    }
+
+    /// The keyed hash the check's token is found by.
+    public func lookupHash(_ check: CryptogramCheck) throws -> Data { try vault.lookupHash(check.token.digits) }
 
     /// Whether this service keeps its data in `database` (so a caller may share its transactions).
     public func uses(_ database: Database) -> Bool { db === database }
