@@ -77,6 +77,17 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
     /// The writer: batches of units, one commit each.
     static func write(queue: WorkQueue, connection: SQLiteHandle, logger: Logger, maximum: Int) async {
         let session = SQLiteSession(connection: connection, logger: logger)
+        /// Commits the batch; the error when the commit failed (and the batch was rolled back).
+        func commit() -> (any Error)? {
+            do {
+                try connection.execute("COMMIT")
+                return nil
+            } catch {
+                logger.error("commit failed; the batch is rolled back", metadata: ["error": "\(error)"])
+                try? connection.execute("ROLLBACK")
+                return error
+            }
+        }
         while let batch = await queue.next(maximum: maximum) {
             do {
                 try connection.execute("BEGIN IMMEDIATE")
@@ -86,19 +97,12 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
             }
             if batch.count == 1, let work = batch.first {
                 // A batch of one needs no savepoint: its transaction is the unit.
-                var failure: (any Error)?
                 if await work.run(session) {
-                    do {
-                        try connection.execute("COMMIT")
-                    } catch {
-                        logger.error("commit failed; the batch is rolled back", metadata: ["error": "\(error)"])
-                        try? connection.execute("ROLLBACK")
-                        failure = error
-                    }
+                    work.complete(committed: commit())
                 } else {
                     try? connection.execute("ROLLBACK")
+                    work.complete(committed: nil)
                 }
-                work.complete(committed: failure)
                 continue
             }
             for work in batch {
@@ -114,14 +118,7 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
                     work.fail(error)
                 }
             }
-            var failure: (any Error)?
-            do {
-                try connection.execute("COMMIT")
-            } catch {
-                logger.error("commit failed; the batch is rolled back", metadata: ["error": "\(error)"])
-                try? connection.execute("ROLLBACK")
-                failure = error
-            }
+            let failure = commit()
             for work in batch { work.complete(committed: failure) }
         }
     }
