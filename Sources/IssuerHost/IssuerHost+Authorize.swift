@@ -56,7 +56,7 @@ extension IssuerHost {
         let day = utc.isoDate
         let month = utc.yymm
         let now = IssuerHost.stamp(input.date)
-        let keys = self.keys, configuration = self.configuration, engine = db.engine
+        let engine = db.engine
 
         // The card, its bank's key names, its account (locked on PostgreSQL until the end of
         // the unit), the day's totals so far and any earlier answer to the same key, in one
@@ -167,7 +167,7 @@ extension IssuerHost {
     /// answer, late) stays as it is; a decline recorded late becomes the approval; an unknown key
     /// is recorded approved. Returns false when the card is unknown.
     public func advise(_ input: AuthorizationInput, authorizationCode: String) async throws -> Bool {
-        let hash = Data(try keys.keyedHash(Array(input.pan.digits.utf8), keyName: configuration.lookupKeyName))
+        let hash = try lookupHash(input.pan)
         let utc = UTCTime(input.date)
         let now = IssuerHost.stamp(input.date)
         return try await db.transaction { tx in

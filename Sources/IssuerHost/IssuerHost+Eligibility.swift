@@ -22,7 +22,7 @@ extension IssuerHost {
     /// HCE, the expiry matches, and the CVN2 is right (checked in the key component when the
     /// bank has a CVK named `<bank>/cvk`).
     public func eligibility(pan: PAN, expiry: String, cvn2: String?, now: Date = Date()) async throws -> CardEligibility {
-        let hash = Data(try keys.keyedHash(Array(pan.digits.utf8), keyName: configuration.lookupKeyName))
+        let hash = try lookupHash(pan)
         guard let card = try await db.sql.raw("""
             SELECT bank_id, status, expiry, mobile, hce_allowed, device_limit FROM issuer_cards WHERE pan_hash = \(bind: hash)
             """).first() else {

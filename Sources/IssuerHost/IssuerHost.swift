@@ -83,7 +83,7 @@ public final class IssuerHost: Sendable {
         let bankRow = try await bankSetup(bank)
         let pvv = try pinBlock.map { try keys.generatePINVerificationData(
             $0, zone: PINZone(keyName: bankRow.pinKeyName, format: .iso0, pan: pan), method: .visaPVV(pvkName: bankRow.pvkName, pvki: 1)) }
-        let hash = Data(try keys.keyedHash(Array(pan.digits.utf8), keyName: configuration.lookupKeyName))
+        let hash = try lookupHash(pan)
         let sealed = Data(try keys.seal(Array(pan.digits.utf8), keyName: configuration.vaultKeyName, authenticating: Array("issuer-card".utf8)))
         return try await db.transaction { tx in
             let row = try await tx.raw("""

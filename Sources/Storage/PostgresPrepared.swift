@@ -216,6 +216,8 @@ final class PreparedStatements: @unchecked Sendable {  // state behind the lock
     private var refused: Set<String> = []
     /// Name → the PREPARE it stands for (a second statement with the same digest goes unprepared).
     private var named: [String: String] = [:]
+    /// Statement shape → its name and PREPARE.
+    private var shapes: [StatementShape: (name: String, prepare: String)] = [:]
     /// By connection: the connection and the names it has prepared.
     private var connections: [ObjectIdentifier: (connection: PostgresConnection, names: Set<String>)] = [:]
 
@@ -233,20 +235,30 @@ final class PreparedStatements: @unchecked Sendable {  // state behind the lock
         }
     }
 
-    /// The name and PREPARE statement for `sql` with these arguments' types and NULLs.
+    /// The name and PREPARE statement for `sql` with these arguments' types and NULLs, worked
+    /// out once per such shape.
     func statement(_ sql: String, _ arguments: [LiteralArgument]) -> (name: String, prepare: String)? {
+        let shape = StatementShape(sql: sql, types: arguments.map { $0.literal == nil ? "" : $0.type })
+        if let known = lock.withLock({ shapes[shape] }) { return known }
         let types = arguments.filter { $0.literal != nil }.map(\.type)
         let body = LiteralArgument.renumbered(sql, arguments)
         let head = types.isEmpty ? "" : " (" + types.joined(separator: ", ") + ")"
-        let digest = Self.digest(head + body)
-        let name = "ct_" + digest
+        let name = "ct_" + Self.digest(head + body)
         let prepare = "PREPARE \(name)\(head) AS \(body)"
         return lock.withLock {
-            if let known = named[name] { return known == prepare ? (name, prepare) : nil }
+            // A second statement whose digest is taken goes unprepared.
+            if let taken = named[name], taken != prepare { return nil }
             guard named.count < Self.distinctStatements else { return nil }
             named[name] = prepare
+            shapes[shape] = (name, prepare)
             return (name, prepare)
         }
+    }
+
+    /// A statement's SQL with its arguments' types ("" for a NULL).
+    struct StatementShape: Hashable {
+        let sql: String
+        let types: [String]
     }
 
     func isPrepared(_ name: String, on connection: PostgresConnection) -> Bool {

@@ -96,7 +96,7 @@ extension TokenService {
     /// component. Only then does the real card number come back. The key's use is recorded in
     /// the same transaction, so a replay finds it.
     public func validate(_ check: CryptogramCheck) async throws -> CryptogramVerdict {
-        let hash = try vault.lookupHash(check.token.digits)
+        let hash = try lookupHash(check)
         return try await db.transaction { tx in try await self.validate(check, hash: hash, in: tx) }
     }
 
