@@ -48,20 +48,42 @@ extension IssuerHost {
     public func uses(_ database: Database) -> Bool { db === database }
 
     /// As ``authorize(_:)``, inside a transaction the caller holds on this host's database — the
-    /// switch books an in-process issuer's decision in the unit that records its answer. An
-    /// error is thrown, never answered, so the caller's unit rolls back whole.
+    /// switch books an in-process issuer's decision in the unit that records its answer when a
+    /// decision made before the unit (``prepare(_:lookup:)``) no longer holds. The card and its
+    /// account are locked on PostgreSQL until the end of the unit. An error is thrown, never
+    /// answered, so the caller's unit rolls back whole.
     /// `lookup` is ``lookupHash(_:)`` of the card number, computed before the transaction.
     public func authorize(_ input: AuthorizationInput, lookup hash: Data, in tx: any SQLDatabase) async throws -> AuthorizationOutcome {
+        try await book(try await prepare(input, hash: hash, on: tx, locking: true), in: tx)
+    }
+
+    /// Decides from what is committed, writing nothing: the card, its account, the day's totals
+    /// and any earlier answer to the key read in one statement, the PIN verified, the rules run.
+    /// ``book(_:in:)`` then writes the decision inside the caller's unit, checking that what it
+    /// was made from still holds (the balance, the day's totals, the PIN tries, the key unused);
+    /// if not it throws ``AuthorizationChanged`` and the caller decides again under locks with
+    /// ``authorize(_:lookup:in:)``. The switch does this so that its unit carries only writes.
+    public func prepare(_ input: AuthorizationInput, lookup hash: Data) async throws -> PreparedAuthorization {
+        try await prepare(input, hash: hash, on: db.sql, locking: false)
+    }
+
+    func prepare(_ input: AuthorizationInput, hash: Data, on db: any SQLDatabase, locking: Bool) async throws -> PreparedAuthorization {
         let utc = UTCTime(input.date)
         let day = utc.isoDate
         let month = utc.yymm
         let now = IssuerHost.stamp(input.date)
-        let engine = db.engine
 
-        // The card, its bank's key names, its account (locked on PostgreSQL until the end of
-        // the unit), the day's totals so far and any earlier answer to the same key, in one
-        // statement.
-        guard let card = try await tx.raw("""
+        if locking, self.db.engine == .postgres {
+            // The card and its account locked until the end of the unit, first: a statement that
+            // waits for a lock sees the other tables as they were when it started, so the day's
+            // totals and any earlier answer are read after it, by a statement of their own.
+            _ = try await db.raw("""
+                SELECT c.id FROM issuer_cards c JOIN issuer_accounts a ON a.id = c.account_id WHERE c.pan_hash = \(bind: hash) FOR UPDATE OF c, a
+                """).first()
+        }
+        // The card, its bank's key names, its account, the day's totals so far and any earlier
+        // answer to the same key, in one statement.
+        guard let card = try await db.raw("""
             SELECT c.id, c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_method, c.pin_reference, c.pin_tries, c.per_transaction_limit,
                    c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name, a.balance, a.credit_limit, a.currency,
                    COALESCE(d.total, 0) AS today_total, COALESCE(d.approvals, 0) AS today_approvals,
@@ -69,72 +91,161 @@ extension IssuerHost {
             FROM issuer_cards c JOIN issuer_banks b ON b.id = c.bank_id JOIN issuer_accounts a ON a.id = c.account_id
                  LEFT JOIN issuer_card_days d ON d.card_id = c.id AND d.day = \(bind: day)
                  LEFT JOIN issuer_authorizations p ON p.idempotency_key = \(bind: input.idempotencyKey)
-            WHERE c.pan_hash = \(bind: hash)\(unsafeRaw: engine.forUpdate(of: "a"))
+            WHERE c.pan_hash = \(bind: hash)
             """).first() else {
             // No such card: a repeat gets the first answer, else 14.
-            if let prior = try await tx.raw("SELECT response_code, auth_code, reason FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first() {
-                return AuthorizationOutcome(decision: try IssuerHost.decision(prior), isRepeat: true)
+            if let prior = try await db.raw("SELECT response_code, auth_code, reason FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first() {
+                return PreparedAuthorization(input: input, decision: try IssuerHost.decision(prior), basis: nil)
             }
-            let decision = AuthorizationDecision.declined(.invalidCardNumber, reason: "no such card")
-            try await IssuerHost.record(tx, bank: "", key: input.idempotencyKey, card: nil, input: input, decision: decision, day: day, now: now)
-            return AuthorizationOutcome(decision: decision, isRepeat: false)
+            return PreparedAuthorization(input: input, decision: .declined(.invalidCardNumber, reason: "no such card"),
+                                         basis: .init(bank: "", card: nil, account: 0, balance: 0, todayTotal: 0, todayApprovals: 0, pinTries: nil, day: day, now: now))
         }
         // A repeat gets the first answer.
         if try card.decode(column: "response_code", as: String?.self) != nil {
-            return AuthorizationOutcome(decision: try IssuerHost.decision(card), isRepeat: true)
+            return PreparedAuthorization(input: input, decision: try IssuerHost.decision(card), basis: nil)
         }
-        let account = card
         let cardID = try card.decode(column: "id", as: Int64.self)
-        let bank = try card.decode(column: "bank_id", as: String.self)
-        let accountID = try card.decode(column: "account_id", as: Int64.self)
 
         // PIN.
-        var pinTries = try card.decode(column: "pin_tries", as: Int.self)
+        let triesBefore = try card.decode(column: "pin_tries", as: Int.self)
+        var pinTries: (before: Int, after: Int)?
         var pin = PINOutcome.notPresent
         if let block = input.pinBlock {
             if try card.decode(column: "pin_method", as: String.self) == "none" {
                 pin = .notSet
-            } else if pinTries >= configuration.maximumPINTries {
+            } else if triesBefore >= configuration.maximumPINTries {
                 pin = .triesExceeded
             } else {
                 let ok = try keys.verifyPIN(
                     block, zone: PINZone(keyName: try card.decode(column: "pin_key_name", as: String.self), format: .iso0, pan: input.pan),
                     against: PINReference(method: .visaPVV(pvkName: try card.decode(column: "pvk_name", as: String.self), pvki: 1),
                                           value: try card.decode(column: "pin_reference", as: String.self)))
-                pinTries = ok ? 0 : pinTries + 1
-                pin = ok ? .verified : (pinTries >= configuration.maximumPINTries ? .triesExceeded : .wrong)
-                try await tx.raw("UPDATE issuer_cards SET pin_tries = \(bind: pinTries) WHERE id = \(bind: cardID)").run()
+                let after = ok ? 0 : triesBefore + 1
+                pinTries = (triesBefore, after)
+                pin = ok ? .verified : (after >= configuration.maximumPINTries ? .triesExceeded : .wrong)
             }
         }
 
+        let balance = try card.decode(column: "balance", as: Int64.self)
+        let todayTotal = try card.decode(column: "today_total", as: Int64.self), todayApprovals = try card.decode(column: "today_approvals", as: Int.self)
         let context = AuthorizationContext(
             status: CardStatus(rawValue: try card.decode(column: "status", as: String.self)) ?? .blocked,
             cardExpiry: try card.decode(column: "expiry", as: String.self), currentMonth: month, amount: input.amount.minorUnits,
             product: Product(rawValue: try card.decode(column: "product", as: String.self)) ?? .debit,
-            balance: try account.decode(column: "balance", as: Int64.self), creditLimit: try account.decode(column: "credit_limit", as: Int64.self),
+            balance: balance, creditLimit: try card.decode(column: "credit_limit", as: Int64.self),
             limits: CardLimits(perTransaction: try card.decode(column: "per_transaction_limit", as: Int64.self),
                                daily: try card.decode(column: "daily_limit", as: Int64.self),
                                dailyCount: try card.decode(column: "daily_count_limit", as: Int.self)),
-            todayAmount: try card.decode(column: "today_total", as: Int64.self), todayCount: try card.decode(column: "today_approvals", as: Int.self), pin: pin)
+            todayAmount: todayTotal, todayCount: todayApprovals, pin: pin)
         var decision = configuration.rules.evaluate(context) { IssuerHost.approvalCode() }
-        if try account.decode(column: "currency", as: Int.self) != Int(input.amount.currency.numericCode) {
+        if try card.decode(column: "currency", as: Int.self) != Int(input.amount.currency.numericCode) {
             decision = .declined(.invalidTransaction, reason: "currency differs from the account's")
         }
-        if decision.isApproved, engine == .postgres {
-            try await IssuerHost.bookApproval(tx, bank: bank, key: input.idempotencyKey, card: cardID, account: accountID, input: input,
-                                              decision: decision, day: day, now: now)
-            return AuthorizationOutcome(decision: decision, isRepeat: false)
+        return PreparedAuthorization(input: input, decision: decision, basis: .init(
+            bank: try card.decode(column: "bank_id", as: String.self), card: cardID, account: try card.decode(column: "account_id", as: Int64.self),
+            balance: balance, todayTotal: todayTotal, todayApprovals: todayApprovals, pinTries: pinTries, day: day, now: now))
+    }
+
+    /// Writes a prepared decision inside the caller's unit: the authorization (refused if the key
+    /// was answered meanwhile), a changed PIN try count, and for an approval its two ledger
+    /// entries, the account's balance and the card's day. Every write checks that what the
+    /// decision was made from still holds; if one does not, ``AuthorizationChanged`` is thrown
+    /// (on PostgreSQL the one statement fails whole with SQLSTATE 40001) and the caller's unit
+    /// must roll back. A repeat writes nothing.
+    public func book(_ prepared: PreparedAuthorization, in tx: any SQLDatabase) async throws -> AuthorizationOutcome {
+        let outcome = AuthorizationOutcome(decision: prepared.decision, isRepeat: prepared.basis == nil)
+        guard let basis = prepared.basis else { return outcome }
+        if db.engine == .postgres {
+            do {
+                _ = try await tx.raw("WITH " + booking(prepared)! + " SELECT " + IssuerHost.bookedColumn(prepared)).first()
+            } catch where IssuerHost.isChange(error) {
+                throw AuthorizationChanged()
+            }
+            return outcome
         }
-        let authID = try await IssuerHost.record(tx, bank: bank, key: input.idempotencyKey, card: cardID, input: input, decision: decision, day: day, now: now)
-        if decision.isApproved {
-            let amount = input.amount.minorUnits
-            try await IssuerHost.post(tx, bank: bank, authorization: authID, currency: input.amount.currency.numericCode, memo: "purchase", entries: [
-                ("acct:\(accountID)", amount), ("bank:\(bank):network-payable", -amount),
-            ], now: now)
-            try await tx.raw("UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: accountID)").run()
-            try await IssuerHost.count(tx, card: cardID, day: day, amount: amount, approvals: 1)
+        let input = prepared.input, decision = prepared.decision
+        let (code, authCode, reason) = decision.parts
+        let amount = input.amount.minorUnits, currency = Int(input.amount.currency.numericCode)
+        func require(_ statement: SQLQueryString) async throws -> any SQLRow {
+            guard let row = try await tx.raw(statement).first() else { throw AuthorizationChanged() }
+            return row
         }
-        return AuthorizationOutcome(decision: decision, isRepeat: false)
+        let authorization = try await require("""
+            INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
+            VALUES (\(bind: basis.bank), \(bind: input.idempotencyKey), \(bind: basis.card), \(bind: amount), \(bind: currency), \(bind: code),
+                    \(bind: authCode), \(bind: reason), \(bind: basis.day), \(bind: decision.isApproved ? "approved" : "declined"), \(bind: basis.now))
+            ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+            """).decode(column: "id", as: Int64.self)
+        if let tries = basis.pinTries, let card = basis.card { _ = try await require(IssuerHost.pinTries(tries, card: card)) }
+        guard decision.isApproved, let card = basis.card else { return outcome }
+        try await IssuerHost.post(tx, bank: basis.bank, authorization: authorization, currency: input.amount.currency.numericCode, memo: "purchase", entries: [
+            ("acct:\(basis.account)", amount), ("bank:\(basis.bank):network-payable", -amount),
+        ], now: basis.now)
+        _ = try await require(IssuerHost.balance(basis, amount: amount, after: nil))
+        _ = try await require(IssuerHost.today(basis, card: card, amount: amount, after: nil))
+        return outcome
+    }
+
+    /// ``book(_:in:)`` as parts of a caller's PostgreSQL `WITH` (`auth`, and as the decision
+    /// needs `ledger`, `balance`, `today`, `pins`): the switch folds an in-process issuer's
+    /// booking into the one statement that records its answer. Select ``bookedColumn(_:)`` in
+    /// it: the statement then fails whole (SQLSTATE 40001, see ``isChange(_:)``) when what the
+    /// decision was made from has changed. Nil for a repeat, which writes nothing.
+    public func booking(_ prepared: PreparedAuthorization) -> SQLQueryString? {
+        guard let basis = prepared.basis else { return nil }
+        let input = prepared.input, decision = prepared.decision
+        let (code, authCode, reason) = decision.parts
+        let amount = input.amount.minorUnits, currency = Int(input.amount.currency.numericCode)
+        var parts: SQLQueryString = """
+            auth AS (
+                INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
+                VALUES (\(bind: basis.bank), \(bind: input.idempotencyKey), \(bind: basis.card), \(bind: amount), \(bind: currency), \(bind: code),
+                        \(bind: authCode), \(bind: reason), \(bind: basis.day), \(bind: decision.isApproved ? "approved" : "declined"), \(bind: basis.now))
+                ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
+            """
+        if let tries = basis.pinTries, let card = basis.card { parts = parts + ", pins AS (" + IssuerHost.pinTries(tries, card: card) + ")" }
+        if decision.isApproved, let card = basis.card {
+            parts = parts + """
+                , ledger AS (
+                    INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at)
+                    SELECT \(bind: basis.bank), auth.id, entry.account, entry.amount, \(bind: currency), 'purchase', \(bind: basis.now)
+                    FROM auth, (VALUES (\(bind: "acct:\(basis.account)"), \(bind: amount)), (\(bind: "bank:\(basis.bank):network-payable"), \(bind: -amount))) AS entry (account, amount)),
+                balance AS (
+                """ + IssuerHost.balance(basis, amount: amount, after: "auth") + "), today AS (" + IssuerHost.today(basis, card: card, amount: amount, after: "auth") + ")"
+        }
+        return parts
+    }
+
+    /// The check to select in a statement holding ``booking(_:)``: true, or the statement fails.
+    public static func bookedColumn(_ prepared: PreparedAuthorization) -> SQLQueryString {
+        guard let basis = prepared.basis else { return "true AS booked" }
+        var written = "(SELECT COUNT(*) FROM auth) = 1"
+        if basis.pinTries != nil, basis.card != nil { written += " AND (SELECT COUNT(*) FROM pins) = 1" }
+        if prepared.decision.isApproved, basis.card != nil { written += " AND (SELECT COUNT(*) FROM balance) = 1 AND (SELECT COUNT(*) FROM today) = 1" }
+        return SQLQueryString("issuer_unchanged(\(written)) AS booked")
+    }
+
+    /// Whether `error` says a prepared decision no longer held when it was booked.
+    public static func isChange(_ error: any Error) -> Bool { error is AuthorizationChanged || isSerializationFailure(error) }
+
+    static func pinTries(_ tries: (before: Int, after: Int), card: Int64) -> SQLQueryString {
+        "UPDATE issuer_cards SET pin_tries = \(bind: tries.after) WHERE id = \(bind: card) AND pin_tries = \(bind: tries.before) RETURNING id"
+    }
+
+    static func balance(_ basis: PreparedAuthorization.Basis, amount: Int64, after source: String?) -> SQLQueryString {
+        """
+        UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: basis.account) AND balance = \(bind: basis.balance)\(unsafeRaw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
+        RETURNING id
+        """
+    }
+
+    static func today(_ basis: PreparedAuthorization.Basis, card: Int64, amount: Int64, after source: String?) -> SQLQueryString {
+        """
+        INSERT INTO issuer_card_days (card_id, day, total, approvals) SELECT \(bind: card), \(bind: basis.day), \(bind: amount), 1\(unsafeRaw: source.map { " FROM \($0)" } ?? " WHERE true")
+        ON CONFLICT (card_id, day) DO UPDATE SET total = issuer_card_days.total + excluded.total, approvals = issuer_card_days.approvals + 1
+            WHERE issuer_card_days.total = \(bind: basis.todayTotal) AND issuer_card_days.approvals = \(bind: basis.todayApprovals)
+        RETURNING card_id
+        """
     }
 
     /// Reverses an approved authorization named by its original key: the posting is undone
@@ -199,30 +310,6 @@ extension IssuerHost {
         }
     }
 
-    /// An approval booked in one PostgreSQL statement — the authorization, its two ledger
-    /// entries, the account's balance and the card's day — where SQLite takes four (it has no
-    /// INSERT or UPDATE inside WITH): what the four do, one round trip instead of four.
-    static func bookApproval(_ tx: any SQLDatabase, bank: String, key: String, card: Int64, account: Int64, input: AuthorizationInput,
-                             decision: AuthorizationDecision, day: String, now: String) async throws {
-        guard case .approved(let authCode) = decision else { return }
-        let amount = input.amount.minorUnits, currency = Int(input.amount.currency.numericCode)
-        try await tx.raw("""
-            WITH auth AS (
-                INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
-                VALUES (\(bind: bank), \(bind: key), \(bind: card), \(bind: amount), \(bind: currency), '00', \(bind: authCode), 'approved', \(bind: day), 'approved', \(bind: now))
-                RETURNING id),
-            ledger AS (
-                INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at)
-                SELECT \(bind: bank), auth.id, entry.account, entry.amount, \(bind: currency), 'purchase', \(bind: now)
-                FROM auth, (VALUES (\(bind: "acct:\(account)"), \(bind: amount)), (\(bind: "bank:\(bank):network-payable"), \(bind: -amount))) AS entry (account, amount)),
-            balance AS (UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: account)),
-            today AS (
-                INSERT INTO issuer_card_days (card_id, day, total, approvals) VALUES (\(bind: card), \(bind: day), \(bind: amount), 1)
-                ON CONFLICT (card_id, day) DO UPDATE SET total = issuer_card_days.total + excluded.total, approvals = issuer_card_days.approvals + 1)
-            SELECT id FROM auth
-            """).run()
-    }
-
     /// Adds an approval (or, negative, takes a reversed one back) to the card's totals for `day`.
     static func count(_ tx: any SQLDatabase, card: Int64, day: String, amount: Int64, approvals: Int) async throws {
         try await tx.raw("""
@@ -234,10 +321,7 @@ extension IssuerHost {
     @discardableResult
     static func record(_ tx: any SQLDatabase, bank: String, key: String, card: Int64?, input: AuthorizationInput,
                        decision: AuthorizationDecision, day: String, now: String) async throws -> Int64 {
-        let (code, authCode, reason): (String, String?, String) = switch decision {
-        case .approved(let c): ("00", c, "approved")
-        case .declined(let rc, let why): (rc.rawValue, nil, why)
-        }
+        let (code, authCode, reason) = decision.parts
         let row = try await tx.raw("""
             INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
             VALUES (\(bind: bank), \(bind: key), \(bind: card), \(bind: input.amount.minorUnits), \(bind: Int(input.amount.currency.numericCode)),
@@ -258,5 +342,45 @@ extension IssuerHost {
         let alphabet = Array("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ")
         var rng = SystemRandomNumberGenerator()
         return String((0..<6).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] })
+    }
+}
+
+/// A decision made from what was committed (``IssuerHost/prepare(_:lookup:)``), with what it
+/// was made from, for ``IssuerHost/book(_:in:)`` to write and check.
+public struct PreparedAuthorization: Sendable {
+    public let input: AuthorizationInput
+    public let decision: AuthorizationDecision
+    /// Nil for a repeat of an answered key (nothing to write).
+    let basis: Basis?
+
+    public var isRepeat: Bool { basis == nil }
+
+    struct Basis: Sendable {
+        let bank: String
+        /// Nil for an unknown card (a decline recorded without one).
+        let card: Int64?
+        let account: Int64
+        let balance: Int64
+        let todayTotal: Int64
+        let todayApprovals: Int
+        /// The PIN try count read and the one to write, when a PIN was checked.
+        let pinTries: (before: Int, after: Int)?
+        let day: String
+        let now: String
+    }
+}
+
+/// What a prepared decision was made from changed before it was booked; decide again.
+public struct AuthorizationChanged: Error, CustomStringConvertible {
+    public var description: String { "the card's account, day or PIN tries changed, or the key was answered, after the decision was made" }
+}
+
+extension AuthorizationDecision {
+    /// Response code, approval code and reason as stored.
+    var parts: (String, String?, String) {
+        switch self {
+        case .approved(let c): ("00", c, "approved")
+        case .declined(let rc, let why): (rc.rawValue, nil, why)
+        }
     }
 }

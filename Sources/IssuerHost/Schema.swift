@@ -27,5 +27,21 @@ public enum IssuerSchema {
             SELECT card_id, day, SUM(amount), COUNT(*) FROM issuer_authorizations WHERE state = 'approved' AND card_id IS NOT NULL GROUP BY card_id, day
             """,
         ] },
+        Migration(id: 1002, name: "the check of a decision made before its unit") { e in
+            // A decision the switch makes from what is committed is booked by one statement whose
+            // writes each check what it was made from; this makes the statement fail whole
+            // (serialization_failure, as a retry is the answer) when one of them found it changed.
+            e == .postgres ? [
+                """
+                CREATE FUNCTION issuer_unchanged(written boolean) RETURNS boolean LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF written IS NOT TRUE THEN
+                        RAISE EXCEPTION 'what the authorization was decided on changed before it was booked' USING ERRCODE = 'serialization_failure';
+                    END IF;
+                    RETURN true;
+                END $$
+                """,
+            ] : []
+        },
     ]
 }

@@ -367,3 +367,9 @@ struct RenderedSQL: SQLExpression {
         serializer.binds += binds
     }
 }
+
+/// Whether `error` is PostgreSQL's serialization_failure (SQLSTATE 40001): the statement or
+/// transaction found what it depended on changed, and trying again is the answer.
+public func isSerializationFailure(_ error: any Error) -> Bool {
+    (error as? PSQLError)?.serverInfo?[.sqlState] == "40001"
+}

@@ -67,11 +67,22 @@ public struct IssuerGateway: Sendable {
     /// database (and throws any error, so that transaction rolls back whole).
     func decide(_ message: Message, input: AuthorizationInput, lookup: Data, in tx: (any SQLDatabase)? = nil) async throws -> Decision {
         let outcome = if let tx { try await host.authorize(input, lookup: lookup, in: tx) } else { try await host.authorize(input) }
-        let code = outcome.decision.responseCode.rawValue
-        Counter(label: "cloudtap_issuer_decisions_total", dimensions: [("code", code)]).increment()
-        let authorizationCode: String? = if case .approved(let c) = outcome.decision { c } else { nil }
+        let decided = try decision(message, outcome.decision)
+        count(decided)
+        return decided
+    }
+
+    /// The answer to `message` for a decision.
+    func decision(_ message: Message, _ decision: AuthorizationDecision) throws -> Decision {
+        let code = decision.responseCode.rawValue
+        let authorizationCode: String? = if case .approved(let c) = decision { c } else { nil }
         return Decision(answer: try AuthorizationResponse(responding: message, responseCode: code, authorizationCode: authorizationCode).message,
                         code: code, authorizationCode: authorizationCode)
+    }
+
+    /// Counts a decision that was answered.
+    func count(_ decided: Decision) {
+        Counter(label: "cloudtap_issuer_decisions_total", dimensions: [("code", decided.code)]).increment()
     }
 
     func reverse(_ message: Message) async throws -> Message {

@@ -119,8 +119,23 @@ extension TokenService {
     public func uses(_ database: Database) -> Bool { db === database }
 
     func validate(_ check: CryptogramCheck, hash: Data, in tx: any SQLDatabase) async throws -> CryptogramVerdict {
+        switch try await read(check, hash: hash, on: tx) {
+        case .declined(let code, let reason): return .declined(responseCode: code, reason: reason)
+        case .verified(let verified): return try await record(verified, in: tx)
+        }
+    }
+
+    /// Reads and verifies a cryptogram from what is committed, recording nothing: the switch
+    /// does this before its unit and records the use inside it (``record(_:in:)``), so the
+    /// database's one writer (SQLite) or the unit's round trips (PostgreSQL) carry only the
+    /// writes. What could change in between — the ATC seen, the key used up, the token
+    /// suspended — is checked again by the writes themselves.
+    public func read(_ check: CryptogramCheck, lookup: Data) async throws -> CryptogramReading {
+        try await read(check, hash: lookup, on: db.sql)
+    }
+
+    func read(_ check: CryptogramCheck, hash: Data, on db: any SQLDatabase) async throws -> CryptogramReading {
         let keys = self.keys, vault = self.vault
-        let stamp = UTCTime(check.now).iso8601
         // The IAD names the limited-use key; one that does not parse is refused after the
         // token's own checks, as before, and finds no key.
         let iad: CloudIAD?, iadError: (any Error)?
@@ -129,7 +144,7 @@ extension TokenService {
         let atc = Int(check.data.atc[0]) << 8 | Int(check.data.atc[1])
         // The token with its vault entry and bank key, the key it names and whether its ATC was
         // seen before, in one statement.
-        guard let token = try await tx.raw("""
+        guard let token = try await db.raw("""
             SELECT t.id, t.state, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile,
                    l.id AS luk_id, l.max_transactions, l.ttl_seconds, l.max_amount, l.uses, l.cumulative, l.state AS luk_state,
                    CASE WHEN EXISTS (SELECT 1 FROM tsp_atcs a WHERE a.token_id = t.id AND a.atc = \(bind: atc)) THEN 1 ELSE 0 END AS atc_seen
@@ -140,7 +155,7 @@ extension TokenService {
             """).first() else { return .declined(responseCode: "14", reason: "unknown token") }
         let tokenID = try token.decode(column: "id", as: Int64.self)
         let state = try token.decode(column: "state", as: String.self)
-        guard state == TokenState.active.rawValue else { return .declined(responseCode: state == "suspended" ? "62" : "14", reason: "token is \(state)") }
+        guard state == TokenState.active.rawValue else { return Self.inactive(state) }
         guard let profile = CryptogramProfile.named(try token.decode(column: "profile", as: String.self)) else { return .declined(responseCode: "96", reason: "no profile") }
         guard let iad, let index else { return .declined(responseCode: "05", reason: "IAD is not a cloud IAD: \(iadError.map { "\($0)" } ?? "")") }
         guard let lukID = try token.decode(column: "luk_id", as: Int64?.self), try token.decode(column: "luk_state", as: String?.self) == "issued" else {
@@ -150,29 +165,113 @@ extension TokenService {
                                          timeToLive: TimeInterval(try token.decode(column: "ttl_seconds", as: Int64.self)),
                                          maxCumulativeAmount: try token.decode(column: "max_amount", as: Int64.self))
         let uses = try token.decode(column: "uses", as: Int.self) + 1
-        let cumulative = try token.decode(column: "cumulative", as: Int64.self) + max(check.data.amountAuthorised, check.transactionAmount ?? 0)
+        let spend = max(check.data.amountAuthorised, check.transactionAmount ?? 0)
+        let cumulative = try token.decode(column: "cumulative", as: Int64.self) + spend
         let violations = limits.violations(index: index, useCount: max(uses, Int(iad.useCount)), cumulativeAmount: cumulative, now: check.now)
         if let first = violations.first { return .declined(responseCode: "05", reason: "limited-use key: \(first)") }
         if try token.decode(column: "atc_seen", as: Int.self) != 0 {
             return .declined(responseCode: "05", reason: "ATC \(atc) already used")
         }
-        let pan = try await vault.openCard(token, tx)
-        let tokenPAN = check.token
-        let ok = try keys.verifyARQC(imk: try token.decode(column: "imk_name", as: String.self), profile: profile, pan: tokenPAN, psn: check.psn,
+        let pan = try await vault.openCard(token, db)
+        let ok = try keys.verifyARQC(imk: try token.decode(column: "imk_name", as: String.self), profile: profile, pan: check.token, psn: check.psn,
                                      data: check.data, arqc: check.arqc)
         guard ok else { return .declined(responseCode: "05", reason: "cryptogram does not verify") }
-        let seen: SQLQueryString = """
-            INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
-            VALUES (\(bind: tokenID), \(bind: atc), \(bind: stamp), \(bind: check.data.amountAuthorised), \(bind: Int(index.sequence)))
-            """
-        let used: SQLQueryString = "UPDATE tsp_luks SET uses = \(bind: uses), cumulative = \(bind: cumulative) WHERE id = \(bind: lukID)"
-        if db.engine == .postgres {
-            // The ATC and the key's use in one statement (SQLite has no INSERT inside WITH).
-            try await tx.raw("WITH seen AS (" + seen + ") " + used).run()
-        } else {
-            try await tx.raw(seen).run()
-            try await tx.raw(used).run()
-        }
-        return .valid(pan: pan, tokenID: tokenID, keyIndex: index)
+        return .verified(VerifiedCryptogram(pan: pan, tokenID: tokenID, keyIndex: index, keyID: lukID, atc: atc,
+                                            amountAuthorised: check.data.amountAuthorised, spend: spend, stamp: UTCTime(check.now).iso8601))
     }
+
+    /// Records a verified cryptogram's ATC and its key's use inside the caller's unit on this
+    /// service's database. Each write checks again what the reading saw: the ATC is recorded only
+    /// for a token still active and only once (a replay in between finds it); the key's use is
+    /// counted only while the key's count and amount still allow it.
+    public func record(_ verified: VerifiedCryptogram, in tx: any SQLDatabase) async throws -> CryptogramVerdict {
+        if db.engine == .postgres {
+            let row = try await tx.raw("WITH " + recording(verified, after: nil) + " SELECT " + Self.recordingColumns(verified)).first()!
+            return try verdict(verified, row: row)
+        }
+        let seen = try await tx.raw("""
+            INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
+            SELECT \(bind: verified.tokenID), \(bind: verified.atc), \(bind: verified.stamp), \(bind: verified.amountAuthorised), \(bind: Int(verified.keyIndex.sequence))
+            WHERE EXISTS (SELECT 1 FROM tsp_tokens WHERE id = \(bind: verified.tokenID) AND state = 'active')
+            ON CONFLICT DO NOTHING RETURNING atc
+            """).first() != nil
+        let used = seen ? try await tx.raw(Self.keyUse(verified, after: nil)).first() != nil : false
+        let state = seen ? TokenState.active.rawValue
+            : try await tx.raw("SELECT state FROM tsp_tokens WHERE id = \(bind: verified.tokenID)").first()?.decode(column: "state", as: String.self)
+        return Self.verdict(verified, tokenState: state, atcRecorded: seen, keyUsed: used)
+    }
+
+    /// ``record(_:in:)`` as parts of a caller's PostgreSQL `WITH` (`seen`, `used`): the caller
+    /// folds the token's writes into the one statement that records its request. `after` names
+    /// a part of the caller's that yields a row only when the request is new; nothing is recorded
+    /// without it. Read the outcome with ``recordingColumns(_:)`` and ``verdict(_:row:)``.
+    public func recording(_ verified: VerifiedCryptogram, after source: String?) -> SQLQueryString {
+        """
+        seen AS (
+            INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
+            SELECT \(bind: verified.tokenID), \(bind: verified.atc), \(bind: verified.stamp), \(bind: verified.amountAuthorised), \(bind: Int(verified.keyIndex.sequence))
+            \(unsafeRaw: source.map { "FROM \($0) " } ?? "")WHERE EXISTS (SELECT 1 FROM tsp_tokens WHERE id = \(bind: verified.tokenID) AND state = 'active')
+            ON CONFLICT DO NOTHING RETURNING atc),
+        used AS (
+        """ + Self.keyUse(verified, after: "seen") + ")"
+    }
+
+    /// The columns ``verdict(_:row:)`` reads, for the caller's final SELECT.
+    public static func recordingColumns(_ verified: VerifiedCryptogram) -> SQLQueryString {
+        """
+        (SELECT COUNT(*) FROM seen) AS atc_recorded, (SELECT COUNT(*) FROM used) AS key_used,
+        (SELECT state FROM tsp_tokens WHERE id = \(bind: verified.tokenID)) AS token_state
+        """
+    }
+
+    /// The verdict from the columns of ``recordingColumns(_:)``.
+    public func verdict(_ verified: VerifiedCryptogram, row: any SQLRow) throws -> CryptogramVerdict {
+        Self.verdict(verified, tokenState: try row.decode(column: "token_state", as: String?.self),
+                     atcRecorded: try row.decode(column: "atc_recorded", as: Int.self) > 0, keyUsed: try row.decode(column: "key_used", as: Int.self) > 0)
+    }
+
+    /// The key's use counted, only while its count and amount allow (and, with `after`, only
+    /// when that part yielded a row).
+    static func keyUse(_ verified: VerifiedCryptogram, after source: String?) -> SQLQueryString {
+        """
+        UPDATE tsp_luks SET uses = uses + 1, cumulative = cumulative + \(bind: verified.spend)
+        WHERE id = \(bind: verified.keyID) AND state = 'issued' AND uses < max_transactions AND cumulative + \(bind: verified.spend) <= max_amount\(unsafeRaw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
+        RETURNING id
+        """
+    }
+
+    static func verdict(_ verified: VerifiedCryptogram, tokenState: String?, atcRecorded: Bool, keyUsed: Bool) -> CryptogramVerdict {
+        guard tokenState == TokenState.active.rawValue else {
+            if case .declined(let code, let reason) = inactive(tokenState ?? "unknown") { return .declined(responseCode: code, reason: reason) }
+            return .declined(responseCode: "14", reason: "unknown token")
+        }
+        guard atcRecorded else { return .declined(responseCode: "05", reason: "ATC \(verified.atc) already used") }
+        guard keyUsed else { return .declined(responseCode: "05", reason: "limited-use key \(verified.keyIndex): its limits were reached meanwhile") }
+        return .valid(pan: verified.pan, tokenID: verified.tokenID, keyIndex: verified.keyIndex)
+    }
+
+    static func inactive(_ state: String) -> CryptogramReading {
+        .declined(responseCode: state == "suspended" ? "62" : "14", reason: "token is \(state)")
+    }
+}
+
+/// What reading a cryptogram concluded (``TokenService/read(_:lookup:)``) before anything is
+/// recorded.
+public enum CryptogramReading: Sendable {
+    case declined(responseCode: String, reason: String)
+    case verified(VerifiedCryptogram)
+}
+
+/// A cryptogram that verified against the token, its key and its limits as committed when it
+/// was read; ``TokenService/record(_:in:)`` turns it into a verdict.
+public struct VerifiedCryptogram: Sendable {
+    public let pan: PAN
+    public let tokenID: Int64
+    public let keyIndex: LimitedUseKeyIndex
+    let keyID: Int64
+    let atc: Int
+    let amountAuthorised: Int64
+    /// What the use adds to the key's cumulative amount.
+    let spend: Int64
+    let stamp: String
 }

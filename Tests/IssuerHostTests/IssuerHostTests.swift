@@ -188,6 +188,50 @@ struct IssuerHostTests {
         }
     }
 
+    @Test("a decision made before its unit is booked only while what it was made from holds: balance, PIN tries, the key unanswered")
+    func preparedDecisions() async throws {
+        try await Self.each("prepared") { (f: Fixture) async throws -> Void in
+            func prepare(_ input: AuthorizationInput) async throws -> PreparedAuthorization {
+                try await f.host.prepare(input, lookup: try f.host.lookupHash(input.pan))
+            }
+            func book(_ prepared: PreparedAuthorization) async throws -> Bool {
+                do {
+                    _ = try await f.db.transaction { tx in try await f.host.book(prepared, in: tx) }
+                    return true
+                } catch where IssuerHost.isChange(error) {
+                    return false
+                }
+            }
+            // Nothing changed in between: booked, and booked once.
+            let first = try f.input(f.debitPAN, "100.00")
+            let prepared = try await prepare(first)
+            #expect(prepared.decision.isApproved)
+            #expect(try await book(prepared))
+            #expect(try await f.host.balance(account: f.debitAccount) == 990_000)
+            #expect(try await book(prepared) == false)  // its key is answered now
+            #expect(try await f.host.balance(account: f.debitAccount) == 990_000)
+
+            // The balance moved in between: refused, and nothing of it written.
+            let second = try f.input(f.debitPAN, "200.00")
+            let stale = try await prepare(second)
+            #expect(try await f.host.authorize(try f.input(f.debitPAN, "50.00")).decision.isApproved)
+            #expect(try await book(stale) == false)
+            #expect(try await f.host.balance(account: f.debitAccount) == 985_000)
+            // Decided again, it books; the same key afterwards is a repeat.
+            #expect(try await book(try await prepare(second)))
+            #expect(try await f.host.balance(account: f.debitAccount) == 965_000)
+            #expect(try await prepare(second).isRepeat)
+
+            // A wrong PIN counted in between: the stale count is not written over it.
+            let wrong = try await prepare(try f.input(f.debitPAN, "10.00", pin: "000000"))
+            #expect(try await f.host.authorize(try f.input(f.debitPAN, "10.00", pin: "000000")).decision.responseCode == .incorrectPIN)
+            #expect(try await book(wrong) == false)
+            #expect(try await f.host.authorize(try f.input(f.debitPAN, "10.00", pin: "000000")).decision.responseCode == .incorrectPIN)
+            #expect(try await f.host.authorize(try f.input(f.debitPAN, "10.00", pin: "000000")).decision.responseCode == .pinTriesExceeded)
+            try await f.checkBooks()
+        }
+    }
+
     @Test("the database holds no clear card number, PIN or key")
     func noSecretsAtRest() async throws {
         let path = TestDatabases.sqlitePath("secrets")

@@ -85,4 +85,44 @@ struct KeyIssueTests {
             #expect(try await f.tsp.validate(CryptogramCheck(token: number, data: data4, arqc: arqc4)) == .declined(responseCode: "62", reason: "token is suspended"))
         }
     }
+
+    @Test("a cryptogram read before the unit is recorded only if, by then, its ATC is unseen, its key has room and its token is active")
+    func readThenRecord() async throws {
+        try await TokenServiceTests.each("luk-read") { (f: TSPFixture) async throws -> Void in
+            _ = try f.hsm.generateKey(name: "tsp/bank-a/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
+            try await f.tsp.setBankKeys(bank: "BANKA", imkName: "tsp/bank-a/imk-ac")
+            let stored = try await f.tsp.storeCard(TokenServiceTests.card, expiry: "2912", bank: "BANKA")
+            let (token, number) = try await f.tsp.issueToken(vaultID: stored.vaultID, requestor: "BANKAPP0001", device: "phone-1")
+            let device = P256.KeyAgreement.PrivateKey()
+            try await f.tsp.bindDevice(tokenID: token.id, publicKey: device.publicKey)
+            try await f.tsp.change(tokenID: token.id, .activate, actor: .requestor, reason: .verified)
+            let keys = try await f.tsp.issueKeys(tokenID: token.id, count: 2, limits: LimitedUseKeyLimits(maxTransactions: 2, maxCumulativeAmount: 10_000))
+            func read(_ key: IssuedKey, atc: UInt16, amount: String, use: UInt8) async throws -> VerifiedCryptogram? {
+                let (data, arqc) = try Self.arqc(key: key, device: device, atc: atc, amount: amount, use: use)
+                let check = CryptogramCheck(token: number, data: data, arqc: arqc)
+                guard case .verified(let verified) = try await f.tsp.read(check, lookup: try f.tsp.lookupHash(check)) else { return nil }
+                return verified
+            }
+            func record(_ verified: VerifiedCryptogram) async throws -> CryptogramVerdict {
+                try await f.db.transaction { tx in try await f.tsp.record(verified, in: tx) }
+            }
+            // Read twice, recorded once: the second finds the ATC seen.
+            let once = try #require(try await read(keys[0], atc: 1, amount: "10.00", use: 1))
+            #expect(try await record(once) == .valid(pan: TokenServiceTests.card, tokenID: token.id, keyIndex: keys[0].index))
+            guard case .declined("05", let replay) = try await record(once) else { Issue.record("a replay recorded"); return }
+            #expect(replay.contains("ATC 1 already used"))
+            // Two readings of the key's last use: the first recorded takes it.
+            let a = try #require(try await read(keys[0], atc: 2, amount: "10.00", use: 2))
+            let b = try #require(try await read(keys[0], atc: 3, amount: "10.00", use: 2))
+            guard case .valid = try await record(a) else { Issue.record("the key's second use refused"); return }
+            guard case .declined("05", let full) = try await record(b) else { Issue.record("a third use recorded"); return }
+            #expect(full.contains("limits were reached meanwhile"))
+            // Suspended after the reading: refused, and the ATC not recorded.
+            let late = try #require(try await read(keys[1], atc: 4, amount: "1.00", use: 1))
+            try await f.tsp.change(tokenID: token.id, .suspend, actor: .cardholder, reason: .lost)
+            #expect(try await record(late) == .declined(responseCode: "62", reason: "token is suspended"))
+            try await f.tsp.change(tokenID: token.id, .resume, actor: .cardholder, reason: .found)
+            guard case .valid = try await record(late) else { Issue.record("resumed token's reading refused"); return }
+        }
+    }
 }
