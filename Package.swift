@@ -141,7 +141,7 @@ let package = Package(
                                                         .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "WalletTests", dependencies: ["Wallet", "Terminal", "CloudWire", "PCSC", "ISO8583", "EMV", "PaymentCrypto", "PaymentCore",
                                                         .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "CLITests", dependencies: ["cloudtap", "ISO8583", "ISO8583Link", "Storage", "StorageTestSupport", .product(name: "SQLKit", package: "sql-kit"),
+        .testTarget(name: "CLITests", dependencies: ["cloudtap", "ISO8583", "ISO8583Link", "Storage", "StorageTestSupport", "Switch", .product(name: "SQLKit", package: "sql-kit"),
                                                   .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]

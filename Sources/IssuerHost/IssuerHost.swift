@@ -135,8 +135,9 @@ public final class IssuerHost: Sendable {
     /// Accounts whose cached balance differs from minus the sum of their ledger entries.
     public func balanceMismatches() async throws -> [Int64] {
         let rows = try await db.sql.raw("""
-            SELECT a.id AS id, a.balance AS balance, CAST(COALESCE((SELECT SUM(l.amount) FROM issuer_ledger l WHERE l.account = 'acct:' || CAST(a.id AS TEXT)), 0) AS BIGINT) AS posted
-            FROM issuer_accounts a
+            SELECT a.id AS id, a.balance AS balance, CAST(COALESCE(p.posted, 0) AS BIGINT) AS posted
+            FROM issuer_accounts a LEFT JOIN (SELECT account, SUM(amount) AS posted FROM issuer_ledger GROUP BY account) p
+                 ON p.account = 'acct:' || CAST(a.id AS TEXT)
             """).all()
         return try rows.compactMap { row in
             let id = try row.decode(column: "id", as: Int64.self)

@@ -43,5 +43,14 @@ public enum IssuerSchema {
                 """,
             ] : []
         },
+        Migration(id: 1003, name: "indexes for the reads there are") { _ in [
+            // The daily limits read issuer_card_days, not the authorizations by card and day; the
+            // ledger is read by authorization (a transaction's postings) and audited whole, not
+            // by account. An index written on every sale and read by nothing goes; the one the
+            // postings view scanned the ledger for comes.
+            "DROP INDEX issuer_authorizations_card_day",
+            "DROP INDEX issuer_ledger_account",
+            "CREATE INDEX issuer_ledger_authorization ON issuer_ledger (authorization_id)",
+        ] },
     ]
 }

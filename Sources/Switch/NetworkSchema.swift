@@ -53,5 +53,20 @@ public enum NetworkSchema {
             "ALTER TABLE net_messages ADD COLUMN dialect TEXT",
             "ALTER TABLE net_messages ADD COLUMN masked \(e.blob)",
         ] },
+        Migration(id: 3006, name: "no index nothing reads") { _ in [
+            // Requests are found by their key (duplicates, reversals) or id; nothing looks them
+            // up by terminal and STAN, and every sale paid for the index.
+            "DROP INDEX net_transactions_terminal",
+        ] },
+        Migration(id: 3007, name: "request keys with the transmission time first") { _ in [
+            // NetworkSwitch.requestKey: terminal (DE41, 8) / STAN (DE11, 6) / time (DE7, 10)
+            // becomes time / terminal / STAN, so a duplicate or reversal of a request recorded
+            // before the change still finds it. The two layouts put their separators at
+            // different places, so no rewritten key can meet an old one.
+            """
+            UPDATE net_transactions SET request_key = substr(request_key, 17, 10) || '/' || substr(request_key, 1, 8) || '/' || substr(request_key, 10, 6)
+            WHERE length(request_key) = 26 AND substr(request_key, 9, 1) = '/' AND substr(request_key, 16, 1) = '/'
+            """,
+        ] },
     ]
 }

@@ -5,6 +5,7 @@ import FoundationNetworking
 import Logging
 import SQLKit
 import Storage
+import Switch
 import Testing
 
 /// A `cloudtap serve` child process on fixed loopback ports, so terminals reconnect to the same
@@ -157,7 +158,7 @@ struct CrashSafetyTests {
         var problems: [String] = []
         for a in approvals {
             guard let row = try await db.sql.raw("""
-                SELECT state, auth_code, issuer_key FROM net_transactions WHERE request_key = \(bind: "\(a.terminal)/\(a.stan)/\(a.time)")
+                SELECT state, auth_code, issuer_key FROM net_transactions WHERE request_key = \(bind: NetworkSwitch.requestKey(terminal: a.terminal, stan: a.stan, transmission: a.time))
                 """).first() else { problems.append("\(a.terminal)/\(a.stan): not at the switch"); continue }
             let state = try row.decode(column: "state", as: String.self), code = try row.decode(column: "auth_code", as: String?.self)
             guard state == "approved", code == a.code, let issuerKey = try row.decode(column: "issuer_key", as: String?.self) else {

@@ -123,6 +123,23 @@ struct SwitchTests {
         return await (drop ? s.deafPOS : s.pos).sale(amount: try Amount(amount, currency: .cny), over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) })
     }
 
+    @Test("a request recorded under the earlier key layout keeps being found after the upgrade")
+    func requestKeyUpgrade() async throws {
+        try await TestDatabases.withEach("request-key") { db in
+            try await db.migrate(NetworkSchema.migrations.filter { $0.id < 3007 })
+            try await db.transaction { tx in
+                try await tx.raw("""
+                    INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at)
+                    VALUES ('TERM0001/000123/1127101500', 'TERM0001', '000123', '1234', 3850, 156, 'approved', 'issuer', '2026-11-27T10:15:00Z'),
+                           ('a key of another shape', 'TERM0002', '000001', '1234', 100, 156, 'approved', 'issuer', '2026-11-27T10:15:00Z')
+                    """).run()
+            }
+            try await db.migrate(NetworkSchema.migrations)
+            let keys = try await db.sql.raw("SELECT request_key FROM net_transactions ORDER BY id").all().map { try $0.decode(column: "request_key", as: String.self) }
+            #expect(keys == [NetworkSwitch.requestKey(terminal: "TERM0001", stan: "000123", transmission: "1127101500"), "a key of another shape"])
+        }
+    }
+
     @Test("38.50 without PIN and 1,288.00 with PIN are approved and booked; a wrong PIN is declined 55")
     func approvals() async throws {
         try await CloudFlowTests.each("switch-approve") { (c: Cloud) async throws -> Void in
