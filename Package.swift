@@ -57,7 +57,8 @@ let package = Package(
             ]
         ),
         .systemLibrary(name: "CSQLite3", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "SQLiteDirect", dependencies: ["CSQLite3"]),
+        .target(name: "CSQLiteWAL", dependencies: ["CSQLite3"]),
+        .target(name: "SQLiteDirect", dependencies: ["CSQLite3", "CSQLiteWAL"]),
         .target(name: "CAllocator"),
         .target(
             name: "Storage",
@@ -126,7 +127,7 @@ let package = Package(
             dependencies: ["ISO8583Link", "ISO8583", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", .product(name: "SQLKit", package: "sql-kit")]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", "SQLiteDirect", .product(name: "SQLKit", package: "sql-kit")]),
         .testTarget(name: "IssuerHostTests", dependencies: ["IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "CloudWire", "Wallet", "Terminal", "QR", "EMV", "Switch", "ISO8583", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",

@@ -1,5 +1,6 @@
 import Foundation
 import SQLKit
+import SQLiteDirect
 import Storage
 import StorageTestSupport
 import Testing
@@ -152,6 +153,47 @@ struct StorageTests {
         #expect(!DatabaseLocation("postgres://u:secret@h:5432/db").description.contains("secret"))
         #expect(DatabaseLocation("sqlite:/tmp/x.db") == .sqlite(path: "/tmp/x.db"))
         #expect(DatabaseLocation("cloudtap.sqlite") == .sqlite(path: "cloudtap.sqlite"))
+    }
+}
+
+@Suite("SQLite's WAL writes gathered")
+struct WALGatheringTests {
+    @Test("commits bigger than one gathered write, small ones after them, reads from another connection and after a reopen all see the same rows")
+    func roundTrip() async throws {
+        let path = TestDatabases.sqlitePath("wal-gather")
+        let handle = try SQLiteHandle(path: path)
+        #expect(handle.vfsName?.hasPrefix("cloudtap-wal") == true)
+        handle.close()
+        var expected: [Int64: [UInt8]] = [:]
+        do {
+            let db = try await Database.open(.sqlite(path: path))
+            try await db.transaction { tx in try await tx.raw("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").run() }
+            // 600 KiB in one commit: several pieces of the gathered write (the underlying VFS
+            // takes under 128 KiB a call); then single rows, each its own small commit.
+            let big = (1...300).map { i in (Int64(i), (0..<2048).map { UInt8(truncatingIfNeeded: $0 &* i &+ i) }) }
+            try await db.transaction { tx in
+                for (id, body) in big { try await tx.raw("INSERT INTO blobs (id, body) VALUES (\(bind: id), \(bind: Data(body)))").run() }
+            }
+            for (id, body) in big { expected[id] = body }
+            for i in Int64(301)...320 {
+                let body = [UInt8](repeating: UInt8(i & 0xFF), count: 100)
+                try await db.transaction { tx in try await tx.raw("INSERT INTO blobs (id, body) VALUES (\(bind: i), \(bind: Data(body)))").run() }
+                expected[i] = body
+            }
+            // The read connection sees every commit whole.
+            let read = try await db.sql.raw("SELECT id, body FROM blobs ORDER BY id").all()
+            #expect(read.count == expected.count)
+            for row in read {
+                let id = try row.decode(column: "id", as: Int64.self)
+                #expect(Array(try row.decode(column: "body", as: Data.self)) == expected[id])
+            }
+            await db.shutdown()
+        }
+        let reopened = try await Database.open(.sqlite(path: path))
+        let rows = try await reopened.sql.raw("SELECT id, body FROM blobs ORDER BY id").all()
+        #expect(try rows.map { try $0.decode(column: "id", as: Int64.self) } == expected.keys.sorted())
+        #expect(try rows.allSatisfy { Array(try $0.decode(column: "body", as: Data.self)) == expected[try $0.decode(column: "id", as: Int64.self)] })
+        await reopened.shutdown()
     }
 }
 
