@@ -35,7 +35,15 @@ public struct SaleResult: Sendable {
     public var request: AuthorizationRequest?
     public var response: AuthorizationResponse?
     public var reversal: ReversalRequest?
-    public var receipt: String?
+    /// What the receipt shows, kept for ``receipt``: it is printed when asked for, not on every
+    /// sale.
+    var printed: (merchant: MerchantTerminal, online: OnlineRequest, date: Date)?
+
+    /// The receipt of a completed sale (approved or declined), or nil.
+    public var receipt: String? {
+        guard let printed, let request, let response else { return nil }
+        return Receipt.text(merchant: printed.merchant, request: request, online: printed.online, response: response, date: printed.date)
+    }
 }
 
 /// A contactless POS: the kernel for the tap, the PIN pad when the card asks for online PIN,
@@ -146,7 +154,7 @@ public actor PointOfSale {
             return result
         }
         result.outcome = response.isApproved ? .approved(authorizationCode: response.authorizationCode ?? "") : .declined(responseCode: response.responseCode)
-        result.receipt = Receipt.text(merchant: merchant, request: request, online: online, response: response, date: date)
+        result.printed = (merchant, online, date)
         return result
     }
 

@@ -59,22 +59,32 @@ public struct HTTPCloudConnection: CloudConnection {
     }
 
     public func replenish(_ request: ReplenishmentRequest) async throws -> [Wallet.SealedKey] {
-        var body: [String: Any] = [
-            "deviceId": request.deviceID, "timestamp": Int64(request.timestamp.timeIntervalSince1970), "nonce": request.nonce,
-            "log": request.log.map { ["atc": Int($0.atc), "keySequence": Int($0.keySequence), "amount": $0.amount] },
-            "signature": Data(request.signature).base64EncodedString(),
-        ]
-        if let through = request.receivedKeysThrough { body["receivedKeysThrough"] = Int(through) }
-        let object = try await call("POST", "/v1/tokens/\(request.tokenID)/replenish", body: body, headers: [:])
-        guard let keys = object["keys"] as? [[String: Any]] else { throw CloudRefusal(status: 200, code: "malformed-answer", detail: "no keys") }
-        return try keys.map { k in
-            guard let hour = k["generationHour"] as? Int, let sequence = k["sequence"] as? Int,
-                  let sealed = (k["sealedKey"] as? String).flatMap({ Data(base64Encoded: $0) }),
-                  let count = k["maxTransactions"] as? Int, let ttl = k["ttlSeconds"] as? Int, let amount = k["maxAmount"] as? Int64 else {
-                throw CloudRefusal(status: 200, code: "malformed-answer", detail: "a key without its index, key or limits")
-            }
-            return Wallet.SealedKey(index: LimitedUseKeyIndex(generationHour: UInt32(hour), sequence: UInt16(sequence)), sealedKey: Array(sealed),
-                                    limits: LimitedUseKeyLimits(maxTransactions: count, timeToLive: TimeInterval(ttl), maxCumulativeAmount: amount))
+        // Encoded and decoded as types (the log can hold dozens of entries; JSONSerialization's
+        // dictionaries cost a phone more than the rest of the request).
+        struct Body: Encodable {
+            struct Entry: Encodable { let atc: UInt16; let keySequence: UInt16; let amount: Int64 }
+            let deviceId: String
+            let timestamp: Int64
+            let nonce: String
+            let log: [Entry]
+            let receivedKeysThrough: UInt16?
+            let signature: String
+        }
+        struct Answer: Decodable {
+            struct Key: Decodable { let generationHour: UInt32; let sequence: UInt16; let sealedKey: String; let maxTransactions: Int; let ttlSeconds: Int; let maxAmount: Int64 }
+            let keys: [Key]
+        }
+        let body = Body(deviceId: request.deviceID, timestamp: Int64(request.timestamp.timeIntervalSince1970), nonce: request.nonce,
+                        log: request.log.map { Body.Entry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) },
+                        receivedKeysThrough: request.receivedKeysThrough, signature: Data(request.signature).base64EncodedString())
+        let data = try await send("POST", "/v1/tokens/\(request.tokenID)/replenish", rawBody: try JSONEncoder().encode(body), headers: [:])
+        guard let answer = try? JSONDecoder().decode(Answer.self, from: data) else {
+            throw CloudRefusal(status: 200, code: "malformed-answer", detail: "keys without their index, key or limits")
+        }
+        return try answer.keys.map { k in
+            guard let sealed = Data(base64Encoded: k.sealedKey) else { throw CloudRefusal(status: 200, code: "malformed-answer", detail: "a sealed key that is not base64") }
+            return Wallet.SealedKey(index: LimitedUseKeyIndex(generationHour: k.generationHour, sequence: k.sequence), sealedKey: Array(sealed),
+                                    limits: LimitedUseKeyLimits(maxTransactions: k.maxTransactions, timeToLive: TimeInterval(k.ttlSeconds), maxCumulativeAmount: k.maxAmount))
         }
     }
 
@@ -83,6 +93,12 @@ public struct HTTPCloudConnection: CloudConnection {
     }
 
     func call(_ method: String, _ path: String, rawBody: Data?, headers: [String: String]) async throws -> [String: Any] {
+        let data = try await send(method, path, rawBody: rawBody, headers: headers)
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
+    /// The answer's body of a 2xx; anything else thrown as the cloud's refusal.
+    func send(_ method: String, _ path: String, rawBody: Data?, headers: [String: String]) async throws -> Data {
         var request = URLRequest(url: baseURL.appendingPathComponent(String(path.dropFirst())))
         request.httpMethod = method
         request.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization")
@@ -92,11 +108,11 @@ public struct HTTPCloudConnection: CloudConnection {
         if let rawBody { request.httpBody = rawBody }
         let (data, response) = try await session.data(for: request)
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         guard (200..<300).contains(status) else {
+            let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
             throw CloudRefusal(status: status, code: object["code"] as? String ?? "http-\(status)", detail: object["detail"] as? String ?? "")
         }
-        return object
+        return data
     }
 }
 

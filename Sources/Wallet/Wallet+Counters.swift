@@ -88,6 +88,52 @@ extension Wallet {
     }
 }
 
+/// A log entry as the phone stores it on a tap: a small binary record ("CTL1") rather than
+/// JSON, which cost more than the rest of the tap's storing. Entries stored as JSON by earlier
+/// versions still read.
+extension WalletLogEntry {
+    static let magic: [UInt8] = Array("CTL1".utf8)
+
+    /// magic, ATC, key sequence, amount, currency, date (the bits of its seconds since 2001 as a
+    /// double — Foundation's own measure — so it reads back exactly), then the card id and the cryptogram type, each a
+    /// length byte and UTF-8; big-endian.
+    var record: Data {
+        let id = Array(cardID.utf8.prefix(255)), type = Array(cryptogramType.utf8.prefix(255))
+        var out = Data(capacity: 26 + id.count + type.count)
+        out.append(contentsOf: Self.magic)
+        out.appendBigEndian(atc)
+        out.appendBigEndian(keySequence)
+        out.appendBigEndian(UInt64(bitPattern: amount))
+        out.appendBigEndian(currency)
+        out.appendBigEndian(date.timeIntervalSinceReferenceDate.bitPattern)
+        out.append(UInt8(id.count))
+        out.append(contentsOf: id)
+        out.append(UInt8(type.count))
+        out.append(contentsOf: type)
+        return out
+    }
+
+    /// Reads a stored entry: the binary record, or JSON as earlier versions stored it.
+    static func stored(_ data: Data) throws -> WalletLogEntry {
+        guard data.starts(with: magic) else { return try JSONDecoder().decode(WalletLogEntry.self, from: data) }
+        var reader = BigEndianReader(bytes: [UInt8](data))
+        _ = try reader.take(4)
+        let atc: UInt16 = try reader.integer(), keySequence: UInt16 = try reader.integer()
+        let amount = Int64(bitPattern: try reader.integer() as UInt64)
+        let currency: UInt16 = try reader.integer()
+        let seconds = Double(bitPattern: try reader.integer())
+        func text() throws -> String {
+            let n: UInt8 = try reader.integer()
+            guard let s = String(validating: try reader.take(Int(n)), as: UTF8.self) else { throw WalletError.storage("a log record with text that is not UTF-8") }
+            return s
+        }
+        let cardID = try text(), type = try text()
+        guard reader.isAtEnd else { throw WalletError.storage("a log record with bytes after its end") }
+        return WalletLogEntry(cardID: cardID, atc: atc, keySequence: keySequence, amount: amount, currency: currency, cryptogramType: type,
+                              date: Date(timeIntervalSinceReferenceDate: seconds))
+    }
+}
+
 extension Data {
     mutating func appendBigEndian<I: FixedWidthInteger>(_ value: I) {
         Swift.withUnsafeBytes(of: value.bigEndian) { append(contentsOf: $0) }
@@ -102,7 +148,7 @@ struct BigEndianReader {
     var isAtEnd: Bool { offset == bytes.count }
 
     mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
-        guard n <= bytes.count - offset else { throw WalletError.storage("a counter record cut short") }
+        guard n <= bytes.count - offset else { throw WalletError.storage("a stored record cut short") }
         defer { offset += n }
         return bytes[offset..<offset + n]
     }

@@ -48,7 +48,7 @@ public final class Wallet: @unchecked Sendable {
             state = State()
         }
         for n in max(0, state.logCount - Self.logCapacity)..<state.logCount {
-            if let data = try store.load(Self.logName(n)) { logEntries.append(try JSONDecoder().decode(WalletLogEntry.self, from: data)) }
+            if let data = try store.load(Self.logName(n)) { logEntries.append(try WalletLogEntry.stored(data)) }
         }
     }
 
@@ -210,9 +210,8 @@ public final class Wallet: @unchecked Sendable {
             var next = state
             var appended: [WalletLogEntry] = []
             let result = try change(&next, &appended)
-            let encoder = JSONEncoder()
             for entry in appended {
-                try store.save(Self.logName(next.logCount), try encoder.encode(entry))
+                try store.save(Self.logName(next.logCount), entry.record)
                 next.logCount += 1
             }
             try save(next)

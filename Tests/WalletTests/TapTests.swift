@@ -145,6 +145,24 @@ struct TapTests {
         #expect(throws: WalletError.self) { _ = try Wallet(store: store, deviceID: "phone-1") }
     }
 
+    @Test("a tap's log entry is stored as a small binary record; entries stored as JSON by earlier versions still read")
+    func logRecord() async throws {
+        let store = MemorySecureStore()
+        let phone = try Phone(store: store)
+        _ = await tap(phone.wallet, amount: 3850)
+        let stored = try #require(try store.load("log-0"))
+        #expect(stored.starts(with: Array("CTL1".utf8)))
+        #expect(stored.count < 60)
+        #expect(try Wallet(store: store, deviceID: "phone-1").log == phone.wallet.log)
+        // An entry from before the record: JSON.
+        let json = Data(#"{"cardID":"card-1","atc":7,"keySequence":3,"amount":100,"currency":156,"cryptogramType":"AAC","date":811000000}"#.utf8)
+        try store.save("log-0", json)
+        #expect(try Wallet(store: store, deviceID: "phone-1").log == [try JSONDecoder().decode(WalletLogEntry.self, from: json)])
+        // A record cut short is refused.
+        try store.save("log-0", stored.prefix(stored.count - 1))
+        #expect(throws: WalletError.self) { _ = try Wallet(store: store, deviceID: "phone-1") }
+    }
+
     @Test("the wallet's file store: sealed at rest, a tampered file refused, keys survive a restart")
     func fileStore() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wallet-\(UUID().uuidString)")
