@@ -254,9 +254,9 @@ public final class NetworkSwitch: Sendable {
             forward.forwardingID = configuration.institutionID
             forward.pinBlock = pinBlock
             forward.privateData = [("TK", request.pan.digits)]
-            log("→ issuer \(bank)", forward.message)
-            trace.add("switch → issuer \(bank)", forward.message, spec)
-            let outbound = forward.message
+            let outbound = forward.message  // built once: the message is made anew on each read
+            log("→ issuer \(bank)", outbound)
+            trace.add("switch → issuer \(bank)", outbound, spec)
             if let local = connection as? InProcessIssuer, local.gateway.host.uses(db) {
                 return .local(outbound: outbound, gateway: local.gateway, bank: bank)
             }
