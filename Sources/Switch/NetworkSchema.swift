@@ -68,5 +68,13 @@ public enum NetworkSchema {
             WHERE length(request_key) = 26 AND substr(request_key, 9, 1) = '/' AND substr(request_key, 16, 1) = '/'
             """,
         ] },
+        Migration(id: 3008, name: "a transaction's trace as one record") { e in [
+            // Trace.record: every line of the request's trace in one value, written with the
+            // answer. net_messages keeps the traces written before, a row a line.
+            """
+            CREATE TABLE net_traces (transaction_id \(e.bigint) PRIMARY KEY REFERENCES net_transactions(id), lines \(e.blob) NOT NULL,
+                created_at TEXT NOT NULL)
+            """,
+        ] },
     ]
 }

@@ -570,14 +570,11 @@ public final class NetworkSwitch: Sendable {
                 UPDATE net_transactions SET response_code = \(bind: code), auth_code = \(bind: authCode), arpc = \(bind: arpc.map { Data($0) }),
                     reason = \(bind: reason), answered_at = \(bind: now) WHERE id = \(bind: id)
                 """,
-            // The whole trace in one INSERT.
-            trail: lines.isEmpty ? nil : "INSERT INTO net_messages (transaction_id, seq, direction, mti, described, dialect, masked, created_at) VALUES "
-                + lines.enumerated().map { i, line -> SQLQueryString in
-                    """
-                    (\(bind: id), \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), \(bind: line.masked?.dialect),
-                     \(bind: line.masked.map { Data($0.record) }), \(bind: now))
-                    """
-                }.joined(separator: ", "),
+            // The whole trace as one record in one row (a row per line cost the writer a row and
+            // an index entry each, and PostgreSQL a foreign-key check each).
+            trail: lines.isEmpty ? nil : """
+                INSERT INTO net_traces (transaction_id, lines, created_at) VALUES (\(bind: id), \(bind: Data(Trace.record(lines))), \(bind: now))
+                """,
             owed: advice.map { sealed in
                 """
                 INSERT INTO net_advices (transaction_id, bank_id, sealed, state, attempts, created_at)
@@ -750,6 +747,56 @@ final class Trace: @unchecked Sendable {
     func note(_ text: String) { lock.withLock { items.append(Line(direction: "note", mti: "", text: text)) } }
 
     var count: Int { lock.withLock { items.count } }
+
+    /// The lines as one record ("CTT1"): per line its direction, MTI and text (each a length and
+    /// UTF-8: 2, 1 and 4 bytes of length) and the masked record's dialect (1 byte of length, 0
+    /// for none) and record (4 bytes of length, all ones for none); big-endian.
+    static func record(_ lines: [Line]) -> [UInt8] {
+        var out: [UInt8] = Array("CTT1".utf8)
+        out.reserveCapacity(lines.reduce(4) { $0 + 16 + $1.direction.utf8.count + $1.text.utf8.count + ($1.masked?.record.count ?? 0) })
+        func put<I: FixedWidthInteger>(_ value: I) { withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) } }
+        for line in lines {
+            let direction = Array(line.direction.utf8.prefix(Int(UInt16.max))), mti = Array(line.mti.utf8.prefix(255))
+            put(UInt16(direction.count)); out += direction
+            put(UInt8(mti.count)); out += mti
+            put(UInt32(line.text.utf8.count)); out += line.text.utf8
+            if let masked = line.masked {
+                let dialect = Array(masked.dialect.utf8.prefix(254))
+                put(UInt8(dialect.count)); out += dialect
+                put(UInt32(masked.record.count)); out += masked.record
+            } else {
+                put(UInt8(0))
+                put(UInt32.max)
+            }
+        }
+        return out
+    }
+
+    /// The lines of a ``record(_:)``; nil when the bytes are not one.
+    static func lines(_ bytes: [UInt8]) -> [Line]? {
+        guard bytes.starts(with: Array("CTT1".utf8)) else { return nil }
+        var i = 4
+        func take(_ n: Int) -> ArraySlice<UInt8>? {
+            guard n >= 0, n <= bytes.count - i else { return nil }
+            defer { i += n }
+            return bytes[i..<i + n]
+        }
+        func integer<I: FixedWidthInteger>(_: I.Type) -> I? { take(MemoryLayout<I>.size).map { $0.reduce(I.zero) { $0 << 8 | I($1) } } }
+        func text(_ n: Int?) -> String? { n.flatMap { take($0) }.flatMap { String(validating: $0, as: UTF8.self) } }
+        var out: [Line] = []
+        while i < bytes.count {
+            guard let direction = text(integer(UInt16.self).map(Int.init)), let mti = text(integer(UInt8.self).map(Int.init)),
+                  let body = text(integer(UInt32.self).map(Int.init)), let dialectCount = integer(UInt8.self),
+                  let dialect = text(Int(dialectCount)), let recordCount = integer(UInt32.self) else { return nil }
+            var line = Line(direction: direction, mti: mti, text: body)
+            if recordCount != UInt32.max {
+                guard let record = take(Int(recordCount)) else { return nil }
+                line.masked = (dialect, Array(record))
+            }
+            out.append(line)
+        }
+        return out
+    }
 
     /// Drops what was added after the first `count` lines (an answer that was not kept).
     func truncate(to count: Int) { lock.withLock { if items.count > count { items.removeLast(items.count - count) } } }

@@ -41,13 +41,28 @@ extension NetworkSwitch {
 
     public func trace(transactionID id: Int64) async throws -> TransactionTrace? {
         guard let row = try await db.sql.raw("SELECT * FROM net_transactions WHERE id = \(bind: id)").first() else { return nil }
-        let lines = try await db.sql.raw("SELECT direction, mti, described, dialect, masked FROM net_messages WHERE transaction_id = \(bind: id) ORDER BY seq").all().map {
-            let mti = try $0.decode(column: "mti", as: String.self)
-            var text = try $0.decode(column: "described", as: String.self)
-            if let dialect = try $0.decode(column: "dialect", as: String?.self), let record = try $0.decode(column: "masked", as: Data?.self) {
-                text = try Message(mti: mti, masked: Array(record)).describe(spec: try Self.dialect(dialect), reveal: false)
+        // One record a transaction (Trace.record); rows of net_messages for traces written
+        // before it.
+        let stored: [Trace.Line]
+        if let record = try await db.sql.raw("SELECT lines FROM net_traces WHERE transaction_id = \(bind: id)").first() {
+            guard let lines = Trace.lines(Array(try record.decode(column: "lines", as: Data.self))) else {
+                throw StorageError("transaction \(id): its trace is not a trace record")
             }
-            return TransactionTrace.Line(direction: try $0.decode(column: "direction", as: String.self), mti: mti, text: text)
+            stored = lines
+        } else {
+            stored = try await db.sql.raw("SELECT direction, mti, described, dialect, masked FROM net_messages WHERE transaction_id = \(bind: id) ORDER BY seq").all().map {
+                var line = Trace.Line(direction: try $0.decode(column: "direction", as: String.self), mti: try $0.decode(column: "mti", as: String.self),
+                                      text: try $0.decode(column: "described", as: String.self))
+                if let dialect = try $0.decode(column: "dialect", as: String?.self), let record = try $0.decode(column: "masked", as: Data?.self) {
+                    line.masked = (dialect, Array(record))
+                }
+                return line
+            }
+        }
+        let lines = try stored.map { line in
+            var text = line.text
+            if let masked = line.masked { text = try Message(mti: line.mti, masked: masked.record).describe(spec: try Self.dialect(masked.dialect), reveal: false) }
+            return TransactionTrace.Line(direction: line.direction, mti: line.mti, text: text)
         }
         var decision: String?
         var postings: [Posting] = []

@@ -5,7 +5,7 @@ import Foundation
 import Logging
 import ISO8583
 import IssuerHost
-import Switch
+@testable import Switch
 import PaymentCore
 import PaymentCrypto
 import QR
@@ -137,6 +137,37 @@ struct SwitchTests {
             try await db.migrate(NetworkSchema.migrations)
             let keys = try await db.sql.raw("SELECT request_key FROM net_transactions ORDER BY id").all().map { try $0.decode(column: "request_key", as: String.self) }
             #expect(keys == [NetworkSwitch.requestKey(terminal: "TERM0001", stan: "000123", transmission: "1127101500"), "a key of another shape"])
+        }
+    }
+
+    @Test("a trace is one record a transaction; one kept a row a line, as before, reads the same; a damaged record is an error")
+    func traceRecord() async throws {
+        try await CloudFlowTests.each("switch-trace-record") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            guard case .approved = try await Self.sale(s, "38.50").outcome else { Issue.record("not approved"); return }
+            let now = try #require(try await s.network.trace(transactionID: 1))
+            #expect(now.lines.count == 5)
+            let record = try #require(try await c.db.sql.raw("SELECT lines FROM net_traces WHERE transaction_id = 1").first()?.decode(column: "lines", as: Data.self))
+            let lines = try #require(Trace.lines(Array(record)))
+            #expect(lines.map(\.direction) == now.lines.map(\.direction))
+            #expect(Trace.record(lines) == Array(record))
+            #expect(Trace.lines(Array(record.dropLast())) == nil)
+            // The same trace the earlier way: a row a line, described.
+            try await c.db.transaction { tx in
+                try await tx.raw("DELETE FROM net_traces").run()
+                for (i, line) in now.lines.enumerated() {
+                    try await tx.raw("""
+                        INSERT INTO net_messages (transaction_id, seq, direction, mti, described, created_at)
+                        VALUES (1, \(bind: i), \(bind: line.direction), \(bind: line.mti), \(bind: line.text), '2026-11-27T00:00:00Z')
+                        """).run()
+                }
+            }
+            #expect(try await s.network.trace(transactionID: 1)?.lines == now.lines)
+            // A record that is not one.
+            try await c.db.transaction { tx in
+                try await tx.raw("INSERT INTO net_traces (transaction_id, lines, created_at) VALUES (1, \(bind: Data(record.prefix(10))), '2026-11-27T00:00:00Z')").run()
+            }
+            await #expect(throws: StorageError.self) { _ = try await s.network.trace(transactionID: 1) }
         }
     }
 

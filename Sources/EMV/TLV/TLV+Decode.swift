@@ -50,14 +50,17 @@ extension TLV {
         let tag = try readTag(bytes, at: &index, baseOffset: baseOffset)
         let lengthStart = index
         let length = try readLength(bytes, at: &index, tag: tag, baseOffset: baseOffset)
-        let lengthBytes = Array(bytes[lengthStart..<index])
+        let lengthEnd = index
         let available = bytes.count - index
         guard length <= available else {
             throw TLVError(.valueOverrun(declared: length, available: available), tag: tag, offset: baseOffset + lengthStart)
         }
         let value = Array(bytes[index..<index + length])
         index += length
-        return TLV(tag: tag, value: value, lengthBytes: lengthBytes)
+        // The length field is kept only when it was not the minimal encoding (rare), without
+        // building either form to compare them.
+        if lengthEnd - lengthStart == TLV.encodedLengthCount(length) { return TLV(tag, value) }
+        return TLV(tag: tag, value: value, lengthBytes: Array(bytes[lengthStart..<lengthEnd]))
     }
 
     /// Reads a tag at `index` (EMV 4.4 Book 3 B1: `1F` in the first byte's low bits means more

@@ -64,6 +64,17 @@ public struct TLV: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// How many bytes ``encodeLength(_:)`` writes for `count`.
+    static func encodedLengthCount(_ count: Int) -> Int {
+        switch count {
+        case 0..<0x80: 1
+        case 0..<0x100: 2
+        case 0..<0x1_0000: 3
+        case 0..<0x100_0000: 4
+        default: 5
+        }
+    }
+
     /// Shows tag and length only: values may be card data. Use ``TLVPrinter`` for a full dump.
     public var description: String { "TLV(\(tag), \(value.count) bytes)" }
 }
