@@ -19,13 +19,42 @@ extension Message {
         var out = Message.maskedMagic
         out.reserveCapacity(512)
         if let h = spec.header {
-            let values = headerFields(spec: spec)
-            let text = h.fields.map { "\($0.name)=\(values[$0.name] ?? "")" }.joined(separator: "\n")
+            // name=value lines, as headerFields(spec:) gives them, without the dictionary.
+            var text = ""
+            var offset = 0
+            for (i, f) in h.fields.enumerated() {
+                defer { offset += f.length }
+                if i > 0 { text += "\n" }
+                text += f.name
+                text += "="
+                if let given = header[f.name] {
+                    text += given
+                } else if let raw = receivedHeader, raw.count >= offset + f.length {
+                    let bytes = raw[offset..<offset + f.length]
+                    switch f.encoding {
+                    case .binary, .hex, .bcd: text += bytes.hexString
+                    case .ascii: text += String(decoding: bytes, as: UTF8.self)
+                    case .ebcdic: text += String(decoding: bytes.map { EBCDIC.toASCII[Int($0)] ?? 63 }, as: UTF8.self)
+                    }
+                } else if let d = f.defaultValue {
+                    text += d
+                }
+            }
             guard Message.appendEntry(0, Array(text.utf8), to: &out) else { return nil }
         }
-        for n in fieldNumbers {
+        for n in spans.indices where spans[n].isPresent {
             guard let value = bytes(n) else { continue }
-            guard let masked = Message.masked(value, spec: spec[n], field: n), Message.appendEntry(n, masked, to: &out) else { return nil }
+            let masked: [UInt8]?
+            switch n < spec.maskings.count ? spec.maskings[n] : .asIs {
+            case .asIs: masked = value
+            case .secret: masked = [UInt8](repeating: 0, count: value.count)
+            case .tlv:
+                // EMV data is kept as it is unless it carries the card number or track data.
+                masked = Message.carriesCardData(value[...]) == false ? value : nil
+            case .field:
+                masked = Message.masked(value, spec: spec[n], field: n)
+            }
+            guard let masked, Message.appendEntry(n, masked, to: &out) else { return nil }
         }
         return out
     }
@@ -182,5 +211,36 @@ extension Message {
             i += length
         }
         return false
+    }
+}
+
+/// How a field is masked for a stored record, from its spec: the common cases decided once per
+/// dialect, the rest (card numbers, track data, composites with sensitive subfields) by
+/// ``Message/masked(_:spec:field:)`` with the field's spec.
+enum FieldMasking: Sendable {
+    /// Kept as it is: no spec, or nothing sensitive in it.
+    case asIs
+    /// Zeros of the same length.
+    case secret
+    /// BER-TLV kept as it is unless it carries card data (then the record cannot be made).
+    case tlv
+    /// Worked out with the field's spec.
+    case field
+
+    init(_ spec: FieldSpec?) {
+        guard let spec else { self = .asIs; return }
+        if let composite = spec.composite {
+            switch composite.kind {
+            case .tlv: self = .tlv
+            case .positional, .tagged: self = composite.subfields.contains(where: { $0.sensitivity != nil }) ? .field : .asIs
+            }
+            return
+        }
+        switch spec.sensitivity {
+        case nil: self = .asIs
+        case .secret?: self = .secret
+        case .emv?: self = .tlv
+        case .pan?, .track?: self = .field
+        }
     }
 }

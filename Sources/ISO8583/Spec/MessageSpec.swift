@@ -19,6 +19,8 @@ public struct MessageSpec: Sendable, Codable {
     public private(set) var table: [FieldSpec?] = []
     /// The codec's view of each field, by number.
     private(set) var codecs: [FieldCodec?] = []
+    /// How each field is masked for a stored record (``Message/masked(spec:)``), worked out once.
+    private(set) var maskings: [FieldMasking] = []
     /// The header with every value at its default, computed fields zero; and where the
     /// computed fields sit.
     private(set) var defaultHeader: [UInt8] = []
@@ -72,6 +74,7 @@ public struct MessageSpec: Sendable, Codable {
         }
         table = t
         codecs = t.map { $0.map(FieldCodec.init) }
+        maskings = t.map(FieldMasking.init)
         mtiCodec = FieldCodec(FieldSpec(description: "MTI", type: .n, length: 4, encoding: mtiEncoding == .bcd ? .bcd : mtiEncoding))
         if let header {
             var w = Writer(capacity: header.length)
