@@ -60,9 +60,16 @@ public enum OnlineAuthorization {
 
     /// Track 2 equivalent data as DE35 characters: the separator D becomes '=', padding F goes.
     static func track2(_ bytes: [UInt8]) -> String {
-        var s = bytes.hexString
-        while s.hasSuffix("F") { s.removeLast() }
-        return s.replacingOccurrences(of: "D", with: "=")
+        // Nibble by nibble: digits as they are, the separator D as "=", the F padding dropped.
+        let digits: [UInt8] = Array("0123456789ABC=EF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+        while out.last == UInt8(ascii: "F") { out.removeLast() }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func clock(_ date: Date) -> (mmddhhmmss: String, hhmmss: String, mmdd: String) {

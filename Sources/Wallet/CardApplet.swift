@@ -178,13 +178,39 @@ public struct CardApplet: Sendable {
 
     /// Track 2 equivalent data: PAN ‖ D ‖ YYMM ‖ service code 220 ‖ discretionary data, F-padded
     /// (every character a hex digit, so the nibbles are its hex).
+    /// Track 2 equivalent data (57): the card number, separator D, expiry YYMM, service code
+    /// 220 and seven zeros of discretionary data, F-padded to whole bytes. Empty when the card
+    /// number or expiry is not all digits.
     static func track2(_ p: CardProfile) -> [UInt8] {
-        let nibbles = p.pan + "D" + p.expiry + "220" + "0000000"
-        return (try? [UInt8](hex: nibbles.count % 2 == 1 ? nibbles + "F" : nibbles)) ?? []
+        guard let pan = digits(p.pan), let expiry = digits(p.expiry) else { return [] }
+        return packed(pan + [0xD] + expiry + [2, 2, 0, 0, 0, 0, 0, 0, 0, 0])
     }
 
+    /// The card number (5A), F-padded to whole bytes; empty when not all digits.
     static func panBytes(_ pan: String) -> [UInt8] {
-        (try? [UInt8](hex: pan.count % 2 == 1 ? pan + "F" : pan)) ?? []
+        digits(pan).map(packed) ?? []
+    }
+
+    static func digits(_ text: String) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count)
+        for c in text.utf8 {
+            guard c >= 0x30, c <= 0x39 else { return nil }
+            out.append(c &- 0x30)
+        }
+        return out
+    }
+
+    /// Nibbles two to a byte, a trailing F when there is an odd number.
+    static func packed(_ nibbles: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity((nibbles.count + 1) / 2)
+        var i = 0
+        while i < nibbles.count {
+            out.append(nibbles[i] << 4 | (i + 1 < nibbles.count ? nibbles[i + 1] : 0xF))
+            i += 2
+        }
+        return out
     }
 
     /// 5F24 as YYMMDD, the last day of the expiry month.
