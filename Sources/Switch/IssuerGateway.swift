@@ -56,7 +56,12 @@ public struct IssuerGateway: Sendable {
     /// What a decision needs that no database does: the request read, the card number's keyed
     /// hash computed — done before a caller's transaction, to keep it short.
     func prepare(_ message: Message) throws -> (input: AuthorizationInput, lookup: Data) {
-        let request = try AuthorizationRequest(message: message)
+        try prepare(try AuthorizationRequest(message: message))
+    }
+
+    /// As ``prepare(_:)-(Message)`` from the request the message was built from (the switch's
+    /// own, for an issuer in its process: not read back from the message it just built).
+    func prepare(_ request: AuthorizationRequest) throws -> (input: AuthorizationInput, lookup: Data) {
         let input = AuthorizationInput(
             idempotencyKey: Self.key(acquirer: request.acquirerID, stan: request.stan, transmission: request.transmissionDateTime),
             pan: request.pan, amount: request.amount, pinBlock: request.pinBlock.map { EncryptedPINBlock(format: .iso0, bytes: $0) })

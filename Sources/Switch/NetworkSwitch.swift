@@ -191,8 +191,9 @@ public final class NetworkSwitch: Sendable {
             trace.add("switch → terminal", response, terminalSpec)
             stillPending = try await finish(id: id, code: decided, authCode: authCode, arpc: arpc, reason: reason, trace: trace)
             code = decided
-        case .local(let outbound, let gateway, let bank):
-            (response, code, stillPending) = try await answerLocally(message, id: id, outbound: outbound, gateway: gateway, bank: bank, trace: trace)
+        case .local(let outbound, let forwarded, let gateway, let bank):
+            (response, code, stillPending) = try await answerLocally(message, id: id, outbound: outbound, forwarded: forwarded, gateway: gateway,
+                                                                     bank: bank, trace: trace)
         }
         if !stillPending, code == "00" {
             // The terminal reversed the request while the issuer was deciding: undo the approval.
@@ -208,7 +209,7 @@ public final class NetworkSwitch: Sendable {
     /// or to be booked by an in-process issuer that keeps its books in the switch's database.
     enum Routed {
         case decided(String, String?, [UInt8]?, String)
-        case local(outbound: Message, gateway: IssuerGateway, bank: String)
+        case local(outbound: Message, forwarded: AuthorizationRequest, gateway: IssuerGateway, bank: String)
     }
 
     /// Everything between the terminal's request and the issuer's answer.
@@ -258,7 +259,7 @@ public final class NetworkSwitch: Sendable {
             log("→ issuer \(bank)", outbound)
             trace.add("switch → issuer \(bank)", outbound, spec)
             if let local = connection as? InProcessIssuer, local.gateway.host.uses(db) {
-                return .local(outbound: outbound, gateway: local.gateway, bank: bank)
+                return .local(outbound: outbound, forwarded: forward, gateway: local.gateway, bank: bank)
             }
             let issuerStart = ContinuousClock.now
             let call = Task { try await connection.send(outbound) }
@@ -470,14 +471,14 @@ public final class NetworkSwitch: Sendable {
     /// account, day or PIN tries changed in between, or the key was answered, it fails whole and
     /// the issuer decides again inside a unit that locks the card. On SQLite the issuer decides
     /// inside the unit, on the writer's connection (see ``authorize(_:)``).
-    func answerLocally(_ message: Message, id: Int64, outbound: Message, gateway: IssuerGateway, bank: String,
+    func answerLocally(_ message: Message, id: Int64, outbound: Message, forwarded: AuthorizationRequest, gateway: IssuerGateway, bank: String,
                        trace: Trace) async throws -> (Message, String, Bool) {
         let start = ContinuousClock.now
         defer { Timer(label: "cloudtap_switch_issuer_duration_seconds", dimensions: [("bank", bank)]).record(duration: ContinuousClock.now - start) }
         let engine = db.engine
         let mark = trace.count
         do {
-            let (input, lookup) = try gateway.prepare(outbound)
+            let (input, lookup) = try gateway.prepare(forwarded)
             if engine == .postgres {
                 let host = gateway.host
                 let prepared = try await host.prepare(input, lookup: lookup)
