@@ -132,18 +132,25 @@ public final class Wallet: @unchecked Sendable {
 
     /// Opens keys sealed to this device and adds them to the card's pool.
     public func addKeys(cardID: String, _ keys: [SealedKey]) throws {
+        let opened = try open(keys)
+        try mutate { state in try Self.add(opened, cardID: cardID, to: &state) }
+    }
+
+    /// Opens a batch of sealed keys with the device key (one key agreement for the batch).
+    func open(_ keys: [SealedKey]) throws -> [HeldKey] {
         let clear = try DeviceKeyWrap.open(keys.map { ($0.sealedKey, $0.index.bytes) }, with: deviceKey)
-        let opened = zip(keys, clear).map { k, key in
+        return zip(keys, clear).map { k, key in
             HeldKey(generationHour: k.index.generationHour, sequence: k.index.sequence, key: key, limits: k.limits, uses: 0, cumulativeAmount: 0)
         }
-        try mutate { state in
-            guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
-            guard state.cards[i].profile.kind == .cloud else { throw WalletError.invalidProfile("only cloud cards take limited-use keys") }
-            let known = Set(state.cards[i].keys.map(\.index))
-            state.cards[i].keys += opened.filter { !known.contains($0.index) }
-            state.cards[i].receivedKeysThrough = max(state.cards[i].receivedKeysThrough, opened.map(\.sequence).max() ?? 0)
-            state.cards[i].keys.sort { $0.index < $1.index }
-        }
+    }
+
+    static func add(_ opened: [HeldKey], cardID: String, to state: inout State) throws {
+        guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
+        guard state.cards[i].profile.kind == .cloud else { throw WalletError.invalidProfile("only cloud cards take limited-use keys") }
+        let known = Set(state.cards[i].keys.map(\.index))
+        state.cards[i].keys += opened.filter { !known.contains($0.index) }
+        state.cards[i].receivedKeysThrough = max(state.cards[i].receivedKeysThrough, opened.map(\.sequence).max() ?? 0)
+        state.cards[i].keys.sort { $0.index < $1.index }
     }
 
     /// Keys of a card that can still make a cryptogram.
@@ -176,8 +183,10 @@ public final class Wallet: @unchecked Sendable {
 
     /// The cloud accepted `request`: its taps are accounted for, and the keys it sent are added.
     public func replenished(cardID: String, request: ReplenishmentRequest, keys: [SealedKey]) throws {
-        try addKeys(cardID: cardID, keys)
+        let opened = try open(keys)
+        // The keys and the reconciled ATC in one change: one write of the state.
         try mutate { state in
+            try Self.add(opened, cardID: cardID, to: &state)
             guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
             let through = request.log.map(\.atc).max() ?? state.cards[i].reconciledATC
             state.cards[i].reconciledATC = max(state.cards[i].reconciledATC, through)
