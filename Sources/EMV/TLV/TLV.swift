@@ -46,10 +46,26 @@ public struct TLV: Sendable, Hashable, CustomStringConvertible {
 
     /// Tag, length and value bytes.
     public var encoded: [UInt8] {
-        var out = tag.bytes
-        out += originalLengthBytes ?? TLV.encodeLength(value.count)
-        out += value
+        var out: [UInt8] = []
+        out.reserveCapacity(value.count + 8)
+        encode(into: &out)
         return out
+    }
+
+    /// Appends the encoding: tag, length (as read, when it was not minimal), value.
+    func encode(into out: inout [UInt8]) {
+        tag.append(to: &out)
+        if let originalLengthBytes {
+            out += originalLengthBytes
+        } else {
+            let count = value.count
+            switch count {
+            case 0..<0x80: out.append(UInt8(count))
+            case 0..<0x100: out.append(0x81); out.append(UInt8(count))
+            default: out += TLV.encodeLength(count)
+            }
+        }
+        out += value
     }
 
     /// The minimal BER length field for `count` (EMV 4.4 Book 3 Annex B2).
@@ -83,7 +99,8 @@ extension Array where Element == TLV {
     /// The concatenated encodings.
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
-        for item in self { out += item.encoded }
+        out.reserveCapacity(reduce(0) { $0 + $1.value.count + 8 })
+        for item in self { item.encode(into: &out) }
         return out
     }
 

@@ -21,16 +21,27 @@ public struct Tag: Hashable, Sendable, Comparable, CustomStringConvertible, Expr
 
     /// The tag's encoded bytes.
     public var bytes: [UInt8] {
-        var v = rawValue
         var out: [UInt8] = []
-        repeat {
-            out.insert(UInt8(v & 0xFF), at: 0)
-            v >>= 8
-        } while v != 0
+        out.reserveCapacity(4)
+        append(to: &out)
         return out
     }
 
-    private var firstByte: UInt8 { bytes[0] }
+    /// Appends the tag's encoded bytes (most significant non-zero byte first; a zero tag is one
+    /// zero byte).
+    func append(to out: inout [UInt8]) {
+        if rawValue > 0xFF_FFFF { out.append(UInt8(truncatingIfNeeded: rawValue >> 24)) }
+        if rawValue > 0xFFFF { out.append(UInt8(truncatingIfNeeded: rawValue >> 16)) }
+        if rawValue > 0xFF { out.append(UInt8(truncatingIfNeeded: rawValue >> 8)) }
+        out.append(UInt8(truncatingIfNeeded: rawValue))
+    }
+
+    private var firstByte: UInt8 {
+        if rawValue > 0xFF_FFFF { return UInt8(truncatingIfNeeded: rawValue >> 24) }
+        if rawValue > 0xFFFF { return UInt8(truncatingIfNeeded: rawValue >> 16) }
+        if rawValue > 0xFF { return UInt8(truncatingIfNeeded: rawValue >> 8) }
+        return UInt8(truncatingIfNeeded: rawValue)
+    }
 
     /// Bit 6 of the first byte: the value is itself a sequence of TLV objects.
     public var isConstructed: Bool { firstByte & 0x20 != 0 }
