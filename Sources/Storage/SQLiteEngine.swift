@@ -45,6 +45,10 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
         try connection.execute("PRAGMA synchronous=FULL")
         try connection.execute("PRAGMA foreign_keys=ON")
         try connection.execute("PRAGMA busy_timeout=10000")
+        // A unit's savepoint keeps the pages it changes in a sub-journal until it is released;
+        // kept in memory, not spilled to a temporary file (on a load run: ~25,000 fewer pwrite
+        // calls a second).
+        try connection.execute("PRAGMA temp_store=MEMORY")
         // Checkpoints move the WAL into the database file. Done inside a commit (SQLite's
         // default, every 1,000 pages) they stall every caller of that batch for milliseconds;
         // a second connection does them in the background instead (passive: never blocks the

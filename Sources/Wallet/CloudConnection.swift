@@ -38,12 +38,23 @@ public struct HTTPCloudConnection: CloudConnection {
     let apiKey: String
     let session: URLSession
 
-    public init(baseURL: URL, requestorID: String, apiKey: String, session: URLSession = .shared) {
+    public init(baseURL: URL, requestorID: String, apiKey: String, session: URLSession = HTTPCloudConnection.uncached) {
         self.baseURL = baseURL
         self.requestorID = requestorID
         self.apiKey = apiKey
         self.session = session
     }
+
+    /// The default session: nothing the cloud answers (card profiles, sealed keys, token state)
+    /// is kept in a URL cache, in memory or on disk, and no cookie is stored.
+    public static let uncached: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.urlCache = nil
+        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+        configuration.httpCookieStorage = nil
+        configuration.httpShouldSetCookies = false
+        return URLSession(configuration: configuration)
+    }()
 
     public func provision(tokenID: Int64, wallet: Wallet) async throws -> [UInt8] {
         let path = "/v1/tokens/\(tokenID)/provision"
