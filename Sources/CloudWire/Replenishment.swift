@@ -15,6 +15,36 @@ public struct PhoneLogEntry: Sendable, Hashable, Codable {
     }
 }
 
+/// A replenishment request as it travels in JSON (`POST /v1/tokens/{id}/replenish`; the token
+/// is in the path): the same fields, the time in Unix seconds and the signature in base64.
+public struct ReplenishmentBody: Sendable, Hashable, Codable {
+    public var deviceId: String
+    /// Unix seconds.
+    public var timestamp: Int64
+    public var nonce: String
+    public var log: [PhoneLogEntry]
+    /// The highest key sequence number the phone has received (signed with the rest).
+    public var receivedKeysThrough: UInt16?
+    /// Base64 DER ECDSA signature over ``ReplenishmentRequest/signedBytes``.
+    public var signature: String
+
+    public init(_ request: ReplenishmentRequest) {
+        deviceId = request.deviceID
+        timestamp = Int64(request.timestamp.timeIntervalSince1970)
+        nonce = request.nonce
+        log = request.log
+        receivedKeysThrough = request.receivedKeysThrough
+        signature = Data(request.signature).base64EncodedString()
+    }
+
+    /// The request for token `tokenID`; nil when the signature is not base64.
+    public func request(tokenID: Int64) -> ReplenishmentRequest? {
+        guard let signature = Data(base64Encoded: signature) else { return nil }
+        return ReplenishmentRequest(tokenID: tokenID, deviceID: deviceId, timestamp: Date(timeIntervalSince1970: Double(timestamp)), nonce: nonce,
+                                    log: log, receivedKeysThrough: receivedKeysThrough, signature: Array(signature))
+    }
+}
+
 /// A replenishment request, signed by the device key (ECDSA P-256 over ``signedBytes``).
 public struct ReplenishmentRequest: Sendable, Hashable {
     public var tokenID: Int64

@@ -104,12 +104,8 @@ extension CloudAPI {
             let principal = try await authenticate(request, context)
             guard case .requestor = principal else { throw APIProblem(.forbidden, code: "requestor-only", detail: "only the token's requestor may replenish") }
             let token = try await visibleToken(context.parameters.get("id", as: Int64.self), to: principal)
-            let body = try await request.decode(as: ReplenishBody.self, context: context)
-            guard let signature = Data(base64Encoded: body.signature) else { throw APIProblem.badRequest("signature must be base64 DER") }
-            let replenishment = ReplenishmentRequest(
-                tokenID: token.id, deviceID: body.deviceId, timestamp: Date(timeIntervalSince1970: Double(body.timestamp)), nonce: body.nonce,
-                log: body.log.map { PhoneLogEntry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) }, receivedKeysThrough: body.receivedKeysThrough,
-                signature: Array(signature))
+            let body = try await request.decode(as: ReplenishmentBody.self, context: context)
+            guard let replenishment = body.request(tokenID: token.id) else { throw APIProblem.badRequest("signature must be base64 DER") }
             switch try await tsp.replenish(replenishment) {
             case .issued(let keys): return KeyBatch(keys)
             case .refused(let why):
@@ -154,19 +150,6 @@ struct LifecycleBody: Decodable, Sendable {
     let reason: String
     /// "cardholder" when a requestor acts at the cardholder's request.
     let onBehalfOf: String?
-}
-
-struct ReplenishBody: Decodable, Sendable {
-    struct Entry: Decodable, Sendable { let atc: UInt16; let keySequence: UInt16; let amount: Int64 }
-    let deviceId: String
-    /// Unix seconds.
-    let timestamp: Int64
-    let nonce: String
-    let log: [Entry]
-    /// The highest key sequence number the phone has received (signed with the rest).
-    let receivedKeysThrough: UInt16?
-    /// Base64 DER ECDSA signature over ``ReplenishmentRequest/signedBytes``.
-    let signature: String
 }
 
 struct ProvisioningProfile: ResponseCodable {

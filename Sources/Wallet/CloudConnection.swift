@@ -72,23 +72,11 @@ public struct HTTPCloudConnection: CloudConnection {
     public func replenish(_ request: ReplenishmentRequest) async throws -> [Wallet.SealedKey] {
         // Encoded and decoded as types (the log can hold dozens of entries; JSONSerialization's
         // dictionaries cost a phone more than the rest of the request).
-        struct Body: Encodable {
-            struct Entry: Encodable { let atc: UInt16; let keySequence: UInt16; let amount: Int64 }
-            let deviceId: String
-            let timestamp: Int64
-            let nonce: String
-            let log: [Entry]
-            let receivedKeysThrough: UInt16?
-            let signature: String
-        }
         struct Answer: Decodable {
             struct Key: Decodable { let generationHour: UInt32; let sequence: UInt16; let sealedKey: String; let maxTransactions: Int; let ttlSeconds: Int; let maxAmount: Int64 }
             let keys: [Key]
         }
-        let body = Body(deviceId: request.deviceID, timestamp: Int64(request.timestamp.timeIntervalSince1970), nonce: request.nonce,
-                        log: request.log.map { Body.Entry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) },
-                        receivedKeysThrough: request.receivedKeysThrough, signature: Data(request.signature).base64EncodedString())
-        let data = try await send("POST", "/v1/tokens/\(request.tokenID)/replenish", rawBody: try JSONEncoder().encode(body), headers: [:])
+        let data = try await send("POST", "/v1/tokens/\(request.tokenID)/replenish", rawBody: try JSONEncoder().encode(ReplenishmentBody(request)), headers: [:])
         guard let answer = try? JSONDecoder().decode(Answer.self, from: data) else {
             throw CloudRefusal(status: 200, code: "malformed-answer", detail: "keys without their index, key or limits")
         }

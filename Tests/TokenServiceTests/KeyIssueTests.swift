@@ -22,15 +22,22 @@ struct KeyIssueTests {
         return (data, try Cryptogram.generate(profile: .cloud, cardKey: luk, data: data))
     }
 
+    /// The bank's IMK set up, the test card stored, a token issued for phone-1 and a fresh
+    /// device key bound to it (the token still inactive).
+    static func boundToken(_ f: TSPFixture) async throws -> (token: TokenRecord, number: PAN, device: P256.KeyAgreement.PrivateKey) {
+        _ = try f.hsm.generateKey(name: "tsp/bank-a/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
+        try await f.tsp.setBankKeys(bank: "BANKA", imkName: "tsp/bank-a/imk-ac")
+        let stored = try await f.tsp.storeCard(TokenServiceTests.card, expiry: "2912", bank: "BANKA")
+        let (token, number) = try await f.tsp.issueToken(vaultID: stored.vaultID, requestor: "BANKAPP0001", device: "phone-1")
+        let device = P256.KeyAgreement.PrivateKey()
+        try await f.tsp.bindDevice(tokenID: token.id, publicKey: device.publicKey)
+        return (token, number, device)
+    }
+
     @Test("keys go to the device encrypted; its cryptograms validate once; limits, state and foreign keys are enforced")
     func keysAndValidation() async throws {
         try await TokenServiceTests.each("luk") { (f: TSPFixture) async throws -> Void in
-            _ = try f.hsm.generateKey(name: "tsp/bank-a/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
-            try await f.tsp.setBankKeys(bank: "BANKA", imkName: "tsp/bank-a/imk-ac")
-            let stored = try await f.tsp.storeCard(TokenServiceTests.card, expiry: "2912", bank: "BANKA")
-            let (token, number) = try await f.tsp.issueToken(vaultID: stored.vaultID, requestor: "BANKAPP0001", device: "phone-1")
-            let device = P256.KeyAgreement.PrivateKey()
-            try await f.tsp.bindDevice(tokenID: token.id, publicKey: device.publicKey)
+            let (token, number, device) = try await Self.boundToken(f)
             await #expect(throws: (any Error).self) { _ = try await f.tsp.issueKeys(tokenID: token.id, count: 1) }  // still inactive
             try await f.tsp.change(tokenID: token.id, .activate, actor: .requestor, reason: .verified)
             let keys = try await f.tsp.issueKeys(tokenID: token.id, count: 3, limits: LimitedUseKeyLimits(maxTransactions: 2, maxCumulativeAmount: 10_000))
@@ -89,12 +96,7 @@ struct KeyIssueTests {
     @Test("a cryptogram read before the unit is recorded only if, by then, its ATC is unseen, its key has room and its token is active")
     func readThenRecord() async throws {
         try await TokenServiceTests.each("luk-read") { (f: TSPFixture) async throws -> Void in
-            _ = try f.hsm.generateKey(name: "tsp/bank-a/imk-ac", usage: .issuerMasterKeyAC, algorithm: .tdes, lengthBytes: 16)
-            try await f.tsp.setBankKeys(bank: "BANKA", imkName: "tsp/bank-a/imk-ac")
-            let stored = try await f.tsp.storeCard(TokenServiceTests.card, expiry: "2912", bank: "BANKA")
-            let (token, number) = try await f.tsp.issueToken(vaultID: stored.vaultID, requestor: "BANKAPP0001", device: "phone-1")
-            let device = P256.KeyAgreement.PrivateKey()
-            try await f.tsp.bindDevice(tokenID: token.id, publicKey: device.publicKey)
+            let (token, number, device) = try await Self.boundToken(f)
             try await f.tsp.change(tokenID: token.id, .activate, actor: .requestor, reason: .verified)
             let keys = try await f.tsp.issueKeys(tokenID: token.id, count: 2, limits: LimitedUseKeyLimits(maxTransactions: 2, maxCumulativeAmount: 10_000))
             func read(_ key: IssuedKey, atc: UInt16, amount: String, use: UInt8) async throws -> VerifiedCryptogram? {
