@@ -10,29 +10,22 @@ extension TLV {
     /// Book 3 B1 allows. Errors carry the tag and the absolute offset (`baseOffset` + position).
     /// Constructed values are not looked into; see ``decodeTree(_:)``.
     public static func decode(_ bytes: [UInt8], baseOffset: Int = 0) throws(TLVError) -> [TLV] {
-        try decode(bytes, baseOffset: baseOffset, depth: nil)
+        var out: [TLV] = []
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == 0x00 || bytes[i] == 0xFF { i += 1; continue }
+            out.append(try decodeOne(bytes, at: &i, baseOffset: baseOffset))
+        }
+        return out
     }
 
     /// Decodes `bytes` and checks that every constructed object's value is itself well-formed
     /// BER-TLV, to ``maximumDepth``. Errors name the innermost tag and absolute offset.
     public static func decodeTree(_ bytes: [UInt8]) throws(TLVError) -> [TLV] {
-        try decode(bytes, baseOffset: 0, depth: 0)
-    }
-
-    private static func decode(_ bytes: [UInt8], baseOffset: Int, depth: Int?) throws(TLVError) -> [TLV] {
-        var out: [TLV] = []
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == 0x00 || bytes[i] == 0xFF { i += 1; continue }
-            let item = try decodeOne(bytes, at: &i, baseOffset: baseOffset)
-            if let depth, item.tag.isConstructed {
-                let valueOffset = baseOffset + i - item.value.count
-                guard depth < maximumDepth else { throw TLVError(.nestingTooDeep, tag: item.tag, offset: valueOffset) }
-                _ = try decode(item.value, baseOffset: valueOffset, depth: depth + 1)
-            }
-            out.append(item)
-        }
-        return out
+        // Checked in place first (no object built for the levels below), then the top level
+        // decoded: the same answer as decoding every level, without building them all.
+        try validate(bytes)
+        return try decode(bytes)
     }
 
     /// Decodes exactly one object starting at `bytes[0]`; trailing bytes are an error.
