@@ -164,18 +164,15 @@ extension IssuerHost {
             return outcome
         }
         let input = prepared.input, decision = prepared.decision
-        let (code, authCode, reason) = decision.parts
-        let amount = input.amount.minorUnits, currency = Int(input.amount.currency.numericCode)
+        let amount = input.amount.minorUnits
         func require(_ statement: SQLQueryString) async throws -> any SQLRow {
             guard let row = try await tx.raw(statement).first() else { throw AuthorizationChanged() }
             return row
         }
-        let authorization = try await require("""
-            INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
-            VALUES (\(bind: basis.bank), \(bind: input.idempotencyKey), \(bind: basis.card), \(bind: amount), \(bind: currency), \(bind: code),
-                    \(bind: authCode), \(bind: reason), \(bind: basis.day), \(bind: decision.isApproved ? "approved" : "declined"), \(bind: basis.now))
-            ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
-            """).decode(column: "id", as: Int64.self)
+        let authorization = try await require(
+            IssuerHost.authorizationInsert(bank: basis.bank, key: input.idempotencyKey, card: basis.card, input: input, decision: decision,
+                                           day: basis.day, now: basis.now) + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+        ).decode(column: "id", as: Int64.self)
         if let tries = basis.pinTries, let card = basis.card { _ = try await require(IssuerHost.pinTries(tries, card: card)) }
         guard decision.isApproved, let card = basis.card else { return outcome }
         try await IssuerHost.post(tx, bank: basis.bank, authorization: authorization, currency: input.amount.currency.numericCode, memo: "purchase", entries: [
@@ -194,15 +191,11 @@ extension IssuerHost {
     public func booking(_ prepared: PreparedAuthorization) -> SQLQueryString? {
         guard let basis = prepared.basis else { return nil }
         let input = prepared.input, decision = prepared.decision
-        let (code, authCode, reason) = decision.parts
         let amount = input.amount.minorUnits, currency = Int(input.amount.currency.numericCode)
-        var parts: SQLQueryString = """
-            auth AS (
-                INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
-                VALUES (\(bind: basis.bank), \(bind: input.idempotencyKey), \(bind: basis.card), \(bind: amount), \(bind: currency), \(bind: code),
-                        \(bind: authCode), \(bind: reason), \(bind: basis.day), \(bind: decision.isApproved ? "approved" : "declined"), \(bind: basis.now))
-                ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
-            """
+        var parts: SQLQueryString = "auth AS ("
+            + IssuerHost.authorizationInsert(bank: basis.bank, key: input.idempotencyKey, card: basis.card, input: input, decision: decision,
+                                             day: basis.day, now: basis.now)
+            + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
         if let tries = basis.pinTries, let card = basis.card { parts = parts + ", pins AS (" + IssuerHost.pinTries(tries, card: card) + ")" }
         if decision.isApproved, let card = basis.card {
             parts = parts + """
@@ -321,14 +314,20 @@ extension IssuerHost {
     @discardableResult
     static func record(_ tx: any SQLDatabase, bank: String, key: String, card: Int64?, input: AuthorizationInput,
                        decision: AuthorizationDecision, day: String, now: String) async throws -> Int64 {
+        let row = try await tx.raw(authorizationInsert(bank: bank, key: key, card: card, input: input, decision: decision, day: day, now: now)
+                                   + " RETURNING id").first()
+        return try row!.decode(column: "id", as: Int64.self)
+    }
+
+    /// The INSERT of an authorization row, for the caller to finish (conflict handling, RETURNING).
+    static func authorizationInsert(bank: String, key: String, card: Int64?, input: AuthorizationInput, decision: AuthorizationDecision,
+                                    day: String, now: String) -> SQLQueryString {
         let (code, authCode, reason) = decision.parts
-        let row = try await tx.raw("""
+        return """
             INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
             VALUES (\(bind: bank), \(bind: key), \(bind: card), \(bind: input.amount.minorUnits), \(bind: Int(input.amount.currency.numericCode)),
                     \(bind: code), \(bind: authCode), \(bind: reason), \(bind: day), \(bind: decision.isApproved ? "approved" : "declined"), \(bind: now))
-            RETURNING id
-            """).first()
-        return try row!.decode(column: "id", as: Int64.self)
+            """
     }
 
     static func decision(_ row: any SQLRow) throws -> AuthorizationDecision {

@@ -124,22 +124,21 @@ extension Message {
         var offset = 0
         for f in h.fields {
             defer { offset += f.length }
-            if let given = header[f.name] { out[f.name] = given; continue }
-            guard let raw = receivedHeader, raw.count >= offset + f.length else {
-                if let d = f.defaultValue { out[f.name] = d }
-                continue
-            }
-            let bytes = raw[offset..<offset + f.length]
-            switch f.encoding {
-            case .binary, .hex, .bcd: out[f.name] = bytes.hexString
-            case .ascii: out[f.name] = String(decoding: bytes, as: UTF8.self)
-            case .ebcdic: out[f.name] = String(decoding: bytes.map { EBCDIC.toASCII[Int($0)] ?? 63 }, as: UTF8.self)
-            }
+            if let value = headerValue(f, at: offset) { out[f.name] = value }
         }
         return out
     }
-}
 
-extension String {
-    func leftPadded(to n: Int) -> String { String(repeating: " ", count: max(0, n - count)) + self }
+    /// One header field's value (`offset` is where it starts in the header): set in ``header``,
+    /// else as received, else the spec's default; nil when none of them.
+    func headerValue(_ f: HeaderSpec.Field, at offset: Int) -> String? {
+        if let given = header[f.name] { return given }
+        guard let raw = receivedHeader, raw.count >= offset + f.length else { return f.defaultValue }
+        let bytes = raw[offset..<offset + f.length]
+        switch f.encoding {
+        case .binary, .hex, .bcd: return bytes.hexString
+        case .ascii: return String(decoding: bytes, as: UTF8.self)
+        case .ebcdic: return String(decoding: bytes.map { EBCDIC.toASCII[Int($0)] ?? 63 }, as: UTF8.self)
+        }
+    }
 }

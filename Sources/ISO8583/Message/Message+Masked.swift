@@ -27,18 +27,7 @@ extension Message {
                 if i > 0 { text += "\n" }
                 text += f.name
                 text += "="
-                if let given = header[f.name] {
-                    text += given
-                } else if let raw = receivedHeader, raw.count >= offset + f.length {
-                    let bytes = raw[offset..<offset + f.length]
-                    switch f.encoding {
-                    case .binary, .hex, .bcd: text += bytes.hexString
-                    case .ascii: text += String(decoding: bytes, as: UTF8.self)
-                    case .ebcdic: text += String(decoding: bytes.map { EBCDIC.toASCII[Int($0)] ?? 63 }, as: UTF8.self)
-                    }
-                } else if let d = f.defaultValue {
-                    text += d
-                }
+                text += headerValue(f, at: offset) ?? ""
             }
             guard Message.appendEntry(0, Array(text.utf8), to: &out) else { return nil }
         }
@@ -51,8 +40,17 @@ extension Message {
             case .tlv:
                 // EMV data is kept as it is unless it carries the card number or track data.
                 masked = Message.carriesCardData(value[...]) == false ? value : nil
-            case .field:
-                masked = Message.masked(value, spec: spec[n], field: n)
+            case .pan: masked = Message.maskedDigits(value) ?? spec[n].map { Array(Message.display(value, spec: $0, reveal: false).utf8) }
+            case .track:
+                // The card number before the separator masked, everything after it starred.
+                if let sep = value.firstIndex(where: { $0 == 0x3D || $0 == 0x44 || $0 == 0x5E }), let pan = Message.maskedDigits(value[..<sep]) {
+                    masked = pan + [value[sep]] + [UInt8](repeating: 0x2A, count: value.count - sep - 1)
+                } else {
+                    masked = spec[n].map { Array(Message.display(value, spec: $0, reveal: false).utf8) }
+                }
+            case .positional(let composite):
+                masked = (try? Positional.split(value, composite, path: "DE\(n)")).map { $0.flatMap { sub, part in Message.maskedSubfield(part, sub.sensitivity) } }
+            case .tagged(let composite): masked = Message.maskedTagged(value, composite)
             }
             guard let masked, Message.appendEntry(n, masked, to: &out) else { return nil }
         }
@@ -95,40 +93,6 @@ extension Message {
         out.append(UInt8(value.count & 0xFF))
         out.append(contentsOf: value)
         return true
-    }
-
-    /// One field's value masked for storage; nil when it cannot be.
-    static func masked(_ value: [UInt8], spec: FieldSpec?, field: Int) -> [UInt8]? {
-        guard let spec else { return value }
-        if let composite = spec.composite {
-            switch composite.kind {
-            case .tlv:
-                // EMV data is kept as it is unless it carries the card number or track data.
-                guard let found = carriesCardData(value[...]), !found else { return nil }
-                return value
-            case .positional:
-                guard composite.subfields.contains(where: { $0.sensitivity != nil }) else { return value }
-                guard let parts = try? Positional.split(value, composite, path: "DE\(field)") else { return nil }
-                return parts.flatMap { sub, part in maskedSubfield(part, sub.sensitivity) }
-            case .tagged:
-                guard composite.subfields.contains(where: { $0.sensitivity != nil }) else { return value }
-                return maskedTagged(value, composite)
-            }
-        }
-        switch spec.sensitivity {
-        case nil: return value
-        case .pan?: return maskedDigits(value) ?? Array(display(value, spec: spec, reveal: false).utf8)
-        case .track?:
-            // Track data: the card number before the separator masked, everything after it starred.
-            if let sep = value.firstIndex(where: { $0 == 0x3D || $0 == 0x44 || $0 == 0x5E }), let pan = maskedDigits(value[..<sep]) {
-                return pan + [value[sep]] + [UInt8](repeating: 0x2A, count: value.count - sep - 1)
-            }
-            return Array(display(value, spec: spec, reveal: false).utf8)
-        case .secret?: return [UInt8](repeating: 0, count: value.count)
-        case .emv?:
-            guard let found = carriesCardData(value[...]), !found else { return nil }
-            return value
-        }
     }
 
     /// All digits: masked as ``maskCardNumbers(in:)`` masks them (first six and last four of
@@ -214,9 +178,7 @@ extension Message {
     }
 }
 
-/// How a field is masked for a stored record, from its spec: the common cases decided once per
-/// dialect, the rest (card numbers, track data, composites with sensitive subfields) by
-/// ``Message/masked(_:spec:field:)`` with the field's spec.
+/// How a field is masked for a stored record, decided once per dialect from its spec.
 enum FieldMasking: Sendable {
     /// Kept as it is: no spec, or nothing sensitive in it.
     case asIs
@@ -224,15 +186,22 @@ enum FieldMasking: Sendable {
     case secret
     /// BER-TLV kept as it is unless it carries card data (then the record cannot be made).
     case tlv
-    /// Worked out with the field's spec.
-    case field
+    /// A card number: first six and last four digits.
+    case pan
+    /// Track data: the card number masked, everything after the separator starred.
+    case track
+    /// Composites with sensitive subfields, masked in place.
+    case positional(CompositeSpec)
+    case tagged(CompositeSpec)
 
     init(_ spec: FieldSpec?) {
         guard let spec else { self = .asIs; return }
         if let composite = spec.composite {
+            let sensitive = composite.subfields.contains(where: { $0.sensitivity != nil })
             switch composite.kind {
             case .tlv: self = .tlv
-            case .positional, .tagged: self = composite.subfields.contains(where: { $0.sensitivity != nil }) ? .field : .asIs
+            case .positional: self = sensitive ? .positional(composite) : .asIs
+            case .tagged: self = sensitive ? .tagged(composite) : .asIs
             }
             return
         }
@@ -240,7 +209,8 @@ enum FieldMasking: Sendable {
         case nil: self = .asIs
         case .secret?: self = .secret
         case .emv?: self = .tlv
-        case .pan?, .track?: self = .field
+        case .pan?: self = .pan
+        case .track?: self = .track
         }
     }
 }
