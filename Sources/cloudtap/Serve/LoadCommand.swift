@@ -25,7 +25,8 @@ struct LoadCommand: ParsableCommand {
             """)
 
     @Option(help: "Simulated terminals, each with its own link and phone.") var terminals = 8
-    @Option(help: "Seconds to run.") var duration = 10.0
+    @Option(help: "Seconds to run, after the warm-up.") var duration = 10.0
+    @Option(help: "Seconds of sales before the measured run: made and journalled like the others, but not in the figures (connections, prepared statements and caches warm up).") var warmup = 2.0
     @Option(help: "HTTP API of a running network, e.g. http://127.0.0.1:8080 (default: start a network in this process).") var api: String?
     @Option(name: .customLong("switch"), help: "Switch of a running network, host:port; several, comma-separated, share the terminals.") var switchAddress: String?
     @Option(help: "Data directory: the running network's (for its credentials.json) or the new one's (default: a new temporary one).") var dataDir: String?
@@ -62,14 +63,20 @@ struct LoadCommand: ParsableCommand {
             await network.stop()
             throw error
         }
-        print("\(terminals) terminals, each with a phone and its own card (enrolled over the API); running \(Int(duration)) s…")
+        let warmup = max(0, self.warmup)
+        print("\(terminals) terminals, each with a phone and its own card (enrolled over the API); \(warmup > 0 ? "warming up \(warmup.formatted()) s, then " : "")running \(Int(duration)) s…")
         let results = LoadResults()
-        let deadline = ContinuousClock.now + .seconds(duration)
+        let measured = ContinuousClock.now + .seconds(warmup)
+        let deadline = measured + .seconds(duration)
         let interval: Duration? = rate > 0 ? .seconds(Double(terminals) / rate) : nil
         let progress = Task {
             var last = 0
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
+                if ContinuousClock.now < measured {
+                    print("  warming up, \(results.failures) failed")
+                    continue
+                }
                 let done = results.count
                 print("  \(done) sales, \(done - last)/s, \(results.failures) failed")
                 last = done
@@ -81,13 +88,18 @@ struct LoadCommand: ParsableCommand {
                     // Lanes start staggered across one interval, so arrivals are spread, not in bursts.
                     var next = ContinuousClock.now + (interval.map { $0 * Double(i) / Double(lanes.count) } ?? .zero)
                     if interval != nil { try? await Task.sleep(until: next) }
+                    // Phones that started together stay in step: each would run out of keys and
+                    // replenish at the same sale as the others, all at once. Independent phones
+                    // are not in step, so in the warm-up each lane first makes a random number of
+                    // sales (up to about one replenishment cycle), unthrottled.
+                    var outOfStep = warmup > 0 ? Int.random(in: 0..<LoadLane.salesPerReplenishment) : 0
                     while ContinuousClock.now < deadline {
                         await lane.upkeep()
                         let start = ContinuousClock.now
                         let result = await lane.pos.sale(amount: Amount(minorUnits: 1000, currency: .cny), over: lane.transport)
                         let elapsed = ContinuousClock.now - start
                         if case .approved(let code) = result.outcome, let request = result.request {
-                            results.add(elapsed)
+                            if start >= measured { results.add(elapsed) }
                             journal?.approved(terminal: request.terminalID, stan: request.stan, time: request.transmissionDateTime, code: code,
                                               amount: request.amount.minorUnits)
                         } else {
@@ -95,7 +107,10 @@ struct LoadCommand: ParsableCommand {
                             // A network that is not answering is not hammered.
                             if case .noAnswer = result.outcome { try? await Task.sleep(for: .milliseconds(200)) }
                         }
-                        if let interval {
+                        if outOfStep > 0 {
+                            outOfStep -= 1
+                            next = ContinuousClock.now
+                        } else if let interval {
                             next += interval
                             if next > ContinuousClock.now { try? await Task.sleep(until: next) }
                         }
@@ -214,6 +229,10 @@ struct LoadLane: Sendable {
     let link: ISO8583Client
     let phone: Wallet
     let cloud: HTTPCloudConnection
+
+    /// About how many sales a phone makes between replenishments (five keys of ten uses, topped
+    /// up when fewer than two are left).
+    static let salesPerReplenishment = 40
 
     /// Between sales: reversals the network has not taken yet, and the phone's keys when low
     /// (a failed replenishment is tried again before the next sale).
