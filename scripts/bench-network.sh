@@ -25,28 +25,37 @@ as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
 as_pg "$bin/pg_ctl" -D "$data" -l "$data/log" -w -o "-p $port -h 127.0.0.1 -k $data -c max_connections=300" start >/dev/null
 trap 'as_pg "$bin/pg_ctl" -D "$data" -m fast stop >/dev/null; rm -rf "$work"' EXIT
 
+# Before each measured run: the cluster checkpointed and the page cache written back, so no run
+# pays for the writes of the one before it (pgbench's initialisation included).
+settle() { as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qAt -c CHECKPOINT postgres >/dev/null; sync; }
+
 echo "== machine: $(nproc) cores, $(uname -r); PostgreSQL $("$bin/postgres" --version | awk '{print $3}'), fsync on, synchronous_commit on"
 echo "== pgbench TPC-B, scale 8, 8 clients, 2 threads, ${seconds} s (the reference)"
 as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres bench
 as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s 8 -q bench >/dev/null 2>&1
+settle
 as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -c 8 -j 2 -T "$seconds" bench 2>/dev/null | grep -E "^tps|latency average"
 
 rate() { grep -o 'approved sales: [0-9]* in [0-9]* s = [0-9.]*' | awk '{print $NF}'; }
 
 echo "== cloudtap load on SQLite, $terminals terminals, ${seconds} s"
+settle
 out=$(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --data-dir "$work/sqlite-full")
 echo "$out" | grep -E "approved sales|latency|books"
 half=$(echo "$out" | rate | awk '{printf "%d", $1 / 2}')
 echo "== cloudtap load on SQLite at half that: $half sales/s over $half_terminals terminals"
+settle
 (cd "$work" && "$cloudtap" load --terminals "$half_terminals" --duration "$seconds" --rate "$half" --data-dir "$work/sqlite-half") | grep -E "approved sales|latency|books"
 
 as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres cloudtap_full
 as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres cloudtap_half
 echo "== cloudtap load on PostgreSQL, $terminals terminals, ${seconds} s"
+settle
 out=$(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --data-dir "$work/pg-full" \
       --database "postgres://postgres@127.0.0.1:$port/cloudtap_full?sslmode=disable")
 echo "$out" | grep -E "approved sales|latency|books"
 half=$(echo "$out" | rate | awk '{printf "%d", $1 / 2}')
 echo "== cloudtap load on PostgreSQL at half that: $half sales/s over $half_terminals terminals"
+settle
 (cd "$work" && "$cloudtap" load --terminals "$half_terminals" --duration "$seconds" --rate "$half" --data-dir "$work/pg-half" \
       --database "postgres://postgres@127.0.0.1:$port/cloudtap_half?sslmode=disable") | grep -E "approved sales|latency|books"

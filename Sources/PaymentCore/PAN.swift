@@ -26,23 +26,26 @@ public struct PAN: Hashable, Sendable, CustomStringConvertible, CustomDebugStrin
     /// Parses and Luhn-checks a card number. Spaces are ignored.
     public init(_ text: some StringProtocol) throws(PAN.Error) {
         let compact = try PAN.digitsOnly(text)
-        let expected = Luhn.checkDigit(for: compact.dropLast())
-        guard compact.last == expected else { throw .badCheckDigit(expected: expected) }
-        self.digits = compact
+        let expected = Luhn.checkValue(compact.dropLast())
+        guard compact.last == expected else { throw .badCheckDigit(expected: Character(Unicode.Scalar(expected))) }
+        self.digits = String(decoding: compact, as: UTF8.self)
     }
 
     /// A number taken without the Luhn check, for replaying published vectors whose PANs were
     /// never meant to pass it. Length and digit checks still apply.
     public init(unchecked text: some StringProtocol) throws(PAN.Error) {
-        self.digits = try PAN.digitsOnly(text)
+        self.digits = String(decoding: try PAN.digitsOnly(text), as: UTF8.self)
     }
 
-    private static func digitsOnly(_ text: some StringProtocol) throws(PAN.Error) -> String {
-        let compact = String(text.filter { $0 != " " })
-        if let bad = compact.utf8.firstIndex(where: { $0 < 48 || $0 > 57 }) {
-            throw .notDigits(offset: compact.utf8.distance(from: compact.utf8.startIndex, to: bad))
+    /// The digits of `text` as ASCII bytes, spaces dropped.
+    private static func digitsOnly(_ text: some StringProtocol) throws(PAN.Error) -> [UInt8] {
+        var compact: [UInt8] = []
+        compact.reserveCapacity(19)
+        for c in text.utf8 where c != 0x20 {
+            guard c >= 0x30, c <= 0x39 else { throw .notDigits(offset: compact.count) }
+            compact.append(c)
         }
-        guard (12...19).contains(compact.utf8.count) else { throw .badLength(compact.utf8.count) }
+        guard (12...19).contains(compact.count) else { throw .badLength(compact.count) }
         return compact
     }
 

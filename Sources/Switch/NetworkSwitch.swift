@@ -169,15 +169,22 @@ public final class NetworkSwitch: Sendable {
             }
         } else {
             inserted = try await db.transaction { tx in
+                // The id AUTOINCREMENT would give (one past the larger of the table's sequence
+                // and its largest id) taken in the statement, so the issuer-side key made from it
+                // (as issuerSTAN and IssuerGateway.key make it) is written with the row. The
+                // unit runs on SQLite's only writer: nothing takes an id in between.
+                let issuerKey: SQLQueryString = bank == nil ? "NULL" : """
+                    \(bind: request.acquirerID) || '/' || printf('%06d', next.id % 1000000) || '/' || \(bind: clock)
+                    """
                 guard let row = try await tx.raw("""
-                    INSERT INTO net_transactions (request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at, merchant_id, acquirer_id, bank_id)
-                    VALUES (\(values)) ON CONFLICT (request_key) DO NOTHING RETURNING id
+                    INSERT INTO net_transactions (id, request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at,
+                        merchant_id, acquirer_id, bank_id, issuer_key)
+                    SELECT next.id, \(values), \(issuerKey)
+                    FROM (SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'net_transactions'), 0),
+                                     COALESCE((SELECT MAX(id) FROM net_transactions), 0)) + 1 AS id) AS next
+                    WHERE true ON CONFLICT (request_key) DO NOTHING RETURNING id
                     """).first() else { return nil }
                 let id = try row.decode(column: "id", as: Int64.self)
-                if bank != nil {
-                    let issuerKey = IssuerGateway.key(acquirer: request.acquirerID, stan: Self.issuerSTAN(id), transmission: clock)
-                    try await tx.raw("UPDATE net_transactions SET issuer_key = \(bind: issuerKey) WHERE id = \(bind: id)").run()
-                }
                 if let check, let lookup { return (id, try await tsp.validate(check, lookup: lookup, in: tx)) }
                 return (id, nil)
             }

@@ -171,6 +171,36 @@ struct SwitchTests {
         }
     }
 
+    @Test("the issuer-side key is written with the request, made from its id; ids are not reused after the last row is deleted")
+    func issuerKeyWithRequest() async throws {
+        try await CloudFlowTests.each("switch-issuer-key") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            guard case .approved = try await Self.sale(s, "38.50").outcome else { Issue.record("not approved"); return }
+            // A row with a higher id, gone again: the next request still comes after it.
+            try await c.db.transaction { tx in
+                try await tx.raw("""
+                    INSERT INTO net_transactions (id, request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at)
+                    \(unsafeRaw: c.db.engine == .postgres ? "OVERRIDING SYSTEM VALUE" : "")
+                    VALUES (1000041, 'gone', 'TERM0001', '000001', '1234', 100, 156, 'declined', 'test', '2026-11-27T00:00:00Z')
+                    """).run()
+                try await tx.raw("DELETE FROM net_transactions WHERE request_key = 'gone'").run()
+            }
+            if c.db.engine == .postgres { try await c.db.sql.raw("SELECT setval(pg_get_serial_sequence('net_transactions', 'id'), 1000041)").run() }
+            guard case .approved = try await Self.sale(s, "12.00").outcome else { Issue.record("not approved"); return }
+            let rows = try await c.db.sql.raw("SELECT id, issuer_key FROM net_transactions ORDER BY id").all()
+            #expect(try rows.map { try $0.decode(column: "id", as: Int64.self) } == [1, 1_000_042])
+            for row in rows {
+                let id = try row.decode(column: "id", as: Int64.self)
+                let key = try #require(try row.decode(column: "issuer_key", as: String?.self))
+                #expect(key.hasPrefix("\(Self.shop.acquirerID)/\(NetworkSwitch.issuerSTAN(id))/"))
+                #expect(key.count == IssuerGateway.key(acquirer: Self.shop.acquirerID, stan: "000000", transmission: "0000000000").count)
+                // The issuer booked the sale under the same key.
+                #expect(try await c.db.sql.raw("SELECT state FROM issuer_authorizations WHERE idempotency_key = \(bind: key)").first()?
+                    .decode(column: "state", as: String.self) == "approved")
+            }
+        }
+    }
+
     @Test("38.50 without PIN and 1,288.00 with PIN are approved and booked; a wrong PIN is declined 55")
     func approvals() async throws {
         try await CloudFlowTests.each("switch-approve") { (c: Cloud) async throws -> Void in

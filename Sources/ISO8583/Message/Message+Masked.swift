@@ -32,14 +32,24 @@ extension Message {
             guard Message.appendEntry(0, Array(text.utf8), to: &out) else { return nil }
         }
         for n in spans.indices where spans[n].isPresent {
-            guard let value = bytes(n) else { continue }
-            let masked: [UInt8]?
-            switch n < spec.maskings.count ? spec.maskings[n] : .asIs {
-            case .asIs: masked = value
-            case .secret: masked = [UInt8](repeating: 0, count: value.count)
+            guard let slice = self.value(n) else { continue }
+            let masking = n < spec.maskings.count ? spec.maskings[n] : .asIs
+            // Kept as they are, without a copy of their own.
+            switch masking {
+            case .asIs:
+                guard Message.appendEntry(n, slice, to: &out) else { return nil }
+                continue
             case .tlv:
                 // EMV data is kept as it is unless it carries the card number or track data.
-                masked = Message.carriesCardData(value[...]) == false ? value : nil
+                guard Message.carriesCardData(slice) == false, Message.appendEntry(n, slice, to: &out) else { return nil }
+                continue
+            default: break
+            }
+            let value = Array(slice)
+            let masked: [UInt8]?
+            switch masking {
+            case .asIs, .tlv: masked = value
+            case .secret: masked = [UInt8](repeating: 0, count: value.count)
             case .pan: masked = Message.maskedDigits(value) ?? spec[n].map { Array(Message.display(value, spec: $0, reveal: false).utf8) }
             case .track:
                 // The card number before the separator masked, everything after it starred.
@@ -86,7 +96,7 @@ extension Message {
 
     static let maskedMagic: [UInt8] = Array("CTM1".utf8)
 
-    static func appendEntry(_ n: Int, _ value: [UInt8], to out: inout [UInt8]) -> Bool {
+    static func appendEntry<C: Collection>(_ n: Int, _ value: C, to out: inout [UInt8]) -> Bool where C.Element == UInt8 {
         guard n <= 255, value.count <= 0xFFFF else { return false }
         out.append(UInt8(n))
         out.append(UInt8(value.count >> 8))
