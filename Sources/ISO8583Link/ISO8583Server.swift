@@ -116,10 +116,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         let spec = self.spec, handler = self.handler, state = self.state
         state.begin()
         Task {
-            defer { state.end() }
-            guard let response = await handler(request) else { return }
-            guard let packed = try? spec.pack(response) else { return }
-            try? await channel.writeAndFlush(packed)
+            guard let response = await handler(request), let packed = try? spec.pack(response) else { return state.end() }
+            // Done when the write is (a drain waits for it), without the task waking to hear so.
+            channel.writeAndFlush(packed).whenComplete { _ in state.end() }
         }
     }
 

@@ -53,11 +53,22 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
         // default, every 1,000 pages) they stall every caller of that batch for milliseconds;
         // a second connection does them in the background instead (passive: never blocks the
         // writer), once a second — more often, its I/O shows in the writer's commit times.
+        //
+        // A passive checkpoint copies only the frames that were in the WAL when it began, and
+        // the writer keeps appending meanwhile, so alone it never catches up: SQLite starts the
+        // WAL over only when a write begins with every frame copied, and the WAL (and with it
+        // each page look-up through the WAL index) grew without end — throughput halved over
+        // twenty seconds of load. So after each background checkpoint the writer, between two
+        // batches, checkpoints what was written meanwhile (a small part of a second's pages)
+        // and its next write starts the WAL over.
         try connection.execute("PRAGMA wal_autocheckpoint=0")
-        checkpointer = try Checkpointer(path: path, logger: logger)
+        let caughtUp = CheckpointSignal()
+        checkpointer = try Checkpointer(path: path, logger: logger, signal: caughtUp)
         reader = try SQLiteReader(path: path)
         let queue = self.queue, connection = self.connection, thread = self.thread, maximum = maximumBatch
-        writer = Task(executorPreference: thread) { await Self.write(queue: queue, connection: connection, logger: logger, maximum: maximum) }
+        writer = Task(executorPreference: thread) {
+            await Self.write(queue: queue, connection: connection, logger: logger, maximum: maximum, caughtUp: caughtUp)
+        }
     }
 
     /// Runs `body` as one unit: in a savepoint of the current batch, answered after the commit.
@@ -79,7 +90,7 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
     }
 
     /// The writer: batches of units, one commit each.
-    static func write(queue: WorkQueue, connection: SQLiteHandle, logger: Logger, maximum: Int) async {
+    static func write(queue: WorkQueue, connection: SQLiteHandle, logger: Logger, maximum: Int, caughtUp: CheckpointSignal? = nil) async {
         let session = SQLiteSession(connection: connection, logger: logger)
         /// Commits the batch; the error when the commit failed (and the batch was rolled back).
         func commit() -> (any Error)? {
@@ -93,6 +104,13 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
             }
         }
         while let batch = await queue.next(maximum: maximum) {
+            if caughtUp?.take() == true {
+                // Between batches, no transaction open: the frames since the background
+                // checkpoint, so the next write can start the WAL over.
+                do { try connection.execute("PRAGMA wal_checkpoint(PASSIVE)") } catch {
+                    logger.debug("writer's checkpoint skipped", metadata: ["error": "\(error)"])
+                }
+            }
             do {
                 try connection.execute("BEGIN IMMEDIATE")
             } catch {
@@ -161,15 +179,26 @@ final class SQLiteReader: @unchecked Sendable {
     func close() { queue.sync { connection.close() } }
 }
 
+/// Set by the background checkpointer when it has copied the WAL's frames; taken by the
+/// writer, which then checkpoints the rest itself.
+final class CheckpointSignal: @unchecked Sendable {  // state behind the lock
+    private let lock = NSLock()
+    private var set = false
+    func raise() { lock.withLock { set = true } }
+    /// Whether it was raised since the last take.
+    func take() -> Bool { lock.withLock { defer { set = false }; return set } }
+}
+
 /// A thread with its own connection that checkpoints the WAL every second (passive mode:
-/// it copies what no reader needs and never waits for, or blocks, the writer).
+/// it copies what no reader needs and never waits for, or blocks, the writer), then signals
+/// the writer to copy what came meanwhile.
 final class Checkpointer: @unchecked Sendable {
     private let connection: SQLiteHandle
     private let condition = NSCondition()
     private var stopped = false
     private var done = false
 
-    init(path: String, logger: Logger) throws {
+    init(path: String, logger: Logger, signal: CheckpointSignal? = nil) throws {
         connection = try SQLiteHandle(path: path)
         try connection.execute("PRAGMA busy_timeout=0")
         let thread = Thread {
@@ -179,7 +208,10 @@ final class Checkpointer: @unchecked Sendable {
                 let stop = self.stopped
                 self.condition.unlock()
                 if stop { break }
-                do { try self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)") } catch {
+                do {
+                    try self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    signal?.raise()
+                } catch {
                     logger.debug("background checkpoint skipped", metadata: ["error": "\(error)"])
                 }
             }

@@ -37,5 +37,10 @@ public enum TokenSchema {
         Migration(id: 2005, name: "validated transactions reconciled with the phone's log") { _ in [
             "ALTER TABLE tsp_atcs ADD COLUMN reconciled INTEGER NOT NULL DEFAULT 0",
         ] },
+        // A replenishment reads and marks the token's transactions not yet reconciled — a few
+        // dozen — where the token's whole history, growing with every sale, had been scanned.
+        Migration(id: 2006, name: "transactions not yet reconciled found by index") { _ in [
+            "CREATE INDEX tsp_atcs_unreconciled ON tsp_atcs (token_id, atc) WHERE reconciled = 0",
+        ] },
     ]
 }

@@ -197,6 +197,38 @@ struct WALGatheringTests {
     }
 }
 
+@Suite("SQLite's WAL kept short")
+struct WALRestartTests {
+    @Test("under writes that never pause, the WAL starts over after the background checkpoints (its header's checkpoint count moves)")
+    func restartsUnderLoad() async throws {
+        let path = TestDatabases.sqlitePath("wal-restart")
+        let db = try await Database.open(.sqlite(path: path))
+        try await db.transaction { tx in try await tx.raw("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").run() }
+        // Eight writers back to back for 2.6 s: the writer thread is never idle, so only the
+        // hand-off after each background checkpoint (once a second) can start the WAL over.
+        let end = ContinuousClock.now + .milliseconds(2600)
+        let body = Data(repeating: 0xA5, count: 1500)
+        let written = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    var n = 0
+                    while ContinuousClock.now < end {
+                        try await db.transaction { tx in try await tx.raw("INSERT INTO blobs (body) VALUES (\(bind: body))").run() }
+                        n += 1
+                    }
+                    return n
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        let header = try #require(FileHandle(forReadingAtPath: path + "-wal")).readData(ofLength: 32)
+        let checkpoints = header.count == 32 ? header[12..<16].reduce(UInt32(0)) { $0 << 8 | UInt32($1) } : 0
+        #expect(checkpoints >= 1, "the WAL never started over in \(written) commits")
+        #expect(try await db.sql.raw("SELECT COUNT(*) AS n FROM blobs").first()?.decode(column: "n", as: Int.self) == written)
+        await db.shutdown()
+    }
+}
+
 @Suite("Storage failures")
 struct StorageFailureTests {
     @Test("an unreachable PostgreSQL or an unwritable SQLite path is an error, not a crash")
