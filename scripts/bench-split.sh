@@ -23,7 +23,7 @@ for run in $(seq "$runs"); do
     server=$!
     for _ in $(seq 50); do grep -q "switch on" "$work/serve.log" && break; sleep 0.2; done
     before=$(ticks "$server")
-    out=$( { /usr/bin/time -f "CPU %U %S" "$cloudtap" load --terminals "$terminals" --duration "$seconds" \
+    out=$( { /usr/bin/time -f "CPU %U %S" "$cloudtap" load --terminals "$terminals" --duration "$seconds" --warmup 0 \
              --api "http://127.0.0.1:$http" --switch "127.0.0.1:$switch" --data-dir "$work/data"; } 2>&1 )
     after=$(ticks "$server")
     kill "$server"; wait "$server" 2>/dev/null || true; server=
