@@ -1,5 +1,10 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Where the phone keeps its secrets: on a phone, a file whose key lives in the platform's
 /// keystore (Keychain, Android Keystore); here, any implementation of this protocol.
@@ -12,7 +17,7 @@ public protocol SecureStore: Sendable {
 
 /// A store of files under a directory, each sealed with AES-256-GCM under one key (which the
 /// platform keystore would hold) and bound to its name, so a file renamed or swapped is refused.
-/// Writes replace the whole file atomically and are flushed before `save` returns.
+/// Writes replace the whole file atomically and are on disk, name and all, before `save` returns.
 public struct FileSecureStore: SecureStore {
     public let directory: URL
     let key: SymmetricKey
@@ -37,12 +42,35 @@ public struct FileSecureStore: SecureStore {
 
     public func save(_ name: String, _ data: Data) throws {
         let sealed = try AES.GCM.seal(data, using: key, authenticating: Data(name.utf8)).combined!
-        // Written to a temporary file and renamed over the old one (Foundation's atomic write),
-        // then flushed, so a reader sees the old or the new state, never half of one.
-        try sealed.write(to: url(name), options: [.atomic])
-        let handle = try FileHandle(forUpdating: url(name))
-        defer { try? handle.close() }
-        try handle.synchronize()
+        // A new file, written and flushed, renamed over the old one, then the directory flushed:
+        // after a crash the name holds the old state or the new one, whole — never a name
+        // pointing at bytes that had not reached the disk, nor a rename the disk forgot (the
+        // phone's counter and log going back would make the cloud refuse its next replenishment).
+        let path = url(name).path
+        let temporary = path + ".new-" + UUID().uuidString.prefix(8)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw WalletError.storage("cannot create \(name): \(String(cString: strerror(errno)))") }
+        var written = false
+        defer { if !written { unlink(temporary) } }
+        do {
+            defer { close(fd) }
+            try sealed.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+                var offset = 0
+                while offset < raw.count {
+                    let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0, errno == EINTR { continue }
+                    guard n > 0 else { throw WalletError.storage("cannot write \(name): \(String(cString: strerror(errno)))") }
+                    offset += n
+                }
+            }
+            guard fsync(fd) == 0 else { throw WalletError.storage("cannot flush \(name): \(String(cString: strerror(errno)))") }
+        }
+        guard rename(temporary, path) == 0 else { throw WalletError.storage("cannot replace \(name): \(String(cString: strerror(errno)))") }
+        written = true
+        let directoryFD = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directoryFD >= 0 else { throw WalletError.storage("cannot open the store directory: \(String(cString: strerror(errno)))") }
+        defer { close(directoryFD) }
+        guard fsync(directoryFD) == 0 else { throw WalletError.storage("cannot flush the store directory: \(String(cString: strerror(errno)))") }
     }
 }
 

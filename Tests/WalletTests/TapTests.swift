@@ -173,6 +173,8 @@ struct TapTests {
         _ = await tap(phone.wallet, amount: 3850)
         let file = dir.appendingPathComponent("wallet-state.sealed")
         let bytes = try Data(contentsOf: file)
+        // Only the sealed files: every write's new file was renamed over its name.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).allSatisfy { $0.hasSuffix(".sealed") })
         #expect(bytes.range(of: Data(Phone.token.digits.utf8)) == nil)
         let reopened = try Wallet(store: try FileSecureStore(directory: dir, key: key), deviceID: "phone-1")
         #expect(reopened.cards.first?.atc == 1)
