@@ -248,7 +248,7 @@ struct Demo {
                   "fees \(Amount(minorUnits: p.fees, currency: .cny)), net \(Amount(minorUnits: p.net, currency: .cny))")
         }
         for m in report.merchants {
-            print("   merchant \(m.merchant) (\(m.acquirer)): \(m.transactions) sales, gross \(Amount(minorUnits: m.gross, currency: .cny)), " +
+            print("   merchant \(m.merchant) (\(m.acquirer)): \(m.transactions) sale\(m.transactions == 1 ? "" : "s"), gross \(Amount(minorUnits: m.gross, currency: .cny)), " +
                   "discount \(Amount(minorUnits: m.discount, currency: .cny)), paid \(Amount(minorUnits: m.net, currency: .cny))")
         }
         print("   network fee income \(Amount(minorUnits: report.networkIncome, currency: .cny)); positions and income sum to \(report.balances ? "zero" : "NOT zero")")
