@@ -70,17 +70,29 @@ struct LoadCommand: ParsableCommand {
         let deadline = measured + .seconds(duration)
         let interval: Duration? = rate > 0 ? .seconds(Double(terminals) / rate) : nil
         let progress = Task {
+            // On a terminal one line redrawn in place; piped, a line a second.
+            let inPlace = isatty(STDOUT_FILENO) == 1
             var last = 0
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
-                if ContinuousClock.now < measured {
-                    print("  warming up, \(results.failures) failed")
-                    continue
+                let now = ContinuousClock.now
+                let line: String
+                if now < measured {
+                    line = "  warming up, \(results.failures) failed"
+                } else {
+                    let done = results.count
+                    line = "  " + LoadResults.bar(elapsed: now - measured, of: .seconds(duration))
+                        + " \(done) sales, \(done - last)/s, \(results.failures) failed"
+                    last = done
                 }
-                let done = results.count
-                print("  \(done) sales, \(done - last)/s, \(results.failures) failed")
-                last = done
+                if inPlace {
+                    print("\r" + line + "\u{1B}[K", terminator: "")
+                    fflush(nil)
+                } else {
+                    print(line)
+                }
             }
+            if inPlace { print("") }
         }
         await withTaskGroup(of: Void.self) { group in
             for (i, lane) in lanes.enumerated() {
@@ -119,6 +131,7 @@ struct LoadCommand: ParsableCommand {
             }
         }
         progress.cancel()
+        await progress.value
         // Reversals still held by a POS go out before the books are read.
         var left = 0
         let drainDeadline = ContinuousClock.now + .seconds(60)
@@ -279,6 +292,15 @@ final class LoadResults: @unchecked Sendable {
         case .noAnswer(let reason): reason.hasPrefix("no answer") ? "no answer from the network" : reason
         default: "\(outcome)"
         }
+    }
+
+    /// `[█████·····] 5/10 s`: how far a run has gone.
+    static func bar(elapsed: Duration, of total: Duration, width: Int = 20) -> String {
+        let seconds = { (d: Duration) in Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        let fraction = min(1, max(0, seconds(elapsed) / max(seconds(total), 0.001)))
+        let filled = Int((fraction * Double(width)).rounded())
+        return "[" + String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled) + "] "
+            + "\(Int(min(seconds(elapsed), seconds(total)).rounded()))/\(Int(seconds(total).rounded())) s"
     }
 
     func report(seconds: Double) {
