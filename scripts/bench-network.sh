@@ -16,18 +16,8 @@ terminals=${1:-64}
 seconds=${2:-10}
 half_terminals=${3:-8}
 pairs=${4:-1}
-bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-swift build -c release --product cloudtap >/dev/null
-cloudtap=$PWD/.build/release/cloudtap
-work=$(mktemp -d /tmp/cloudtap-bench-XXXXXX)
-data=$work/pg
-port=$((20000 + RANDOM % 20000))
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-mkdir -p "$data"
-[ "$(id -u)" = 0 ] && chown postgres:postgres "$data" "$work"
-as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
-as_pg "$bin/pg_ctl" -D "$data" -l "$data/log" -w -o "-p $port -h 127.0.0.1 -k $data -c max_connections=300" start >/dev/null
-trap 'as_pg "$bin/pg_ctl" -D "$data" -m fast stop >/dev/null; rm -rf "$work"' EXIT
+. scripts/pg-cluster.sh
+pg_cluster cloudtap-bench
 
 # Before each measured run: the cluster checkpointed and the page cache written back, so no run
 # pays for the writes of the one before it (pgbench's initialisation included).

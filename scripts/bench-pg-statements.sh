@@ -8,19 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 terminals=${1:-64}
 seconds=${2:-8}
-bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-swift build -c release --product cloudtap >/dev/null
-cloudtap=$PWD/.build/release/cloudtap
-work=$(mktemp -d /tmp/cloudtap-pgstat-XXXXXX)
-data=$work/pg
-port=$((20000 + RANDOM % 20000))
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-mkdir -p "$data"
-[ "$(id -u)" = 0 ] && chown postgres:postgres "$data" "$work"
-as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
-as_pg "$bin/pg_ctl" -D "$data" -l "$data/log" -w -o "-p $port -h 127.0.0.1 -k $data -c max_connections=300 \
-    -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" start >/dev/null
-trap 'as_pg "$bin/pg_ctl" -D "$data" -m fast stop >/dev/null; rm -rf "$work"' EXIT
+. scripts/pg-cluster.sh
+pg_cluster cloudtap-pgstat "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
 psql() { as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qAt "$@"; }
 psql -c "CREATE DATABASE cloudtap" postgres
 psql -c "CREATE EXTENSION pg_stat_statements" cloudtap
