@@ -23,9 +23,18 @@ extension ContactlessKernel {
         ]
     }
 
-    /// `value` as `bytes` bytes of BCD (zeros when it does not fit).
+    /// `value` as `bytes` bytes of BCD, right-aligned (zeros when it is negative or does not fit).
     static func bcd(_ value: Int64, bytes: Int) -> [UInt8] {
-        (try? BCD.pack(String(value), byteCount: bytes)) ?? [UInt8](repeating: 0, count: bytes)
+        var out = [UInt8](repeating: 0, count: bytes)
+        guard value >= 0 else { return out }
+        var rest = value
+        for i in stride(from: bytes - 1, through: 0, by: -1) where rest > 0 {
+            let low = UInt8(rest % 10)
+            rest /= 10
+            out[i] = UInt8(rest % 10) << 4 | low
+            rest /= 10
+        }
+        return rest == 0 ? out : [UInt8](repeating: 0, count: bytes)
     }
 
     static func date(_ d: Date) -> [UInt8] {
