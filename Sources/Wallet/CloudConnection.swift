@@ -105,13 +105,73 @@ public struct HTTPCloudConnection: CloudConnection {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let rawBody { request.httpBody = rawBody }
-        let (data, response) = try await session.data(for: request)
+        let (data, response) = try await Self.exchange(request, on: session)
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else {
             let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
             throw CloudRefusal(status: status, code: object["code"] as? String ?? "http-\(status)", detail: object["detail"] as? String ?? "")
         }
         return data
+    }
+}
+
+extension HTTPCloudConnection {
+    /// The answer to `request`. Where URLSession is swift-corelibs-foundation's (Linux), starting
+    /// a task waits on the session's own queue (`DispatchQueue.sync`), which would hold one of
+    /// the few threads Swift concurrency runs every task on; there the task is started from a
+    /// queue of its own and its answer handed back. Elsewhere, the async call as it is.
+    static func exchange(_ request: URLRequest, on session: URLSession) async throws -> (Data, URLResponse) {
+        #if canImport(FoundationNetworking)
+        let started = StartedTask()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                starter.async {
+                    let task = session.dataTask(with: request) { data, response, error in
+                        if let error {
+                            continuation.resume(throwing: error)
+                        } else if let response {
+                            continuation.resume(returning: (data ?? Data(), response))
+                        } else {
+                            continuation.resume(throwing: URLError(.badServerResponse))
+                        }
+                    }
+                    started.set(task)
+                    task.resume()
+                }
+            }
+        } onCancel: {
+            started.cancel()
+        }
+        #else
+        return try await session.data(for: request)
+        #endif
+    }
+
+    /// The queue URLSession tasks are started from (see ``exchange(_:on:)``).
+    static let starter = DispatchQueue(label: "cloudtap-wallet-http")
+
+    /// A started task, for cancelling it from another thread (cancelled before it started: it
+    /// is cancelled as it starts).
+    final class StartedTask: @unchecked Sendable {  // state behind the lock
+        private let lock = NSLock()
+        private var task: URLSessionDataTask?
+        private var cancelled = false
+
+        func set(_ task: URLSessionDataTask) {
+            let cancel = lock.withLock {
+                self.task = task
+                return cancelled
+            }
+            if cancel { task.cancel() }
+        }
+
+        func cancel() {
+            let task = lock.withLock {
+                cancelled = true
+                return self.task
+            }
+            task?.cancel()
+        }
     }
 }
 

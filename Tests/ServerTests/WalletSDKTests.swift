@@ -20,6 +20,31 @@ struct WalletSDKTests {
         try await TestDatabases.withEach("api-wallet") { db in try await Self.run(db) }
     }
 
+    @Test("a call to a cloud that never answers ends when the caller's task is cancelled")
+    func cancelledCall() async throws {
+        // A listener that takes the connection and never reads or answers.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listener >= 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let cloud = HTTPCloudConnection(baseURL: URL(string: "http://127.0.0.1:\(port)")!, requestorID: "WALLET00001", apiKey: "key")
+        let phone = try Wallet(store: MemorySecureStore(), deviceID: "phone-A")
+        let call = Task { try await cloud.provision(tokenID: 1, wallet: phone) }
+        try await Task.sleep(for: .milliseconds(300))
+        let started = ContinuousClock.now
+        call.cancel()
+        await #expect(throws: (any Error).self) { _ = try await call.value }
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
     static func setUp(_ f: APIFixture, phone: Wallet) async throws -> (APIFixture.Credentials, Int64) {
         let app = Application(router: f.api.router())
         return try await app.test(.router) { client -> (APIFixture.Credentials, Int64) in
