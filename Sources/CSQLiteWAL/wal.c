@@ -63,12 +63,17 @@ static int x_close(sqlite3_file *file) {
     return rc != SQLITE_OK ? rc : rc2;
 }
 
-static int x_read(sqlite3_file *file, void *out, int amount, sqlite3_int64 offset) {
-    GatherFile *f = (GatherFile *)file;
-    int rc = flush(f);
-    if (rc != SQLITE_OK) return rc;
-    return f->real->pMethods->xRead(f->real, out, amount, offset);
-}
+/// The calls below that hand pending WAL writes down first (`flush` for this file, `flush_wal`
+/// for the WAL when the call is on its database's shared memory), then forward the call.
+#define FORWARD_AFTER(flusher, file, call)          \
+    do {                                            \
+        GatherFile *f = (GatherFile *)(file);       \
+        int rc = flusher(f);                        \
+        if (rc != SQLITE_OK) return rc;             \
+        return f->real->pMethods->call;             \
+    } while (0)
+
+static int x_read(sqlite3_file *file, void *out, int amount, sqlite3_int64 offset) { FORWARD_AFTER(flush, file, xRead(f->real, out, amount, offset)); }
 
 static int x_write(sqlite3_file *file, const void *data, int amount, sqlite3_int64 offset) {
     GatherFile *f = (GatherFile *)file;
@@ -108,38 +113,18 @@ static int x_write(sqlite3_file *file, const void *data, int amount, sqlite3_int
     return SQLITE_OK;
 }
 
-static int x_truncate(sqlite3_file *file, sqlite3_int64 size) {
-    GatherFile *f = (GatherFile *)file;
-    int rc = flush(f);
-    if (rc != SQLITE_OK) return rc;
-    return f->real->pMethods->xTruncate(f->real, size);
-}
+static int x_truncate(sqlite3_file *file, sqlite3_int64 size) { FORWARD_AFTER(flush, file, xTruncate(f->real, size)); }
 
-static int x_sync(sqlite3_file *file, int flags) {
-    GatherFile *f = (GatherFile *)file;
-    int rc = flush(f);
-    if (rc != SQLITE_OK) return rc;
-    return f->real->pMethods->xSync(f->real, flags);
-}
+static int x_sync(sqlite3_file *file, int flags) { FORWARD_AFTER(flush, file, xSync(f->real, flags)); }
 
-static int x_file_size(sqlite3_file *file, sqlite3_int64 *size) {
-    GatherFile *f = (GatherFile *)file;
-    int rc = flush(f);
-    if (rc != SQLITE_OK) return rc;
-    return f->real->pMethods->xFileSize(f->real, size);
-}
+static int x_file_size(sqlite3_file *file, sqlite3_int64 *size) { FORWARD_AFTER(flush, file, xFileSize(f->real, size)); }
 
 static int x_lock(sqlite3_file *file, int level) {
     GatherFile *f = (GatherFile *)file;
     return f->real->pMethods->xLock(f->real, level);
 }
 
-static int x_unlock(sqlite3_file *file, int level) {
-    GatherFile *f = (GatherFile *)file;
-    int rc = flush(f);
-    if (rc != SQLITE_OK) return rc;
-    return f->real->pMethods->xUnlock(f->real, level);
-}
+static int x_unlock(sqlite3_file *file, int level) { FORWARD_AFTER(flush, file, xUnlock(f->real, level)); }
 
 static int x_check_reserved_lock(sqlite3_file *file, int *out) {
     GatherFile *f = (GatherFile *)file;
@@ -175,19 +160,9 @@ static int flush_wal(GatherFile *f) {
     return rc;
 }
 
-static int x_shm_map(sqlite3_file *file, int page, int size, int extend, void volatile **out) {
-    GatherFile *f = (GatherFile *)file;
-    int rc = flush_wal(f);
-    if (rc != SQLITE_OK) return rc;
-    return f->real->pMethods->xShmMap(f->real, page, size, extend, out);
-}
+static int x_shm_map(sqlite3_file *file, int page, int size, int extend, void volatile **out) { FORWARD_AFTER(flush_wal, file, xShmMap(f->real, page, size, extend, out)); }
 
-static int x_shm_lock(sqlite3_file *file, int offset, int n, int flags) {
-    GatherFile *f = (GatherFile *)file;
-    int rc = flush_wal(f);
-    if (rc != SQLITE_OK) return rc;
-    return f->real->pMethods->xShmLock(f->real, offset, n, flags);
-}
+static int x_shm_lock(sqlite3_file *file, int offset, int n, int flags) { FORWARD_AFTER(flush_wal, file, xShmLock(f->real, offset, n, flags)); }
 
 static void x_shm_barrier(sqlite3_file *file) {
     GatherFile *f = (GatherFile *)file;
@@ -197,19 +172,9 @@ static void x_shm_barrier(sqlite3_file *file) {
     f->real->pMethods->xShmBarrier(f->real);
 }
 
-static int x_shm_unmap(sqlite3_file *file, int delete_flag) {
-    GatherFile *f = (GatherFile *)file;
-    int rc = flush_wal(f);
-    if (rc != SQLITE_OK) return rc;
-    return f->real->pMethods->xShmUnmap(f->real, delete_flag);
-}
+static int x_shm_unmap(sqlite3_file *file, int delete_flag) { FORWARD_AFTER(flush_wal, file, xShmUnmap(f->real, delete_flag)); }
 
-static int x_fetch(sqlite3_file *file, sqlite3_int64 offset, int amount, void **out) {
-    GatherFile *f = (GatherFile *)file;
-    int rc = flush(f);
-    if (rc != SQLITE_OK) return rc;
-    return f->real->pMethods->xFetch(f->real, offset, amount, out);
-}
+static int x_fetch(sqlite3_file *file, sqlite3_int64 offset, int amount, void **out) { FORWARD_AFTER(flush, file, xFetch(f->real, offset, amount, out)); }
 
 static int x_unfetch(sqlite3_file *file, sqlite3_int64 offset, void *page) {
     GatherFile *f = (GatherFile *)file;
