@@ -337,10 +337,25 @@ extension IssuerHost {
     }
 
     /// Six characters from digits and upper-case letters.
+    /// Six characters from digits and capitals without I and O, uniformly: one draw below 34⁶
+    /// (one call for random bytes, where a draw a character made six), written in base 34.
     static func approvalCode() -> String {
-        let alphabet = Array("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ")
         var rng = SystemRandomNumberGenerator()
-        return String((0..<6).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] })
+        return approvalCode(UInt64.random(in: 0..<approvalCodes, using: &rng))
+    }
+
+    static let approvalAlphabet = Array("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ".utf8)
+    static let approvalCodes: UInt64 = 34 * 34 * 34 * 34 * 34 * 34
+
+    /// The code numbered `n` (below ``approvalCodes``), most significant character first.
+    static func approvalCode(_ n: UInt64) -> String {
+        var n = n
+        var code = [UInt8](repeating: 0, count: 6)
+        for i in (0..<6).reversed() {
+            code[i] = approvalAlphabet[Int(n % 34)]
+            n /= 34
+        }
+        return String(decoding: code, as: UTF8.self)
     }
 }
 

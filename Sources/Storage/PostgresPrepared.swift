@@ -110,12 +110,10 @@ struct LiteralArgument {
     }
 
     init?(_ bind: any Encodable & Sendable) {
-        if let optional = bind as? any OptionalBind, optional.isNone {
-            (literal, type) = (nil, "")
-            return
-        }
-        switch bind {
-        case let v as String:
+        switch CommonBind(bind) {
+        case nil: return nil
+        case .null: (literal, type) = (nil, "")
+        case .text(let v):
             // A backslash reads differently under standard_conforming_strings off; such a
             // value, and one with a NUL, goes the unprepared way.
             var quoted: [UInt8] = [0x27]
@@ -127,20 +125,13 @@ struct LiteralArgument {
             }
             quoted.append(0x27)
             (literal, type) = (String(decoding: quoted, as: UTF8.self), "text")
-        case let v as Int: (literal, type) = (String(v), "int8")
-        case let v as Int64: (literal, type) = (String(v), "int8")
-        case let v as Int32: (literal, type) = (String(v), "int4")
-        case let v as Int16: (literal, type) = (String(v), "int2")
-        case let v as UInt32: (literal, type) = (String(v), "int8")
-        case let v as UInt16: (literal, type) = (String(v), "int4")
-        case let v as UInt8: (literal, type) = (String(v), "int2")
-        case let v as Bool: (literal, type) = (v ? "true" : "false", "bool")
-        case let v as Double:
+        case .integer(let n, let postgresType): (literal, type) = (String(n), postgresType)
+        case .bool(let v): (literal, type) = (v ? "true" : "false", "bool")
+        case .double(let v):
             guard v.isFinite else { return nil }
             (literal, type) = ("'\(v)'", "float8")
-        case let v as Data: (literal, type) = ("decode('" + Self.hex(v) + "', 'hex')", "bytea")
-        case let v as [UInt8]: (literal, type) = ("decode('" + Self.hex(v) + "', 'hex')", "bytea")
-        default: return nil
+        case .data(let v): (literal, type) = ("decode('" + Self.hex(v) + "', 'hex')", "bytea")
+        case .bytes(let v): (literal, type) = ("decode('" + Self.hex(v) + "', 'hex')", "bytea")
         }
     }
 
@@ -197,10 +188,6 @@ struct LiteralArgument {
         return String(decoding: out, as: UTF8.self)
     }
 }
-
-/// An optional bind, to tell `nil` apart whatever the wrapped type.
-protocol OptionalBind { var isNone: Bool { get } }
-extension Optional: OptionalBind { var isNone: Bool { self == nil } }
 
 /// Which statements the process prepares, under which names, and which connection has
 /// prepared which.

@@ -363,14 +363,16 @@ struct SQLiteSession: SQLiteFace, @unchecked Sendable {
         let encoder = SQLiteDataEncoder()
         return try binds.map {
             // The common types directly; the rest as SQLiteKit's encoder writes them.
-            switch $0 {
-            case let v as String: return .text(v)
-            case let v as Int: return .integer(Int64(v))
-            case let v as Int64: return .integer(v)
-            case let v as Data: return .blob(Array(v))
-            case let v as [UInt8]: return .blob(v)
-            case let optional as any OptionalBind where optional.isNone: return .null
-            default: break
+            if let common = CommonBind($0) {
+                switch common {
+                case .null: return .null
+                case .text(let v): return .text(v)
+                case .integer(let n, _): return .integer(n)
+                case .bool(let v): return .integer(v ? 1 : 0)
+                case .double(let d): return .float(d)
+                case .bytes(let v): return .blob(v)
+                case .data(let v): return .blob(Array(v))
+                }
             }
             return switch try encoder.encode($0) {
             case .integer(let n): .integer(Int64(n))

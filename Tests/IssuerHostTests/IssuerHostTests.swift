@@ -1,5 +1,5 @@
 import Foundation
-import IssuerHost
+@testable import IssuerHost
 import PaymentCore
 import PaymentCrypto
 import Storage
@@ -79,6 +79,19 @@ struct IssuerHostTests {
             let f = try await Fixture.make(db)
             try await body(f)
             try await f.checkBooks()
+        }
+    }
+
+    @Test("approval codes: six characters of the 34, numbered in base 34, every number its own code")
+    func approvalCodes() {
+        #expect(IssuerHost.approvalCode(0) == "000000")
+        #expect(IssuerHost.approvalCode(33) == "00000Z")
+        #expect(IssuerHost.approvalCode(34) == "000010")
+        #expect(IssuerHost.approvalCode(IssuerHost.approvalCodes - 1) == "ZZZZZZ")
+        let alphabet = Set("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ")
+        for _ in 0..<200 {
+            let code = IssuerHost.approvalCode()
+            #expect(code.count == 6 && code.allSatisfy(alphabet.contains), "\(code)")
         }
     }
 

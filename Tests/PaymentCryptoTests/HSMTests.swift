@@ -132,6 +132,16 @@ struct HSMTests {
         #expect(try hsm.open(sealed, keyName: "vault-kek", authenticating: Array("card:1".utf8)) == Array(pan.digits.utf8))
         #expect(throws: (any Error).self) { try hsm.open(sealed, keyName: "vault-kek", authenticating: Array("card:2".utf8)) }
         #expect(try hsm.keyedHash(Array(pan.digits.utf8), keyName: "vault-kek").count == 32)
+
+        // Look-up hashes: HMAC-SHA-256 (the figure from Python's hmac module, key 00 01 … 1F), the
+        // same on every call from the key's kept state, and only under a key whose usage allows it.
+        _ = try hsm.importClearKey(name: "hash-key", usage: .dataEncryption, algorithm: .aes, key: (0..<32).map { UInt8($0) })
+        let expected = hex("099805f4ac310786968565c098db515cc50862b420ae31e20238312344bed36a")
+        for _ in 0..<3 {
+            #expect(try hsm.keyedHash(Array("what do ya want for nothing?".utf8), keyName: "hash-key") == expected)
+        }
+        #expect(try hsm.keyedHash([], keyName: "hash-key") != expected)
+        #expect(throws: (any Error).self) { try hsm.keyedHash([1, 2, 3], keyName: "cvk") }
     }
 }
 

@@ -16,6 +16,9 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
         let imk: IssuerMasterKey?
         /// 3DES PIN keys are kept expanded for PIN translation.
         let pinKey: Legacy.TripleDES?
+        /// Keys that may key look-up hashes are kept as HMAC state with the key absorbed: a
+        /// hash copies it (copy on write) and adds only the data.
+        let hmac: HMAC<SHA256>?
 
         init(info: KeyInfo, block: String, clear: [UInt8]) throws {
             self.info = info
@@ -24,7 +27,10 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
             let isIMK = [.issuerMasterKeyAC, .issuerMasterKeyOther, .issuerMasterKeySMC, .issuerMasterKeySMI].contains(info.usage)
             self.imk = isIMK ? try IssuerMasterKey(clear, algorithm: info.algorithm) : nil
             self.pinKey = info.usage == .pinEncryption && info.algorithm == .tdes ? try Legacy.TripleDES(key: clear) : nil
+            self.hmac = Self.hashKeyUsages.contains(info.usage) ? HMAC<SHA256>(key: SymmetricKey(data: clear)) : nil
         }
+
+        static let hashKeyUsages: [KeyUsage] = [.dataEncryption, .cmac]
     }
 
     private let lock = NSLock()
@@ -187,8 +193,10 @@ public final class SoftwareHSM: KeyHolding, @unchecked Sendable {
     }
 
     public func keyedHash(_ data: [UInt8], keyName: String) throws -> [UInt8] {
-        let key = SymmetricKey(data: try clear(keyName, for: [.dataEncryption, .cmac]))
-        return Array(HMAC<SHA256>.authenticationCode(for: data, using: key))
+        let h = try held(keyName)
+        guard var mac = h.hmac else { throw KeyHoldingError.wrongUsage(name: keyName, has: h.info.usage, needs: Held.hashKeyUsages) }
+        mac.update(data: data)
+        return Array(mac.finalize())
     }
 
     // MARK: Internals
