@@ -67,19 +67,22 @@ public struct PAN: Hashable, Sendable, CustomStringConvertible, CustomDebugStrin
 /// Masks every run of 12–19 digits in free text, for log lines and traces built from
 /// strings that may carry card numbers.
 public func maskCardNumbers(in text: String) -> String {
-    var out = ""
-    var run = ""
-    func flush() {
-        if (12...19).contains(run.count) {
-            out += run.prefix(6) + String(repeating: "*", count: run.count - 10) + run.suffix(4)
-        } else {
-            out += run
+    String(decoding: maskCardNumbers(utf8: Array(text.utf8)), as: UTF8.self)
+}
+
+/// ``maskCardNumbers(in:)`` over UTF-8 bytes: each run of 12–19 ASCII digits keeps its first
+/// six and last four, the rest starred; everything else is left as it is.
+public func maskCardNumbers(utf8 text: [UInt8]) -> [UInt8] {
+    var out = text
+    var i = 0
+    while i < out.count {
+        guard out[i] >= 0x30 && out[i] <= 0x39 else { i += 1; continue }
+        var end = i
+        while end < out.count, out[end] >= 0x30 && out[end] <= 0x39 { end += 1 }
+        if (12...19).contains(end - i) {
+            for j in (i + 6)..<(end - 4) { out[j] = 0x2A }
         }
-        run = ""
+        i = end
     }
-    for c in text {
-        if c.isASCII && c.isNumber { run.append(c) } else { flush(); out.append(c) }
-    }
-    flush()
     return out
 }

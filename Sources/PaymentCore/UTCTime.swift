@@ -23,20 +23,52 @@ public struct UTCTime: Sendable, Hashable {
         year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
     }
 
-    static func two(_ n: Int) -> String { n < 10 ? "0\(n)" : String(n % 100) }
-
     /// MMDDhhmmss (DE7).
-    public var mmddhhmmss: String { mmdd + hhmmss }
+    public var mmddhhmmss: String { Digits.text { $0.two(month, day, hour, minute, second) } }
     /// hhmmss (DE12).
-    public var hhmmss: String { Self.two(hour) + Self.two(minute) + Self.two(second) }
+    public var hhmmss: String { Digits.text { $0.two(hour, minute, second) } }
     /// MMDD (DE13).
-    public var mmdd: String { Self.two(month) + Self.two(day) }
+    public var mmdd: String { Digits.text { $0.two(month, day) } }
     /// YYMM (expiry dates).
-    public var yymm: String { Self.two(year % 100) + Self.two(month) }
+    public var yymm: String { Digits.text { $0.two(year, month) } }
     /// YYYY-MM-DD.
-    public var isoDate: String { String(year) + "-" + Self.two(month) + "-" + Self.two(day) }
-    /// YYYY-MM-DD hh:mm:ss.
+    public var isoDate: String { Digits.text { $0.date(self) } }
     /// `YYYY-MM-DDTHH:MM:SSZ`, as Foundation's `Date.ISO8601Format()` writes it.
-    public var iso8601: String { isoDate + "T" + Self.two(hour) + ":" + Self.two(minute) + ":" + Self.two(second) + "Z" }
-    public var isoDateTime: String { isoDate + " " + Self.two(hour) + ":" + Self.two(minute) + ":" + Self.two(second) }
+    public var iso8601: String { Digits.text { $0.date(self); $0.put("T"); $0.time(self); $0.put("Z") } }
+    /// YYYY-MM-DD hh:mm:ss.
+    public var isoDateTime: String { Digits.text { $0.date(self); $0.put(" "); $0.time(self) } }
+}
+
+/// Date and time text written digit by digit into one buffer (it had been a `+` of two-digit
+/// strings, an allocation each, several times a sale).
+private struct Digits {
+    private var bytes: [UInt8] = []
+
+    static func text(_ write: (inout Digits) -> Void) -> String {
+        var d = Digits()
+        d.bytes.reserveCapacity(20)
+        write(&d)
+        return String(decoding: d.bytes, as: UTF8.self)
+    }
+
+    /// Each number's last two digits.
+    mutating func two(_ numbers: Int...) {
+        for n in numbers {
+            bytes.append(0x30 + UInt8(n % 100 / 10))
+            bytes.append(0x30 + UInt8(n % 10))
+        }
+    }
+
+    mutating func put(_ c: Unicode.Scalar) { bytes.append(UInt8(ascii: c)) }
+
+    /// YYYY-MM-DD (a year outside 1000–9999 with the digits it has).
+    mutating func date(_ t: UTCTime) {
+        if (1000...9999).contains(t.year) { two(t.year / 100, t.year) } else { bytes += Array(String(t.year).utf8) }
+        put("-"); two(t.month); put("-"); two(t.day)
+    }
+
+    /// hh:mm:ss.
+    mutating func time(_ t: UTCTime) {
+        two(t.hour); put(":"); two(t.minute); put(":"); two(t.second)
+    }
 }

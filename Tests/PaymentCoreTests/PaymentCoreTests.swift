@@ -39,6 +39,14 @@ struct PaymentCoreTests {
         #expect(throws: PAN.Error.badLength(5)) { try PAN("12345") }
         #expect(throws: PAN.Error.notDigits(offset: 3)) { try PAN("621x220110002707354") }
         #expect(maskCardNumbers(in: "card 6210220110002707354 at 12:00") == "card 621022*********7354 at 12:00")
+        // Runs of 12 and 19 digits are masked, 11 and 20 are not; text around them and
+        // non-ASCII text are kept; a run at either end is found.
+        #expect(maskCardNumbers(in: "123456789012") == "123456**9012")
+        #expect(maskCardNumbers(in: "12345678901") == "12345678901")
+        #expect(maskCardNumbers(in: "1234567890123456789=2612") == "123456*********6789=2612")
+        #expect(maskCardNumbers(in: "12345678901234567890") == "12345678901234567890")
+        #expect(maskCardNumbers(in: "卡号6210220110002707354。") == "卡号621022*********7354。")
+        #expect(maskCardNumbers(in: "") == "")
     }
 
     @Test("amounts are exact minor units with their currency")
@@ -71,7 +79,7 @@ struct ChecksumTests {
 
 @Suite("UTC calendar time")
 struct UTCTimeTests {
-    @Test("agrees with Foundation's Gregorian calendar for 20,000 moments from 1901 to 2199, leap days and the epoch included")
+    @Test("agrees with Foundation's Gregorian calendar and ISO 8601 text for 20,000 moments from 1901 to 2199, leap days and the epoch included")
     func agreesWithCalendar() {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
@@ -84,10 +92,16 @@ struct UTCTimeTests {
             let ours: [Int] = [u.year, u.month, u.day, u.hour, u.minute, u.second]
             let foundation: [Int] = [p.year!, p.month!, p.day!, p.hour!, p.minute!, p.second!]
             #expect(ours == foundation, "\(t)")
+            #expect(u.iso8601 == date.ISO8601Format(), "\(t)")
         }
         let moment = UTCTime(Date(timeIntervalSince1970: 1_795_651_200 + 3_723))  // 2026-11-26 01:02:03
         #expect(moment.mmddhhmmss == "1126010203")
         #expect(moment.yymm == "2611")
         #expect(moment.isoDateTime == "2026-11-26 01:02:03")
+        #expect(moment.isoDate == "2026-11-26")
+        #expect(moment.hhmmss == "010203")
+        #expect(moment.mmdd == "1126")
+        #expect(moment.iso8601 == "2026-11-26T01:02:03Z")
+        #expect(UTCTime(Date(timeIntervalSince1970: -62_135_596_800)).isoDate == "1-01-01")  // year 1: its digits
     }
 }

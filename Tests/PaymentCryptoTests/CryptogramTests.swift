@@ -160,6 +160,10 @@ struct CryptogramTests {
         let late = index.generatedAt.addingTimeInterval(26 * 3600)
         #expect(limits.violations(index: index, useCount: 1, cumulativeAmount: 0, now: late).count == 1)
         #expect(try LimitedUseKeyIndex(bytes: index.bytes) == index)
+        let wide = LimitedUseKeyIndex(generationHour: 0x12_3456, sequence: 0xABCD)
+        #expect(wide.bytes == [0x12, 0x34, 0x56, 0xAB, 0xCD])
+        #expect(wide.derivationData == [0x4C, 0x12, 0x34, 0x56, 0xAB, 0xCD, 0x00, 0x00])
+        #expect(wide.description == "123456ABCD (hour 1193046, #43981)")
     }
 
     @Test("the cloud IAD round-trips and rejects malformed bytes")

@@ -144,7 +144,7 @@ extension Message {
     static func maskedSubfield(_ value: [UInt8], _ sensitivity: Sensitivity?) -> [UInt8] {
         switch sensitivity {
         case nil, .emv?: return value
-        case .pan?, .track?: return Array(maskCardNumbers(in: String(decoding: value, as: UTF8.self)).utf8)
+        case .pan?, .track?: return maskCardNumbers(utf8: value)
         case .secret?: return [UInt8](repeating: 0x2A, count: value.count)
         }
     }

@@ -28,7 +28,10 @@ public struct LimitedUseKeyIndex: Sendable, Hashable, Comparable, CustomStringCo
     public var generatedAt: Date { LimitedUseKeyIndex.epoch.addingTimeInterval(Double(generationHour) * 3600) }
 
     /// The 5 bytes as carried in the IAD: hour (3) ‖ sequence (2), big-endian.
-    public var bytes: [UInt8] { generationHour.bigEndianBytes(count: 3) + sequence.bigEndianBytes() }
+    public var bytes: [UInt8] {
+        [UInt8(truncatingIfNeeded: generationHour >> 16), UInt8(truncatingIfNeeded: generationHour >> 8), UInt8(truncatingIfNeeded: generationHour),
+         UInt8(truncatingIfNeeded: sequence >> 8), UInt8(truncatingIfNeeded: sequence)]
+    }
 
     public init(bytes: [UInt8]) throws(CryptoError) {
         guard bytes.count == 5 else { throw CryptoError("key index must be 5 bytes, got \(bytes.count)") }
