@@ -35,6 +35,10 @@ public final class SQLiteHandle: @unchecked Sendable {
         sqlite3_extended_result_codes(db, 1)
     }
 
+    /// SQLite's count of the memory it holds: 0 while its memory statistics are off, as the
+    /// first handle turns them off (counting puts a process-wide mutex on every allocation).
+    public static var memoryCounted: Int64 { sqlite3_memory_used() }
+
     /// The name of the VFS the main database file is open through, as the VFS reports it.
     public var vfsName: String? {
         var name: UnsafeMutablePointer<CChar>?

@@ -209,6 +209,15 @@ struct StorageTests {
 
 @Suite("SQLite's WAL writes gathered")
 struct WALGatheringTests {
+    @Test("SQLite counts no memory (no mutex on its allocations) once a handle is open")
+    func noMemoryStatistics() throws {
+        let handle = try SQLiteHandle(path: TestDatabases.sqlitePath("memstat"))
+        try handle.execute("CREATE TABLE t (x)")
+        try handle.execute("INSERT INTO t VALUES (?)", binds: [.blob([UInt8](repeating: 7, count: 10_000))])
+        #expect(SQLiteHandle.memoryCounted == 0)
+        handle.close()
+    }
+
     @Test("commits bigger than one gathered write, small ones after them, reads from another connection and after a reopen all see the same rows")
     func roundTrip() async throws {
         let path = TestDatabases.sqlitePath("wal-gather")

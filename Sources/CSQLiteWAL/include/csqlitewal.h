@@ -9,7 +9,9 @@
 /// other in the file are gathered in memory and reach the file as one write, before the log is
 /// synced, read, sized, truncated or closed, and before any shared-memory barrier or lock
 /// (which is how a commit is published to other connections). A commit's frames — a header and
-/// a page each, two writes a page — become one write. Returns SQLITE_OK or SQLite's error.
+/// a page each, two writes a page — become one write. The first call, before SQLite
+/// initializes, also turns SQLite's memory statistics off (they put a mutex on every
+/// allocation). Returns SQLITE_OK or SQLite's error.
 int cloudtap_register_wal_vfs(void);
 
 #endif
