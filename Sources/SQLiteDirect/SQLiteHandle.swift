@@ -18,7 +18,25 @@ public enum SQLiteValue: Sendable, Hashable {
 /// One SQLite connection and its prepared statements. Used by one thread at a time.
 public final class SQLiteHandle: @unchecked Sendable {
     private var db: OpaquePointer?
-    private var statements: [String: OpaquePointer] = [:]
+    private var statements: [String: Prepared] = [:]
+
+    /// A prepared statement and its result columns' names, read once and again only after
+    /// SQLite has prepared the statement anew (a schema change, such as a migration's, makes it).
+    private final class Prepared {
+        let statement: OpaquePointer
+        var columns: [String]?
+        /// SQLite's count of the statement's re-preparations when `columns` were read.
+        var columnsAt: Int32 = 0
+        init(_ statement: OpaquePointer) { self.statement = statement }
+
+        func columnNames() -> [String] {
+            let reprepared = sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0)
+            if let columns, columnsAt == reprepared { return columns }
+            let names = (0..<sqlite3_column_count(statement)).map { String(cString: sqlite3_column_name(statement, $0)) }
+            (columns, columnsAt) = (names, reprepared)
+            return names
+        }
+    }
 
     /// Opens `path` through CloudTap's write-gathering VFS (CSQLiteWAL): a commit's log frames
     /// reach the file as one write instead of two per page.
@@ -48,7 +66,7 @@ public final class SQLiteHandle: @unchecked Sendable {
     }
 
     public func close() {
-        for statement in statements.values { sqlite3_finalize(statement) }
+        for prepared in statements.values { sqlite3_finalize(prepared.statement) }
         statements = [:]
         sqlite3_close_v2(db)
         db = nil
@@ -58,19 +76,21 @@ public final class SQLiteHandle: @unchecked Sendable {
         SQLiteEngineError(code: status, message: db.map { String(cString: sqlite3_errmsg($0)) } ?? "closed", sql: sql)
     }
 
-    private func prepared(_ sql: String) throws -> OpaquePointer {
+    private func prepared(_ sql: String) throws -> Prepared {
         if let cached = statements[sql] { return cached }
         var statement: OpaquePointer?
         let status = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard status == SQLITE_OK, let statement else { throw error(status, sql) }
-        statements[sql] = statement
-        return statement
+        let prepared = Prepared(statement)
+        statements[sql] = prepared
+        return prepared
     }
 
     /// Runs one statement with its binds, handing each result row (column names, values) to `onRow`.
     public func execute(_ sql: String, binds: [SQLiteValue] = [], _ onRow: ([String], [SQLiteValue]) -> Void = { _, _ in }) throws {
         guard db != nil else { throw SQLiteEngineError(code: SQLITE_MISUSE, message: "the connection is closed", sql: sql) }
-        let statement = try prepared(sql)
+        let prepared = try prepared(sql)
+        let statement = prepared.statement
         defer {
             sqlite3_reset(statement)
             sqlite3_clear_bindings(statement)
@@ -81,27 +101,35 @@ public final class SQLiteHandle: @unchecked Sendable {
             switch value {
             case .integer(let n): status = sqlite3_bind_int64(statement, index, n)
             case .float(let d): status = sqlite3_bind_double(statement, index, d)
-            case .text(let s): status = sqlite3_bind_text(statement, index, s, -1, Self.transient)
+            case .text(var s):
+                // With its length, so SQLite need not look for the end (an empty string still
+                // needs an address: a null one would bind NULL).
+                status = s.isEmpty ? sqlite3_bind_text(statement, index, "", 0, Self.transient) : s.withUTF8 {
+                    $0.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(statement, index, $0.baseAddress, Int32($0.count), Self.transient) }
+                }
             case .blob(let bytes):
                 status = bytes.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), Self.transient) }
             case .null: status = sqlite3_bind_null(statement, index)
             }
             guard status == SQLITE_OK else { throw error(status, sql) }
         }
-        var columns: [String]?
         while true {
             let status = sqlite3_step(statement)
             if status == SQLITE_DONE { return }
             guard status == SQLITE_ROW else { throw error(status, sql) }
             let count = Int(sqlite3_column_count(statement))
-            if columns == nil { columns = (0..<count).map { String(cString: sqlite3_column_name(statement, Int32($0))) } }
             var values: [SQLiteValue] = []
             values.reserveCapacity(count)
             for i in 0..<Int32(count) {
                 switch sqlite3_column_type(statement, i) {
                 case SQLITE_INTEGER: values.append(.integer(sqlite3_column_int64(statement, i)))
                 case SQLITE_FLOAT: values.append(.float(sqlite3_column_double(statement, i)))
-                case SQLITE_TEXT: values.append(.text(String(cString: sqlite3_column_text(statement, i))))
+                case SQLITE_TEXT:
+                    // By its length, as it was bound (the text first, then its length, as
+                    // SQLite's documentation orders the two calls).
+                    let text = sqlite3_column_text(statement, i)
+                    let length = Int(sqlite3_column_bytes(statement, i))
+                    values.append(.text(text.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: length), as: UTF8.self) } ?? ""))
                 case SQLITE_BLOB:
                     let length = Int(sqlite3_column_bytes(statement, i))
                     let bytes = length > 0 ? sqlite3_column_blob(statement, i).map { [UInt8](UnsafeRawBufferPointer(start: $0, count: length)) } ?? [] : []
@@ -109,7 +137,7 @@ public final class SQLiteHandle: @unchecked Sendable {
                 default: values.append(.null)
                 }
             }
-            onRow(columns!, values)
+            onRow(prepared.columnNames(), values)
         }
     }
 

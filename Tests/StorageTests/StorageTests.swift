@@ -209,6 +209,22 @@ struct StorageTests {
 
 @Suite("SQLite's WAL writes gathered")
 struct WALGatheringTests {
+    @Test("a kept statement's column names follow a schema change on its connection; text binds keep their length")
+    func columnNamesAfterSchemaChange() throws {
+        let handle = try SQLiteHandle(path: TestDatabases.sqlitePath("columns"))
+        try handle.execute("CREATE TABLE t (a, b)")
+        try handle.execute("INSERT INTO t VALUES (?, ?)", binds: [.text(""), .text("x\u{0}y 中文")])
+        func read() throws -> ([String], [SQLiteValue]) {
+            var out: ([String], [SQLiteValue]) = ([], [])
+            try handle.execute("SELECT * FROM t") { columns, values in out = (columns, values) }
+            return out
+        }
+        #expect(try read() == (["a", "b"], [.text(""), .text("x\u{0}y 中文")]))
+        try handle.execute("ALTER TABLE t RENAME COLUMN a TO c")
+        #expect(try read().0 == ["c", "b"])
+        handle.close()
+    }
+
     @Test("SQLite counts no memory (no mutex on its allocations) once a handle is open")
     func noMemoryStatistics() throws {
         let handle = try SQLiteHandle(path: TestDatabases.sqlitePath("memstat"))
