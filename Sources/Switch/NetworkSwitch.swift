@@ -144,6 +144,11 @@ public final class NetworkSwitch: Sendable {
             \(bind: request.acquirerID), \(bind: bank)
             """
         let inserted: (id: Int64, verdict: CryptogramVerdict?)?
+        // On PostgreSQL, what an in-process issuer decides from (the card behind the token, its
+        // account, its day, an earlier answer to the issuer-side key) is read in the request's
+        // statement too: three round trips a sale instead of four. The booking checks again
+        // whatever the decision was made from, as it does after a read of its own.
+        var issuerRead: IssuerRead?
         if engine == .postgres {
             // One statement, which the server commits by itself: the id taken from the sequence
             // first, so the issuer-side key (made from it) is written with the row, and the
@@ -157,15 +162,28 @@ public final class NetworkSwitch: Sendable {
                 request AS (
                     INSERT INTO net_transactions (id, request_key, terminal_id, stan, token_last4, amount, currency, state, reason,
                         created_at, merchant_id, acquirer_id, bank_id, issuer_key) OVERRIDING SYSTEM VALUE
-                    SELECT next.id, \(values), \(issuerKey) FROM next ON CONFLICT (request_key) DO NOTHING RETURNING id)
+                    SELECT next.id, \(values), \(issuerKey) FROM next ON CONFLICT (request_key) DO NOTHING RETURNING id, issuer_key)
                 """
             if let verified { statement = statement + ", " + tsp.recording(verified, after: "request") }
             statement = statement + " SELECT request.id"
             if let verified { statement = statement + ", " + TokenService.recordingColumns(verified) }
-            let final = statement + " FROM request"
-            inserted = try await db.statement { tx in
-                guard let row = try await tx.raw(final).first() else { return nil }
-                return (try row.decode(column: "id", as: Int64.self), try verified.map { try tsp.verdict($0, row: row) } ?? early)
+            var final = statement + " FROM request"
+            let day = UTCTime(now).isoDate
+            let host = bank.flatMap { (issuers[$0] as? InProcessIssuer)?.gateway.host }.flatMap { $0.uses(db) ? $0 : nil }
+            if let verified, let host {
+                let read = IssuerHost.cardRead(hash: try host.lookupHash(verified.pan), day: day, key: "request.issuer_key")
+                final = statement + ", issuer.* FROM request LEFT JOIN LATERAL (SELECT " + read + ") issuer ON true"
+            }
+            let sql = final
+            let (row, id): ((any SQLRow)?, Int64?) = try await db.statement { tx in
+                guard let row = try await tx.raw(sql).first() else { return (nil, nil) }
+                return (row, try row.decode(column: "id", as: Int64.self))
+            }
+            if let row, let id {
+                inserted = (id, try verified.map { try tsp.verdict($0, row: row) } ?? early)
+                if host != nil, verified != nil, try !row.decodeNil(column: "card_id") { issuerRead = IssuerRead(card: row, day: day) }
+            } else {
+                inserted = nil
             }
         } else {
             inserted = try await db.transaction { tx in
@@ -201,7 +219,7 @@ public final class NetworkSwitch: Sendable {
             code = decided
         case .local(let outbound, let forwarded, let gateway, let bank):
             (response, code, stillPending) = try await answerLocally(message, id: id, outbound: outbound, forwarded: forwarded, gateway: gateway,
-                                                                     bank: bank, trace: trace)
+                                                                     bank: bank, trace: trace, read: issuerRead)
         }
         if !stillPending, code == "00" {
             // The terminal reversed the request while the issuer was deciding: undo the approval.
@@ -479,8 +497,14 @@ public final class NetworkSwitch: Sendable {
     /// account, day or PIN tries changed in between, or the key was answered, it fails whole and
     /// the issuer decides again inside a unit that locks the card. On SQLite the issuer decides
     /// inside the unit, on the writer's connection (see ``authorize(_:)``).
+    /// What an in-process issuer decides from, read in the request's statement on PostgreSQL.
+    struct IssuerRead: Sendable {
+        let card: any SQLRow
+        let day: String
+    }
+
     func answerLocally(_ message: Message, id: Int64, outbound: Message, forwarded: AuthorizationRequest, gateway: IssuerGateway, bank: String,
-                       trace: Trace) async throws -> (Message, String, Bool) {
+                       trace: Trace, read: IssuerRead? = nil) async throws -> (Message, String, Bool) {
         let start = ContinuousClock.now
         defer { Timer(label: "cloudtap_switch_issuer_duration_seconds", dimensions: [("bank", bank)]).record(duration: ContinuousClock.now - start) }
         let engine = db.engine
@@ -489,7 +513,7 @@ public final class NetworkSwitch: Sendable {
             let (input, lookup) = try gateway.prepare(forwarded)
             if engine == .postgres {
                 let host = gateway.host
-                let prepared = try await host.prepare(input, lookup: lookup)
+                let prepared = if let read { try host.decide(input, card: read.card, day: read.day) } else { try await host.prepare(input, lookup: lookup) }
                 let decided = try gateway.decision(outbound, prepared.decision)
                 let (response, record) = try answer(message, id: id, decided: decided, bank: bank, trace: trace)
                 do {
