@@ -5,9 +5,10 @@
 #   cloudtap load on PostgreSQL (the same cluster): full load, then half of it.
 # Full load uses [terminals] terminals as fast as they go; half load spreads the rate over
 # [half-terminals] terminals (the rate is what counts; fewer terminals keep fewer sales queued).
-# [pairs] > 1 runs pgbench and the full SQLite load that many times, alternately, and compares
-# each pair and their medians (runs on this machine differ by several per cent from one to the
-# next; alternating keeps a slow spell from landing on one side only).
+# [pairs] > 1 runs pgbench and the full SQLite load that many times, alternately (each pair in
+# the other order from the one before), and compares each pair and their medians (runs on this
+# machine differ by several per cent from one to the next; alternating keeps a slow spell from
+# landing on one side only).
 # Needs the PostgreSQL server binaries (apt-get install postgresql); run as root or as a user
 # that can run them. Usage: scripts/bench-network.sh [terminals] [seconds] [half-terminals] [pairs]
 set -euo pipefail
@@ -30,19 +31,28 @@ as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s 8 -q bench >/dev/
 rate() { grep -o 'approved sales: [0-9]* in [0-9]* s = [0-9.]*' | awk '{print $NF}'; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
 
-tps_all=""; sqlite_all=""; ratios=""
-for pair in $(seq "$pairs"); do
-    [ "$pairs" -gt 1 ] && echo "== pair $pair of $pairs"
+run_pgbench() {
     echo "== pgbench TPC-B, scale 8, 8 clients, 2 threads, ${seconds} s (the reference)"
     settle
     out=$(as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -c 8 -j 2 -T "$seconds" bench 2>/dev/null)
     echo "$out" | grep -E "^tps|latency average"
     tps=$(echo "$out" | awk '/^tps/ {print $3}')
+}
+run_sqlite() {
     echo "== cloudtap load on SQLite, $terminals terminals, ${seconds} s"
     settle
-    out=$(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --data-dir "$work/sqlite-full-$pair")
+    out=$(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --data-dir "$work/sqlite-full-$1")
     echo "$out" | grep -E "approved sales|latency|books"
     sales=$(echo "$out" | rate)
+    rm -rf "$work/sqlite-full-$1"
+}
+
+# Pairs in turn order (pgbench first, then the load first, …): the machine's speed drifts
+# over minutes of full load, and whichever ran second in every pair would carry the drift.
+tps_all=""; sqlite_all=""; ratios=""
+for pair in $(seq "$pairs"); do
+    [ "$pairs" -gt 1 ] && echo "== pair $pair of $pairs"
+    if [ $((pair % 2)) = 1 ]; then run_pgbench; run_sqlite "$pair"; else run_sqlite "$pair"; run_pgbench; fi
     tps_all="$tps_all $tps"; sqlite_all="$sqlite_all $sales"
     ratios="$ratios $(awk -v s="$sales" -v t="$tps" 'BEGIN {printf "%.1f", 100 * s / t}')"
 done
