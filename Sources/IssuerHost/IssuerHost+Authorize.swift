@@ -106,8 +106,9 @@ extension IssuerHost {
                p.response_code, p.auth_code, p.reason
         FROM issuer_cards c JOIN issuer_banks b ON b.id = c.bank_id JOIN issuer_accounts a ON a.id = c.account_id
              LEFT JOIN issuer_card_days d ON d.card_id = c.id AND d.day = \(bind: day)
-             LEFT JOIN issuer_authorizations p ON p.idempotency_key = 
-        """ + key + " WHERE c.pan_hash = \(bind: hash)"
+             LEFT JOIN issuer_authorizations p ON p.idempotency_key = \(key)
+        WHERE c.pan_hash = \(bind: hash)
+        """
     }
 
     /// Decides from a row of ``cardRead(hash:day:key:)`` read for `input` (its key) on `day`:
@@ -352,7 +353,6 @@ extension IssuerHost {
         return .declined(ResponseCode(rawValue: code) ?? .doNotHonour, reason: try row.decode(column: "reason", as: String.self))
     }
 
-    /// Six characters from digits and upper-case letters.
     /// Six characters from digits and capitals without I and O, uniformly: one draw below 34⁶
     /// (one call for random bytes, where a draw a character made six), written in base 34.
     static func approvalCode() -> String {

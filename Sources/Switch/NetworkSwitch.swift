@@ -487,22 +487,23 @@ public final class NetworkSwitch: Sendable {
         return try await db.transaction { tx in try await answer.write(tx, engine: .sqlite) }
     }
 
-    /// An in-process issuer that keeps its books in the switch's database: its decision and the
-    /// switch's answer are one durable unit — the issuer's booking, the record's answer and the
-    /// trace commit together or not at all (two units a sale instead of three). No stand-in:
-    /// the issuer is this process. A unit that fails is answered 96, as a failed route is.
-    ///
-    /// On PostgreSQL the issuer decides before the unit, from what is committed, and the unit is
-    /// one statement whose writes each check what the decision was made from; if the card's
-    /// account, day or PIN tries changed in between, or the key was answered, it fails whole and
-    /// the issuer decides again inside a unit that locks the card. On SQLite the issuer decides
-    /// inside the unit, on the writer's connection (see ``authorize(_:)``).
     /// What an in-process issuer decides from, read in the request's statement on PostgreSQL.
     struct IssuerRead: Sendable {
         let card: any SQLRow
         let day: String
     }
 
+    /// An in-process issuer that keeps its books in the switch's database: its decision and the
+    /// switch's answer are one durable unit — the issuer's booking, the record's answer and the
+    /// trace commit together or not at all (two units a sale instead of three). No stand-in:
+    /// the issuer is this process. A unit that fails is answered 96, as a failed route is.
+    ///
+    /// On PostgreSQL the issuer decides before the unit, from what is committed (`read`, made in
+    /// the request's statement, or else a read of its own), and the unit is
+    /// one statement whose writes each check what the decision was made from; if the card's
+    /// account, day or PIN tries changed in between, or the key was answered, it fails whole and
+    /// the issuer decides again inside a unit that locks the card. On SQLite the issuer decides
+    /// inside the unit, on the writer's connection (see ``authorize(_:)``).
     func answerLocally(_ message: Message, id: Int64, outbound: Message, forwarded: AuthorizationRequest, gateway: IssuerGateway, bank: String,
                        trace: Trace, read: IssuerRead? = nil) async throws -> (Message, String, Bool) {
         let start = ContinuousClock.now
