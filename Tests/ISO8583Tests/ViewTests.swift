@@ -119,6 +119,11 @@ struct ViewTests {
         #expect(MessageType.responseMTI(for: "0200") == "0210")
         #expect(MessageType.responseMTI(for: "0420") == "0430")
         #expect(MessageType.responseMTI(for: "0210") == nil)
+        #expect(MessageType.responseMTI(for: "0800") == "0810")
+        #expect(MessageType.responseMTI(for: "02A0") == nil)
+        #expect(MessageType.responseMTI(for: "020") == nil)
+        #expect(MessageType.responseMTI(for: "0٢00") == nil)  // an Arabic-Indic digit is not an MTI digit
+        #expect(!MessageType.isRequest("0810") && !MessageType.isRequest("08X0"))
         #expect(MessageType.isRequest("0800"))
         #expect(!MessageType.isRequest("0810"))
     }

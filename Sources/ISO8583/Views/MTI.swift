@@ -9,16 +9,18 @@ public enum MessageType: String, Sendable, Hashable, CaseIterable {
 
     /// The response MTI for a request MTI: the third digit plus one ("0200" → "0210").
     public static func responseMTI(for mti: String) -> String? {
-        var chars = Array(mti)
-        guard chars.count == 4, let d = chars[2].wholeNumberValue, d % 2 == 0 else { return nil }
-        chars[2] = Character(String(d + 1))
-        return String(chars)
+        var digits = Array(mti.utf8)
+        guard isRequest(digits) else { return nil }
+        digits[2] += 1
+        return String(decoding: digits, as: UTF8.self)
     }
 
     /// Whether an MTI is a request (third digit even: 0, 2, 4 …).
-    public static func isRequest(_ mti: String) -> Bool {
-        guard mti.count == 4, let d = Array(mti)[2].wholeNumberValue else { return false }
-        return d % 2 == 0
+    public static func isRequest(_ mti: String) -> Bool { isRequest(Array(mti.utf8)) }
+
+    /// Four ASCII digits, the third even (read as bytes: the switch asks this of every message).
+    static func isRequest(_ digits: [UInt8]) -> Bool {
+        digits.count == 4 && digits.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && (digits[2] - 0x30) % 2 == 0
     }
 }
 
