@@ -109,9 +109,7 @@ extension Message {
     /// 12–19 digits, the rest starred; other lengths as they are). Nil when not all digits.
     static func maskedDigits<C: Collection>(_ digits: C) -> [UInt8]? where C.Element == UInt8 {
         guard digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        let all = Array(digits)
-        guard (12...19).contains(all.count) else { return all }
-        return Array(all[0..<6]) + [UInt8](repeating: 0x2A, count: all.count - 10) + Array(all[(all.count - 4)...])
+        return maskCardNumbers(utf8: Array(digits))
     }
 
     /// A tagged composite with its sensitive subfields masked in place, lengths unchanged; nil
