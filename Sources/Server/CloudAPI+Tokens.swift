@@ -107,7 +107,7 @@ extension CloudAPI {
             let body = try await request.decode(as: ReplenishmentBody.self, context: context)
             guard let replenishment = body.request(tokenID: token.id) else { throw APIProblem.badRequest("signature must be base64 DER") }
             switch try await tsp.replenish(replenishment) {
-            case .issued(let keys): return KeyBatch(keys)
+            case .issued(let keys, let unseen): return KeyBatch(keys, unseen: unseen)
             case .refused(let why):
                 let status: HTTPResponse.Status = switch why {
                 case .badSignature, .notThisDevice, .stale: .forbidden

@@ -52,11 +52,14 @@ struct KeyBatch: ResponseCodable {
         let maxAmount: Int64
     }
     let keys: [Item]
-    init(_ issued: [IssuedKey]) {
+    /// ATCs of the request's log the cloud holds no transaction for yet; the phone sends them again.
+    let unseenAtcs: [Int]
+    init(_ issued: [IssuedKey], unseen: [UInt16]) {
         keys = issued.map {
             Item(generationHour: Int($0.index.generationHour), sequence: Int($0.index.sequence), sealedKey: Data($0.sealedKey).base64EncodedString(),
                  maxTransactions: $0.limits.maxTransactions, ttlSeconds: Int($0.limits.timeToLive), maxAmount: $0.limits.maxCumulativeAmount)
         }
+        unseenAtcs = unseen.map(Int.init)
     }
 }
 

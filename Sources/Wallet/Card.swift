@@ -107,6 +107,9 @@ public struct CardState: Sendable, Hashable, Codable {
     public var reconciledATC: UInt16
     /// The highest limited-use key sequence number received (kept after the key is spent).
     public var receivedKeysThrough: UInt16
+    /// Taps up to ``reconciledATC`` the cloud had no transaction for when it last answered a
+    /// replenishment: sent again in the next one.
+    public var unseenATCs: [UInt16]
 
     public init(profile: CardProfile) {
         self.profile = profile
@@ -115,9 +118,10 @@ public struct CardState: Sendable, Hashable, Codable {
         self.lastOnlineATC = 0
         self.reconciledATC = 0
         self.receivedKeysThrough = 0
+        self.unseenATCs = []
     }
 
-    enum CodingKeys: String, CodingKey { case profile, atc, keys, lastOnlineATC, reconciledATC, receivedKeysThrough }
+    enum CodingKeys: String, CodingKey { case profile, atc, keys, lastOnlineATC, reconciledATC, receivedKeysThrough, unseenATCs }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -128,5 +132,6 @@ public struct CardState: Sendable, Hashable, Codable {
         reconciledATC = try c.decode(UInt16.self, forKey: .reconciledATC)
         // Stores written before this field: the keys still held are what is known.
         receivedKeysThrough = try c.decodeIfPresent(UInt16.self, forKey: .receivedKeysThrough) ?? keys.map(\.sequence).max() ?? 0
+        unseenATCs = try c.decodeIfPresent([UInt16].self, forKey: .unseenATCs) ?? []
     }
 }

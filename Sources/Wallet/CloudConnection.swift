@@ -12,7 +12,7 @@ public protocol CloudConnection: Sendable {
     /// The token profile sealed to the device key.
     func provision(tokenID: Int64, wallet: Wallet) async throws -> [UInt8]
     /// New keys for a signed replenishment request.
-    func replenish(_ request: ReplenishmentRequest) async throws -> [Wallet.SealedKey]
+    func replenish(_ request: ReplenishmentRequest) async throws -> Wallet.Replenishment
 }
 
 /// Why the cloud said no, as its problem details gave it.
@@ -69,22 +69,25 @@ public struct HTTPCloudConnection: CloudConnection {
         return Array(sealed)
     }
 
-    public func replenish(_ request: ReplenishmentRequest) async throws -> [Wallet.SealedKey] {
+    public func replenish(_ request: ReplenishmentRequest) async throws -> Wallet.Replenishment {
         // Encoded and decoded as types (the log can hold dozens of entries; JSONSerialization's
         // dictionaries cost a phone more than the rest of the request).
         struct Answer: Decodable {
             struct Key: Decodable { let generationHour: UInt32; let sequence: UInt16; let sealedKey: String; let maxTransactions: Int; let ttlSeconds: Int; let maxAmount: Int64 }
             let keys: [Key]
+            /// Absent from a cloud that does not say: then every tap sent counts as accounted for.
+            let unseenAtcs: [UInt16]?
         }
         let data = try await send("POST", "/v1/tokens/\(request.tokenID)/replenish", rawBody: try JSONEncoder().encode(ReplenishmentBody(request)), headers: [:])
         guard let answer = try? JSONDecoder().decode(Answer.self, from: data) else {
             throw CloudRefusal(status: 200, code: "malformed-answer", detail: "keys without their index, key or limits")
         }
-        return try answer.keys.map { k in
+        let keys = try answer.keys.map { k in
             guard let sealed = Data(base64Encoded: k.sealedKey) else { throw CloudRefusal(status: 200, code: "malformed-answer", detail: "a sealed key that is not base64") }
             return Wallet.SealedKey(index: LimitedUseKeyIndex(generationHour: k.generationHour, sequence: k.sequence), sealedKey: Array(sealed),
                                     limits: LimitedUseKeyLimits(maxTransactions: k.maxTransactions, timeToLive: TimeInterval(k.ttlSeconds), maxCumulativeAmount: k.maxAmount))
         }
+        return Wallet.Replenishment(keys: keys, unseen: answer.unseenAtcs ?? [])
     }
 
     func call(_ method: String, _ path: String, body: [String: Any]?, headers: [String: String]) async throws -> [String: Any] {
@@ -224,8 +227,8 @@ extension Wallet {
         guard force || needsReplenishment(cardID: cardID) else { return 0 }
         guard let tokenID = tokenID ?? card(cardID)?.profile.tokenID else { throw WalletError.invalidProfile("card \(cardID) has no token id; provision it from the cloud") }
         let request = try replenishmentRequest(cardID: cardID, tokenID: tokenID)
-        let keys = try await cloud.replenish(request)
-        try replenished(cardID: cardID, request: request, keys: keys)
-        return keys.count
+        let answer = try await cloud.replenish(request)
+        try replenished(cardID: cardID, request: request, keys: answer.keys, unseen: answer.unseen)
+        return answer.keys.count
     }
 }

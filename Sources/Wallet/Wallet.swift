@@ -164,32 +164,53 @@ public final class Wallet: @unchecked Sendable {
         return keysLeft(cardID: cardID, at: now) < threshold
     }
 
+    /// What the cloud answered a replenishment: the keys, and the ATCs of the request's log it
+    /// holds no transaction for yet (their POS's request had not reached it).
+    public struct Replenishment: Sendable {
+        public var keys: [SealedKey]
+        public var unseen: [UInt16]
+        public init(keys: [SealedKey], unseen: [UInt16] = []) {
+            self.keys = keys
+            self.unseen = unseen
+        }
+    }
+
+    /// How long a tap the cloud has not seen is sent again. A POS sends its request within its
+    /// answer timeout, seconds after the tap; a tap still unseen after a day is one whose request
+    /// never left the POS, and the cloud will never hold it against the phone.
+    public static let unseenTapLifetime: TimeInterval = 24 * 3600
+
     /// The replenishment request for a card's token, signed with the device key, carrying the
-    /// taps not yet accounted for in an accepted replenishment. Spent and expired keys are
-    /// dropped from the pool.
+    /// taps not yet accounted for in an accepted replenishment — and again, for a day, those the
+    /// cloud said it had not seen. Spent and expired keys are dropped from the pool.
     public func replenishmentRequest(cardID: String, tokenID: Int64, nonce: String = UUID().uuidString, now: Date = Date()) throws -> ReplenishmentRequest {
         let log = self.log
         let (entries, received): ([PhoneLogEntry], UInt16) = try mutate { state in
             guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
             state.cards[i].keys.removeAll { !$0.isAlive(at: now) }
-            let reconciled = state.cards[i].reconciledATC
-            return (log.filter { $0.cardID == cardID && $0.cryptogramType == "ARQC" && $0.atc > reconciled }
-                .map { PhoneLogEntry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) }, state.cards[i].receivedKeysThrough)
+            let reconciled = state.cards[i].reconciledATC, unseen = Set(state.cards[i].unseenATCs)
+            return (log.filter {
+                $0.cardID == cardID && $0.cryptogramType == "ARQC"
+                    && ($0.atc > reconciled || (unseen.contains($0.atc) && now.timeIntervalSince($0.date) < Self.unseenTapLifetime))
+            }.map { PhoneLogEntry(atc: $0.atc, keySequence: $0.keySequence, amount: $0.amount) }, state.cards[i].receivedKeysThrough)
         }
         var request = ReplenishmentRequest(tokenID: tokenID, deviceID: deviceID, timestamp: now, nonce: nonce, log: entries, receivedKeysThrough: received)
         try request.sign(with: deviceKey)
         return request
     }
 
-    /// The cloud accepted `request`: its taps are accounted for, and the keys it sent are added.
-    public func replenished(cardID: String, request: ReplenishmentRequest, keys: [SealedKey]) throws {
+    /// The cloud accepted `request`: its taps are accounted for but those it named `unseen`
+    /// (sent again next time), and the keys it sent are added.
+    public func replenished(cardID: String, request: ReplenishmentRequest, keys: [SealedKey], unseen: [UInt16] = []) throws {
         let opened = try open(keys)
-        // The keys and the reconciled ATC in one change: one write of the state.
+        let sent = Set(request.log.map(\.atc))
+        // The keys, the reconciled ATC and the unseen taps in one change: one write of the state.
         try mutate { state in
             try Self.add(opened, cardID: cardID, to: &state)
             guard let i = state.cards.firstIndex(where: { $0.profile.id == cardID }) else { throw WalletError.unknownCard(cardID) }
-            let through = request.log.map(\.atc).max() ?? state.cards[i].reconciledATC
+            let through = sent.max() ?? state.cards[i].reconciledATC
             state.cards[i].reconciledATC = max(state.cards[i].reconciledATC, through)
+            state.cards[i].unseenATCs = unseen.filter(sent.contains).sorted()
         }
     }
 

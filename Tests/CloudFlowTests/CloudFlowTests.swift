@@ -202,10 +202,16 @@ struct ReplenishmentTests {
             #expect(try await c.tsp.replenish(try request(honest, device: "phone-B", signer: phoneB)) == .refused(.notThisDevice))
             // The honest request tops the pool up to five usable keys; its nonce cannot be replayed.
             let good = try request(honest, nonce: "n-1")
-            guard case .issued(let fresh) = try await c.tsp.replenish(good) else { Issue.record("honest request refused"); return }
+            guard case .issued(let fresh, let unseen) = try await c.tsp.replenish(good) else { Issue.record("honest request refused"); return }
             #expect(fresh.count == 3)
             #expect(Set(fresh.map(\.index.sequence)) == [3, 4, 5])
+            #expect(unseen.isEmpty)
             #expect(try await c.tsp.replenish(good) == .refused(.nonceReused))
+            // The same log sent again (its answer lost): accounted for already, nothing unseen.
+            // A tap the cloud has no transaction for is named, so the phone sends it again.
+            let later = [PhoneLogEntry(atc: 8, keySequence: keys[0].index.sequence, amount: 100)]
+            #expect(try await c.tsp.replenish(try request(honest)) == .issued([], unseen: []))
+            #expect(try await c.tsp.replenish(try request(honest + later)) == .issued([], unseen: [8]))
         }
     }
 }

@@ -244,6 +244,10 @@ struct APITests {
                 let topUp = try await replenish(tokenA, device: "phone-A", signer: phoneA, log: [paid])
                 #expect(topUp.0 == .ok)
                 #expect((topUp.1["keys"] as? [[String: Any]])?.count == 0)  // the pool still holds five usable keys
+                #expect(topUp.1["unseenAtcs"] as? [Int] == [])
+                // A tap the cloud holds no transaction for is named, for the phone to send again.
+                let early = try await replenish(tokenA, device: "phone-A", signer: phoneA, log: [paid, PhoneLogEntry(atc: 8, keySequence: index.sequence, amount: 100)])
+                #expect(early.1["unseenAtcs"] as? [Int] == [8])
 
                 // History: with phone A's signature only; its bank may read it too.
                 let history = "/v1/tokens/\(tokenA)/transactions"

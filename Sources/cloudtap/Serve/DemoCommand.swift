@@ -228,9 +228,13 @@ struct Demo {
         _ = try await http.call("POST", "/v1/tokens/\(tokenID)/resume", auth: bankKey, bank: "BANKA", body: ["reason": "found"])
         let request = try phone.replenishmentRequest(cardID: "bank-a", tokenID: tokenID)
         print("   signed request carrying the phone's log: " + request.log.map { "ATC \($0.atc) \(Amount(minorUnits: $0.amount, currency: .cny))" }.joined(separator: ", "))
-        let fresh = try await cloud.replenish(request)
-        try phone.replenished(cardID: "bank-a", request: request, keys: fresh)
-        print("   \(fresh.count) new keys; \(phone.keysLeft(cardID: "bank-a")) usable")
+        let answer = try await cloud.replenish(request)
+        try phone.replenished(cardID: "bank-a", request: request, keys: answer.keys, unseen: answer.unseen)
+        print("   \(answer.keys.count) new keys; \(phone.keysLeft(cardID: "bank-a")) usable")
+        if !answer.unseen.isEmpty {
+            print("   the cloud validated no transaction for ATC \(answer.unseen.map(String.init).joined(separator: ", ")) (a tap it declined, or one still on its way);"
+                  + " the phone sends it again for a day")
+        }
 
         step(10, "End of day: the books, clearing and settlement")
         let cards = try await http.call("GET", "/v1/cards", auth: bankKey, bank: "BANKA")
