@@ -225,9 +225,9 @@ extension CloudAPI {
             guard let session = console.session(request) else { return HTML.redirect("/console/login") }
             let batches = try await console.settlement.batches()
             var body = "<form method=\"post\" action=\"/console/settlement\"><input type=\"hidden\" name=\"formToken\" value=\"\(HTML.escape(session.formToken))\">"
-                + "<button>Cut off now and clear</button> <span class=\"muted\">clears every approved, unreversed transaction not yet cleared</span></form>"
-            body += "<h2>Batches</h2>" + HTML.table(["Batch", "Cut-off", "Transactions", "Total"], batches.map {
-                ["<a href=\"/console/settlement/\($0.id)\">#\($0.id)</a>", HTML.escape($0.cutoff), "\($0.transactions)", HTML.money($0.total)]
+                + "<button>Cut off now and clear</button> <span class=\"muted\">clears every approved, unreversed transaction not yet cleared, and takes back cleared ones reversed since</span></form>"
+            body += "<h2>Batches</h2>" + HTML.table(["Batch", "Cut-off", "Transactions", "Reversals", "Total"], batches.map {
+                ["<a href=\"/console/settlement/\($0.id)\">#\($0.id)</a>", HTML.escape($0.cutoff), "\($0.transactions)", "\($0.reversals)", HTML.money($0.total)]
             }, empty: "no batches yet")
             return HTML.page("Clearing and settlement", section: "/console/settlement", body: body, formToken: session.formToken)
         }
@@ -242,7 +242,7 @@ extension CloudAPI {
         pages.get("settlement/:batch") { request, context -> Response in
             guard let session = console.session(request) else { return HTML.redirect("/console/login") }
             guard let batch = context.parameters.get("batch", as: Int64.self), let report = try? await console.settlement.report(batch: batch) else { throw APIProblem.notFound }
-            var body = "<p>Cut-off \(HTML.escape(report.cutoff)): \(report.transactions) transactions, \(HTML.money(report.total)). "
+            var body = "<p>Cut-off \(HTML.escape(report.cutoff)): \(report.transactions) transactions, \(report.reversals) earlier ones reversed and taken back, \(HTML.money(report.total)). "
                 + "Positions and network income \(report.balances ? "<span class=\"ok\">sum to zero</span>" : "<span class=\"bad\">do not sum to zero</span>").</p>"
             body += "<h2>Net position per bank</h2>" + HTML.table(["Bank", "Issued", "Acquired", "Interchange", "Fees", "Net"], report.positions.map {
                 [HTML.escape($0.bank), HTML.money($0.issued), HTML.money($0.acquired), HTML.money($0.interchange), HTML.money($0.fees), "<b>\(HTML.money($0.net))</b>"]

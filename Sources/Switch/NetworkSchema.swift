@@ -76,5 +76,16 @@ public enum NetworkSchema {
                 created_at TEXT NOT NULL)
             """,
         ] },
+        Migration(id: 3009, name: "reversals of transactions already cleared") { e in [
+            // A reversal can arrive after its sale was cleared (a sale just before the cut-off,
+            // its POS's reversal just after): the next batch clears the reversal, the sale's
+            // amount, interchange and fees taken back. The time of a reversal decides its batch.
+            "ALTER TABLE net_transactions ADD COLUMN reversed_at TEXT",
+            "ALTER TABLE net_settlement_batches ADD COLUMN reversals INTEGER NOT NULL DEFAULT 0",
+            """
+            CREATE TABLE net_clearing_reversals (transaction_id \(e.bigint) PRIMARY KEY REFERENCES net_clearing(transaction_id),
+                batch_id \(e.bigint) NOT NULL REFERENCES net_settlement_batches(id))
+            """,
+        ] },
     ]
 }

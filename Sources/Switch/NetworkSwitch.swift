@@ -370,7 +370,7 @@ public final class NetworkSwitch: Sendable {
                 }
             }
             try await db.transaction { tx in
-                try await tx.raw("UPDATE net_transactions SET state = 'reversed' WHERE id = \(bind: id)").run()
+                try await tx.raw("UPDATE net_transactions SET state = 'reversed', reversed_at = \(bind: UTCTime(Date()).iso8601) WHERE id = \(bind: id)").run()
             }
         }
         return IssuerGateway.answer(message, code: "00")

@@ -45,6 +45,7 @@ public struct SettlementReport: Sendable, Hashable, Codable {
     public struct MerchantLine: Sendable, Hashable, Codable {
         public var acquirer: String
         public var merchant: String
+        /// Sales cleared less sales taken back.
         public var transactions: Int
         public var gross: Int64
         public var discount: Int64
@@ -54,7 +55,11 @@ public struct SettlementReport: Sendable, Hashable, Codable {
     public var batch: Int64
     public var cutoff: String
     public var currency: UInt16
+    /// Sales cleared in this batch.
     public var transactions: Int
+    /// Sales of earlier batches reversed since, taken back in this one.
+    public var reversals: Int
+    /// The sales' amounts less the reversed ones'.
     public var total: Int64
     public var positions: [Position]
     public var merchants: [MerchantLine]
@@ -80,8 +85,10 @@ public struct SettlementReport: Sendable, Hashable, Codable {
 
 /// End-of-day clearing and settlement: every approved, unreversed transaction recorded before
 /// the cut-off and not yet cleared is cleared once, in one batch, with its interchange and fees;
-/// the batch's net position per bank and the merchant settlement lines follow from the clearing
-/// rows. The whole batch is one database transaction.
+/// a cleared transaction reversed before the cut-off is taken back once, in the next batch (its
+/// amount, interchange and fees the other way); the batch's net position per bank and the
+/// merchant settlement lines follow from the clearing rows. The whole batch is one database
+/// transaction.
 public struct Settlement: Sendable {
     let db: Database
     let issuerHost: IssuerHost
@@ -122,27 +129,47 @@ public struct Settlement: Sendable {
                 count += 1
                 total += amount
             }
-            try await tx.raw("UPDATE net_settlement_batches SET transactions = \(bind: count), total = \(bind: total) WHERE id = \(bind: batch)").run()
+            // Sales cleared in an earlier batch and reversed since (a reversal from before the
+            // column existed has no time: it is due now).
+            let reversed = try await tx.raw("""
+                INSERT INTO net_clearing_reversals (transaction_id, batch_id)
+                SELECT c.transaction_id, \(bind: batch) FROM net_clearing c JOIN net_transactions t ON t.id = c.transaction_id
+                WHERE t.state = 'reversed' AND (t.reversed_at IS NULL OR t.reversed_at <= \(bind: stamp)) AND c.currency = \(bind: Int(currency.numericCode))
+                  AND NOT EXISTS (SELECT 1 FROM net_clearing_reversals r WHERE r.transaction_id = c.transaction_id)
+                RETURNING transaction_id
+                """).all().count
+            let taken = try await tx.raw("""
+                SELECT CAST(COALESCE(SUM(c.amount), 0) AS BIGINT) AS amount FROM net_clearing_reversals r JOIN net_clearing c ON c.transaction_id = r.transaction_id
+                WHERE r.batch_id = \(bind: batch)
+                """).first()!.decode(column: "amount", as: Int64.self)
+            try await tx.raw("""
+                UPDATE net_settlement_batches SET transactions = \(bind: count), reversals = \(bind: reversed), total = \(bind: total - taken) WHERE id = \(bind: batch)
+                """).run()
             return batch
         }
         return try await report(batch: batch)
     }
 
     /// The settlement batches, newest first.
-    public func batches(limit: Int = 50) async throws -> [(id: Int64, cutoff: String, transactions: Int, total: Int64)] {
-        try await db.sql.raw("SELECT id, cutoff, transactions, total FROM net_settlement_batches ORDER BY id DESC LIMIT \(bind: limit)").all().map {
+    public func batches(limit: Int = 50) async throws -> [(id: Int64, cutoff: String, transactions: Int, reversals: Int, total: Int64)] {
+        try await db.sql.raw("SELECT id, cutoff, transactions, reversals, total FROM net_settlement_batches ORDER BY id DESC LIMIT \(bind: limit)").all().map {
             (try $0.decode(column: "id", as: Int64.self), try $0.decode(column: "cutoff", as: String.self),
-             try $0.decode(column: "transactions", as: Int.self), try $0.decode(column: "total", as: Int64.self))
+             try $0.decode(column: "transactions", as: Int.self), try $0.decode(column: "reversals", as: Int.self), try $0.decode(column: "total", as: Int64.self))
         }
     }
 
     /// The report of a batch, from its clearing rows.
     public func report(batch: Int64) async throws -> SettlementReport {
-        guard let header = try await db.sql.raw("SELECT cutoff, transactions, total FROM net_settlement_batches WHERE id = \(bind: batch)").first() else {
+        guard let header = try await db.sql.raw("SELECT cutoff, transactions, reversals, total FROM net_settlement_batches WHERE id = \(bind: batch)").first() else {
             throw StorageError("no settlement batch \(batch)")
         }
+        // The batch's sales (sign 1), then the earlier sales it takes back (sign -1).
         let rows = try await db.sql.raw("""
-            SELECT issuer_bank, acquirer_bank, merchant_id, amount, currency, interchange, issuer_fee, acquirer_fee, merchant_fee FROM net_clearing WHERE batch_id = \(bind: batch)
+            SELECT 1 AS sign, issuer_bank, acquirer_bank, merchant_id, amount, currency, interchange, issuer_fee, acquirer_fee, merchant_fee
+            FROM net_clearing WHERE batch_id = \(bind: batch)
+            UNION ALL
+            SELECT -1 AS sign, c.issuer_bank, c.acquirer_bank, c.merchant_id, c.amount, c.currency, c.interchange, c.issuer_fee, c.acquirer_fee, c.merchant_fee
+            FROM net_clearing_reversals r JOIN net_clearing c ON c.transaction_id = r.transaction_id WHERE r.batch_id = \(bind: batch)
             """).all()
         var positions: [String: SettlementReport.Position] = [:]
         var merchants: [String: SettlementReport.MerchantLine] = [:]
@@ -152,10 +179,11 @@ public struct Settlement: Sendable {
             positions[bank] ?? SettlementReport.Position(bank: bank, issued: 0, acquired: 0, interchange: 0, fees: 0, net: 0)
         }
         for row in rows {
-            let amount = try row.decode(column: "amount", as: Int64.self), interchange = try row.decode(column: "interchange", as: Int64.self)
-            let issuerFee = try row.decode(column: "issuer_fee", as: Int64.self), acquirerFee = try row.decode(column: "acquirer_fee", as: Int64.self)
+            let sign = Int64(try row.decode(column: "sign", as: Int.self))
+            let amount = sign * (try row.decode(column: "amount", as: Int64.self)), interchange = sign * (try row.decode(column: "interchange", as: Int64.self))
+            let issuerFee = sign * (try row.decode(column: "issuer_fee", as: Int64.self)), acquirerFee = sign * (try row.decode(column: "acquirer_fee", as: Int64.self))
             let issuer = try row.decode(column: "issuer_bank", as: String.self), acquirer = try row.decode(column: "acquirer_bank", as: String.self)
-            let merchant = try row.decode(column: "merchant_id", as: String.self), discount = try row.decode(column: "merchant_fee", as: Int64.self)
+            let merchant = try row.decode(column: "merchant_id", as: String.self), discount = sign * (try row.decode(column: "merchant_fee", as: Int64.self))
             currency = UInt16(try row.decode(column: "currency", as: Int.self))
             income += issuerFee + acquirerFee
             // The issuer pays the amount less interchange plus its fee; the acquirer receives the
@@ -173,7 +201,7 @@ public struct Settlement: Sendable {
             a.net += amount - interchange - acquirerFee
             positions[acquirer] = a
             var m = merchants["\(acquirer)/\(merchant)"] ?? SettlementReport.MerchantLine(acquirer: acquirer, merchant: merchant, transactions: 0, gross: 0, discount: 0, net: 0)
-            m.transactions += 1
+            m.transactions += Int(sign)
             m.gross += amount
             m.discount += discount
             m.net += amount - discount
@@ -181,7 +209,8 @@ public struct Settlement: Sendable {
         }
         let ordered = positions.values.sorted { $0.bank < $1.bank }
         return SettlementReport(batch: batch, cutoff: try header.decode(column: "cutoff", as: String.self), currency: currency,
-                                transactions: try header.decode(column: "transactions", as: Int.self), total: try header.decode(column: "total", as: Int64.self),
+                                transactions: try header.decode(column: "transactions", as: Int.self), reversals: try header.decode(column: "reversals", as: Int.self),
+                                total: try header.decode(column: "total", as: Int64.self),
                                 positions: ordered, merchants: merchants.values.sorted { ($0.acquirer, $0.merchant) < ($1.acquirer, $1.merchant) },
                                 networkIncome: income)
     }

@@ -459,7 +459,36 @@ struct SwitchTests {
             #expect(report.merchantCSV.hasPrefix("batch,acquirer,merchant,transactions,gross,discount,net\n"))
             #expect(report.positionsCSV.contains(",BANKA,132650,132650,0,"))
             // A second run finds nothing new.
-            #expect(try await settlement.run(cutoff: Date().addingTimeInterval(1)).transactions == 0)
+            let empty = try await settlement.run(cutoff: Date().addingTimeInterval(1))
+            #expect(empty.transactions == 0 && empty.reversals == 0 && empty.total == 0)
+        }
+    }
+
+    @Test("a reversal after its sale was cleared: the next batch takes the sale back — amount, interchange and fees — once, and the two batches net to zero")
+    func reversalAfterClearing() async throws {
+        try await CloudFlowTests.each("switch-late-reversal") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            let sale = try await Self.sale(s, "38.50")
+            guard case .approved = sale.outcome, let request = sale.request else { Issue.record("sale not approved"); return }
+            let settlement = Settlement(database: c.db, issuerHost: c.issuer)
+            let first = try await settlement.run(cutoff: Date().addingTimeInterval(1))
+            #expect(first.transactions == 1 && first.reversals == 0 && first.total == 3850)
+            // The POS's reversal arrives after the cut-off: the issuer gives the money back.
+            let reversal = ReversalRequest(original: request.message, stan: "000777", transmissionDateTime: UTCTime(Date()).mmddhhmmss)
+            #expect(await s.network.handle(reversal.message)[39] == "00")
+            #expect(try await c.issuer.balance(account: s.account) == 500_000)
+            try await Task.sleep(for: .milliseconds(1100))  // the reversal's second is before the next cut-off
+            let second = try await settlement.run(cutoff: Date())
+            #expect(second.transactions == 0 && second.reversals == 1 && second.total == -3850)
+            #expect(second.balances)
+            #expect(second.positions.map(\.net) == first.positions.map { -$0.net })
+            #expect(second.networkIncome == -first.networkIncome)
+            #expect(second.merchants.map(\.net) == first.merchants.map { -$0.net })
+            #expect(second.merchants.first?.transactions == -1)
+            // Taken back once only.
+            let third = try await settlement.run(cutoff: Date())
+            #expect(third.reversals == 0 && third.total == 0)
+            #expect(try await settlement.batches().map(\.reversals) == [0, 1, 0])
         }
     }
 

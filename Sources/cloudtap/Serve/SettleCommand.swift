@@ -22,7 +22,7 @@ struct SettleCommand: ParsableCommand {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
-                print("batch \(report.batch), cut-off \(report.cutoff): \(report.transactions) transactions, total \(report.total) (minor units)")
+                print("batch \(report.batch), cut-off \(report.cutoff): \(report.transactions) transactions, \(report.reversals) earlier ones reversed and taken back, total \(report.total) (minor units)")
                 print(report.positionsCSV + report.merchantCSV, terminator: "")
                 print("network income \(report.networkIncome); balances: \(report.balances)")
             }
