@@ -667,6 +667,17 @@ public final class NetworkSwitch: Sendable {
         var values: [UInt32: [UInt8]] = [:]
         for tlv in icc { values[tlv.tag.rawValue] = tlv.value }
         guard let data = try? TransactionData(values: values) else { return .refuse(code: "30", reason: "DE55 lacks the cryptogram data") }
+        // The cryptogram covers the amount and currency the phone was asked for (9F02, 5F2A); the
+        // sale must be for those. A POS that sent a different DE4 (a no-PIN tap's cryptogram under
+        // a larger sale) is refused. A consumer-presented code's cryptogram is made before the
+        // amount is known (9F02 zero): its key's limits count DE4 instead.
+        let covered = data.amountAuthorised
+        if covered != 0, covered != request.amount.minorUnits {
+            return .refuse(code: "13", reason: "DE4 differs from the amount the cryptogram covers (9F02)")
+        }
+        if data.transactionCurrency != 0, data.transactionCurrency != request.amount.currency.numericCode {
+            return .refuse(code: "13", reason: "DE49 differs from the currency the cryptogram covers (5F2A)")
+        }
         let psn = request.cardSequenceNumber.map { String($0.suffix(2)) } ?? "01"
         return .check(CryptogramCheck(token: request.pan, psn: psn, data: data, arqc: arqc, transactionAmount: request.amount.minorUnits))
     }

@@ -341,6 +341,29 @@ struct SwitchTests {
         }
     }
 
+    @Test("a sale for another amount or currency than the cryptogram covers (9F02, 5F2A) is declined 13 and books nothing; the tap's own sale then goes through")
+    func amountNotCovered() async throws {
+        try await CloudFlowTests.each("switch-amount") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            // The phone is asked for 38.50, no PIN; the POS sends 1,288.00 with its cryptogram.
+            var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 3850))
+            guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) }).0 else {
+                Issue.record("no online request"); return
+            }
+            func request(_ amount: Amount, stan: UInt32) -> AuthorizationRequest {
+                OnlineAuthorization.request(for: online, amount: amount, stan: stan, at: Date(), terminal: Self.shop, pinBlock: nil)
+            }
+            #expect(await s.network.handle(request(try Amount("1288.00", currency: .cny), stan: 101).message)[39] == "13")
+            #expect(await s.network.handle(request(try Amount("38.50", currency: .usd), stan: 102).message)[39] == "13")
+            #expect(try await c.issuer.balance(account: s.account) == 500_000)
+            let declined = try await c.db.sql.raw("SELECT COUNT(*) AS n FROM net_transactions WHERE response_code = '13'").first()?.decode(column: "n", as: Int.self)
+            #expect(declined == 2)
+            #expect(await s.network.handle(request(try Amount("38.50", currency: .cny), stan: 103).message)[39] == "00")
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+            #expect(try await c.issuer.trialBalance() == 0)
+        }
+    }
+
     @Test("a reversal that overtakes its own request (the issuer still deciding): the record stays reversed and the late approval is undone at the issuer")
     func reversalOvertakesRequest() async throws {
         try await CloudFlowTests.each("switch-overtake") { (c: Cloud) async throws -> Void in

@@ -56,6 +56,8 @@ public struct TransactionData: Sendable, Hashable {
     public var unpredictableNumber: [UInt8] { Array(elements[25..<29]) }
     /// Amount, Authorised (9F02) in minor units.
     public var amountAuthorised: Int64 { Int64(BCDValue(elements[0..<6])) }
+    /// Transaction Currency Code (5F2A), ISO 4217 numeric.
+    public var transactionCurrency: UInt16 { UInt16(BCDValue(elements[19..<21])) }
 
     static func name(_ tag: UInt32) -> String {
         (tag > 0xFF ? [UInt8(tag >> 8), UInt8(tag & 0xFF)] : [UInt8(tag)]).hexString
