@@ -47,6 +47,12 @@ public struct SwitchConfiguration: Sendable {
     /// The key (AES, data encryption) sealing the stand-in advices the switch holds for the
     /// issuers; without one, stand-in approval is refused (declined 91 like `decline`).
     public var storeKeyName: String?
+    /// At or above this amount (minor units of the sale's currency) a token's sale needs a
+    /// cardholder verification: online PIN (DE52) or the owner's verification on the phone
+    /// (consumer device CVM, in the cryptogram's CVR). Without either it is declined 70, so a POS
+    /// set with a higher CVM limit than the network's cannot take large sales without one. Nil:
+    /// no such rule.
+    public var noCVMLimit: Int64? = 100_000
     public init() {}
 }
 
@@ -130,7 +136,7 @@ public final class NetworkSwitch: Sendable {
         // connection: its page cache stays warm, while the read connection's is emptied by every
         // commit, so reading there first (the token here, the card in answerLocally) cost more
         // than it saved: 4–10 % more CPU a sale, 3–9 % fewer sales on a load run.
-        let tokenCheck = try await isToken(request.pan) ? Self.prepareCheck(request) : nil
+        let tokenCheck = try await isToken(request.pan) ? Self.prepareCheck(request, noCVMLimit: configuration.noCVMLimit) : nil
         let tsp = self.tsp, engine = db.engine, shared = tsp.uses(db)
         let check: CryptogramCheck? = if shared, case .check(let c)? = tokenCheck { c } else { nil }
         let lookup = try check.map { try tsp.lookupHash($0) }
@@ -662,7 +668,7 @@ public final class NetworkSwitch: Sendable {
         case refuse(code: String, reason: String)
     }
 
-    static func prepareCheck(_ request: AuthorizationRequest) -> PreparedCheck {
+    static func prepareCheck(_ request: AuthorizationRequest, noCVMLimit: Int64? = nil) -> PreparedCheck {
         guard let icc = request.iccData, let arqc = icc.find(0x9F26)?.value else { return .refuse(code: "05", reason: "no cryptogram for a token") }
         var values: [UInt32: [UInt8]] = [:]
         for tlv in icc { values[tlv.tag.rawValue] = tlv.value }
@@ -677,6 +683,12 @@ public final class NetworkSwitch: Sendable {
         }
         if data.transactionCurrency != 0, data.transactionCurrency != request.amount.currency.numericCode {
             return .refuse(code: "13", reason: "DE49 differs from the currency the cryptogram covers (5F2A)")
+        }
+        // No PIN and no verification on the phone at or above the network's no-CVM limit. (A CVR
+        // that claims a verification the phone did not make fails the ARQC after this.)
+        if let noCVMLimit, request.amount.minorUnits >= noCVMLimit, request.pinBlock == nil,
+           let iad = try? CloudIAD(bytes: data.iad), !iad.cardholderVerifiedOnDevice {
+            return .refuse(code: "70", reason: "no PIN and no cardholder verification on the phone at or above the no-CVM limit")
         }
         let psn = request.cardSequenceNumber.map { String($0.suffix(2)) } ?? "01"
         return .check(CryptogramCheck(token: request.pan, psn: psn, data: data, arqc: arqc, transactionAmount: request.amount.minorUnits))

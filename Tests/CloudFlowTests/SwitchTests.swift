@@ -364,6 +364,30 @@ struct SwitchTests {
         }
     }
 
+    @Test("at or above the network's no-CVM limit a token's sale without PIN or verification on the phone is declined 70; with the owner verified on the phone it is approved")
+    func noCVMLimit() async throws {
+        try await CloudFlowTests.each("switch-cvm") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            // A POS set to ask for PIN only from 10,000.00: it takes 1,288.00 without one.
+            let lax = TerminalConfiguration(cvmLimit: 1_000_000)
+            func tap(_ amount: Int64, stan: UInt32) async throws -> String? {
+                var kernel = ContactlessKernel(configuration: lax, transaction: TransactionInput(amount: amount))
+                guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) }).0 else {
+                    throw CloudFlowError("no online request")
+                }
+                #expect(!online.onlinePINRequired)
+                let request = OnlineAuthorization.request(for: online, amount: Amount(minorUnits: amount, currency: .cny), stan: stan, at: Date(), terminal: Self.shop, pinBlock: nil)
+                return await s.network.handle(request.message)[39]
+            }
+            #expect(try await tap(128_800, stan: 201) == "70")
+            #expect(try await tap(99_999, stan: 202) == "00")  // under the limit: no verification needed
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 99_999)
+            s.phone.ownerVerified = true
+            #expect(try await tap(128_800, stan: 203) == "00")
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 99_999 - 128_800)
+        }
+    }
+
     @Test("a reversal that overtakes its own request (the issuer still deciding): the record stays reversed and the late approval is undone at the issuer")
     func reversalOvertakesRequest() async throws {
         try await CloudFlowTests.each("switch-overtake") { (c: Cloud) async throws -> Void in

@@ -113,6 +113,9 @@ public struct CloudIAD: Sendable, Hashable {
     public static let cvn: UInt8 = 0x41
     public static let length = 14
 
+    /// CVR byte 3 bit 8: the owner verified themselves on the phone (consumer device CVM).
+    public var cardholderVerifiedOnDevice: Bool { cvr[2] & 0x80 != 0 }
+
     public init(dki: UInt8, cvr: [UInt8], algorithm: KeyAlgorithm, keyIndex: LimitedUseKeyIndex, useCount: UInt8) {
         precondition(cvr.count == 4, "CVR is 4 bytes")
         self.dki = dki

@@ -48,6 +48,9 @@ struct NodeConfiguration: Codable, Sendable {
     var issuerPort = 5100
     /// Where a switch reaches the issuer hosts ("host:port", network dialect); nil: in process.
     var issuerAddress: String?
+    /// The network's no-CVM limit (minor units): at or above it a token's sale needs online PIN
+    /// or the owner's verification on the phone. Nil: 1,000.00.
+    var noCVMLimit: Int64?
     var terminals = ["TERM0001"]
     var requestors = ["WALLET00001"]
     var banks: [Bank] = [
@@ -141,6 +144,7 @@ final class Node: Sendable {
         switchConfiguration.storeKeyName = "switch-store"
         for terminal in configuration.terminals { switchConfiguration.terminalPINKeys[terminal] = "\(terminal)/tpk" }
         for bank in configuration.banks { if let limit = bank.standInLimit { switchConfiguration.standIn[bank.id] = .approveUpTo(limit) } }
+        if let limit = configuration.noCVMLimit { switchConfiguration.noCVMLimit = limit }
         let gateway = IssuerGateway(host: issuer)
         let network = try MessageSpec.dialect("network")
         var issuerLink: ISO8583Client?
