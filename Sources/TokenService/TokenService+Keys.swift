@@ -145,7 +145,7 @@ extension TokenService {
         // The token with its vault entry and bank key, the key it names and whether its ATC was
         // seen before, in one statement.
         guard let token = try await db.raw("""
-            SELECT t.id, t.state, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile,
+            SELECT t.id, t.state, t.token_expiry, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile,
                    l.id AS luk_id, l.max_transactions, l.ttl_seconds, l.max_amount, l.uses, l.cumulative, l.state AS luk_state,
                    CASE WHEN EXISTS (SELECT 1 FROM tsp_atcs a WHERE a.token_id = t.id AND a.atc = \(bind: atc)) THEN 1 ELSE 0 END AS atc_seen
             FROM tsp_tokens t JOIN tsp_vault v ON v.id = t.vault_id JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
@@ -156,6 +156,9 @@ extension TokenService {
         let tokenID = try token.decode(column: "id", as: Int64.self)
         let state = try token.decode(column: "state", as: String.self)
         guard state == TokenState.active.rawValue else { return Self.inactive(state) }
+        // Good through the last day of its month (YYMM), as a card's expiry is.
+        let expiry = try token.decode(column: "token_expiry", as: String.self)
+        guard expiry >= UTCTime(check.now).yymm else { return .declined(responseCode: "54", reason: "token expired \(expiry)") }
         guard let profile = CryptogramProfile.named(try token.decode(column: "profile", as: String.self)) else { return .declined(responseCode: "96", reason: "no profile") }
         guard let iad, let index else { return .declined(responseCode: "05", reason: "IAD is not a cloud IAD: \(iadError.map { "\($0)" } ?? "")") }
         guard let lukID = try token.decode(column: "luk_id", as: Int64?.self), try token.decode(column: "luk_state", as: String?.self) == "issued" else {

@@ -86,6 +86,15 @@ struct KeyIssueTests {
                 Issue.record("forged key index accepted"); return
             }
             #expect(notIssued.contains("not issued"))
+            // A token past its expiry month is declined 54, whatever its keys allow.
+            let (data5, arqc5) = try Self.arqc(key: keys[1], device: device, atc: 8, amount: "1.00")
+            try await f.db.sql.raw("UPDATE tsp_tokens SET token_expiry = '2510' WHERE id = \(bind: token.id)").run()
+            let lastDay = try Date("2025-10-31T23:59:59Z", strategy: .iso8601), nextMonth = try Date("2025-11-01T00:00:00Z", strategy: .iso8601)
+            #expect(try await f.tsp.read(CryptogramCheck(token: number, data: data5, arqc: arqc5, now: nextMonth), lookup: f.tsp.lookupHash(CryptogramCheck(token: number, data: data5, arqc: arqc5)))
+                .declinedCode == "54")
+            #expect(try await f.tsp.read(CryptogramCheck(token: number, data: data5, arqc: arqc5, now: lastDay), lookup: f.tsp.lookupHash(CryptogramCheck(token: number, data: data5, arqc: arqc5)))
+                .declinedCode != "54")
+            #expect(try await f.tsp.validate(CryptogramCheck(token: number, data: data5, arqc: arqc5)) == .declined(responseCode: "54", reason: "token expired 2510"))
             // A suspended token is declined in the cloud.
             try await f.tsp.change(tokenID: token.id, .suspend, actor: .cardholder, reason: .lost)
             let (data4, arqc4) = try Self.arqc(key: keys[1], device: device, atc: 7, amount: "1.00")
@@ -126,5 +135,13 @@ struct KeyIssueTests {
             try await f.tsp.change(tokenID: token.id, .resume, actor: .cardholder, reason: .found)
             guard case .valid = try await record(late) else { Issue.record("resumed token's reading refused"); return }
         }
+    }
+}
+
+extension CryptogramReading {
+    /// The response code of a decline; nil when the cryptogram verified.
+    var declinedCode: String? {
+        if case .declined(let code, _) = self { return code }
+        return nil
     }
 }
