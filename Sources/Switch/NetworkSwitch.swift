@@ -316,7 +316,9 @@ public final class NetworkSwitch: Sendable {
     func standIn(bank: String, amount: Int64, forward: Message, call: Task<Message, any Error>, connection: any IssuerConnection,
                  trace: Trace) -> (String, String?, [UInt8]?, String) {
         let policy = configuration.standIn[bank] ?? .decline
-        let approve: Bool = if case .approveUpTo(let limit) = policy, configuration.storeKeyName != nil { amount <= limit } else { false }
+        // A PIN only the issuer can verify: no stand-in approval without it (and no PIN block
+        // is kept for an advice).
+        let approve: Bool = if case .approveUpTo(let limit) = policy, configuration.storeKeyName != nil, forward[52] == nil { amount <= limit } else { false }
         Counter(label: "cloudtap_switch_stand_in_total", dimensions: [("bank", bank), ("decision", approve ? "approved" : "declined")]).increment()
         let logger = self.logger, institution = configuration.institutionID
         if !approve {
@@ -333,7 +335,7 @@ public final class NetworkSwitch: Sendable {
                 _ = try? await connection.send(advice)
                 logger.notice("late approval reversed", metadata: ["bank": "\(bank)"])
             }
-            return ("91", nil, nil, "stand-in: issuer silent")
+            return ("91", nil, nil, forward[52] == nil ? "stand-in: issuer silent" : "stand-in: issuer silent, and only the issuer can verify the PIN")
         }
         // The issuer books it from the 0120 advice, held (sealed) with the answer until it is taken.
         let code = "S" + String(format: "%05d", Int.random(in: 0..<100_000))

@@ -467,6 +467,14 @@ struct SwitchTests {
             guard case .approved(let code) = try await Self.sale(s, "38.50").outcome else { Issue.record("not approved in stand-in"); return }
             #expect(try await c.issuer.balance(account: s.account) == 500_000)
             #expect(try await s.network.deliverAdvices() == 0)
+            // A sale under the limit with a PIN: only the issuer can verify it, so no stand-in approval.
+            PINBox.set("135790")
+            let pinPOS = PointOfSale(configuration: TerminalConfiguration(cvmLimit: 1_000), merchant: Self.shop,
+                                     pinPad: SoftwarePINPad(terminalPINKey: Self.tpk, keypad: { PINBox.next() }), host: SwitchLink(network: s.network, dropAnswers: false),
+                                     firstSTAN: 900)
+            let withPIN = await pinPOS.sale(amount: try Amount("20.00", currency: .cny), over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) })
+            #expect(withPIN.request?.pinBlock != nil)
+            #expect(withPIN.outcome == .declined(responseCode: "91"))
             down.set(false)
             #expect(try await s.network.deliverAdvices() == 1)
             #expect(try await s.network.deliverAdvices() == 0)
