@@ -87,5 +87,17 @@ public enum NetworkSchema {
                 batch_id \(e.bigint) NOT NULL REFERENCES net_settlement_batches(id))
             """,
         ] },
+        Migration(id: 3010, name: "reversals owed to issuers") { e in [
+            // A reversal the switch has accepted from a terminal (or owes for an approval that
+            // came after one) is recorded with it and sent until the issuer takes it (00, or 25:
+            // it never had the request). `generation` counts how often it was owed: a delivery
+            // under an older generation does not settle a newer one.
+            """
+            CREATE TABLE net_issuer_reversals (transaction_id \(e.bigint) PRIMARY KEY REFERENCES net_transactions(id), bank_id TEXT NOT NULL,
+                issuer_key TEXT NOT NULL, terminal_id TEXT NOT NULL, reason TEXT NOT NULL, state TEXT NOT NULL, generation INTEGER NOT NULL,
+                attempts INTEGER NOT NULL, created_at TEXT NOT NULL, delivered_at TEXT)
+            """,
+            "CREATE INDEX net_issuer_reversals_due ON net_issuer_reversals (state)",
+        ] },
     ]
 }

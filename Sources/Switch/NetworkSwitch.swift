@@ -228,10 +228,14 @@ public final class NetworkSwitch: Sendable {
                                                                      bank: bank, trace: trace, read: issuerRead)
         }
         if !stillPending, code == "00" {
-            // The terminal reversed the request while the issuer was deciding: undo the approval.
+            // The terminal reversed the request while the issuer was deciding: the approval came
+            // after the reversal, so the issuer is owed it (again) and it is sent now.
             if let row = try await db.sql.raw("SELECT bank_id, issuer_key FROM net_transactions WHERE id = \(bind: id)").first(),
                let bank = try row.decode(column: "bank_id", as: String?.self), let issuerKey = try row.decode(column: "issuer_key", as: String?.self) {
-                _ = try await reverseAtIssuer(id: id, bank: bank, issuerKey: issuerKey, terminal: request.terminalID, reason: "98")
+                try await db.transaction { tx in
+                    try await Self.oweReversal(id: id, bank: bank, issuerKey: issuerKey, terminal: request.terminalID, reason: "98", in: tx)
+                }
+                _ = try await deliverReversal(id: id)
             }
         }
         return response
@@ -370,18 +374,60 @@ public final class NetworkSwitch: Sendable {
         let id = try row.decode(column: "id", as: Int64.self)
         let state = try row.decode(column: "state", as: String.self)
         // Pending is what a crash leaves (the issuer may have approved before the switch could
-        // record the answer) or a request still in flight; either way the issuer is told.
+        // record the answer) or a request still in flight; either way the issuer is told. The
+        // reversal is recorded with the reversal owed to the issuer before the terminal hears
+        // 00, then sent; an issuer that cannot take it now gets it from ``deliverAdvices(limit:)``
+        // — the terminal's part is done once the network has it.
         if state == "approved" || state == "pending" {
-            if let bank = try row.decode(column: "bank_id", as: String?.self), let issuerKey = try row.decode(column: "issuer_key", as: String?.self) {
-                guard try await reverseAtIssuer(id: id, bank: bank, issuerKey: issuerKey, terminal: terminal, reason: message[39] ?? "98") else {
-                    return IssuerGateway.answer(message, code: "91")
-                }
-            }
+            let bank = try row.decode(column: "bank_id", as: String?.self), issuerKey = try row.decode(column: "issuer_key", as: String?.self)
+            let reason = message[39] ?? "98"
             try await db.transaction { tx in
-                try await tx.raw("UPDATE net_transactions SET state = 'reversed', reversed_at = \(bind: UTCTime(Date()).iso8601) WHERE id = \(bind: id)").run()
+                try await tx.raw("""
+                    UPDATE net_transactions SET state = 'reversed', reversed_at = \(bind: UTCTime(Date()).iso8601)
+                    WHERE id = \(bind: id) AND state IN ('approved', 'pending')
+                    """).run()
+                if let bank, let issuerKey { try await Self.oweReversal(id: id, bank: bank, issuerKey: issuerKey, terminal: terminal, reason: reason, in: tx) }
             }
+            if bank != nil, issuerKey != nil { _ = try await deliverReversal(id: id) }
         }
         return IssuerGateway.answer(message, code: "00")
+    }
+
+    /// Records, in the caller's unit, that the issuer is owed a reversal of request `id` — again
+    /// if one was delivered before (the approval it must undo came after it).
+    static func oweReversal(id: Int64, bank: String, issuerKey: String, terminal: String, reason: String, in tx: any SQLDatabase) async throws {
+        try await tx.raw("""
+            INSERT INTO net_issuer_reversals (transaction_id, bank_id, issuer_key, terminal_id, reason, state, generation, attempts, created_at)
+            VALUES (\(bind: id), \(bind: bank), \(bind: issuerKey), \(bind: terminal), \(bind: reason), 'due', 1, 0, \(bind: UTCTime(Date()).iso8601))
+            ON CONFLICT (transaction_id) DO UPDATE SET state = 'due', generation = net_issuer_reversals.generation + 1, delivered_at = NULL
+            """).run()
+    }
+
+    /// Sends the reversal owed for request `id`, unless a stand-in advice for it is still owed
+    /// (the issuer must book the approval before it can reverse it; the advice goes first).
+    /// True when the issuer took it.
+    func deliverReversal(id: Int64) async throws -> Bool {
+        guard let row = try await db.sql.raw("""
+            SELECT r.bank_id, r.issuer_key, r.terminal_id, r.reason, r.generation FROM net_issuer_reversals r
+            WHERE r.transaction_id = \(bind: id) AND r.state = 'due'
+              AND NOT EXISTS (SELECT 1 FROM net_advices a WHERE a.transaction_id = r.transaction_id AND a.state = 'due')
+            """).first() else { return false }
+        let bank = try row.decode(column: "bank_id", as: String.self), generation = try row.decode(column: "generation", as: Int.self)
+        let taken = try await reverseAtIssuer(id: id, bank: bank, issuerKey: try row.decode(column: "issuer_key", as: String.self),
+                                              terminal: try row.decode(column: "terminal_id", as: String.self), reason: try row.decode(column: "reason", as: String.self))
+        let now = UTCTime(Date()).iso8601
+        try await db.transaction { tx in
+            if taken {
+                try await tx.raw("""
+                    UPDATE net_issuer_reversals SET state = 'delivered', attempts = attempts + 1, delivered_at = \(bind: now)
+                    WHERE transaction_id = \(bind: id) AND state = 'due' AND generation = \(bind: generation)
+                    """).run()
+            } else {
+                try await tx.raw("UPDATE net_issuer_reversals SET attempts = attempts + 1 WHERE transaction_id = \(bind: id)").run()
+            }
+        }
+        if taken { logger.info("reversal delivered", metadata: ["bank": "\(bank)", "transaction": "\(id)"]) }
+        return taken
     }
 
     /// Sends the issuer a 0400 for the authorization the switch forwarded under `issuerKey`;
@@ -410,16 +456,18 @@ public final class NetworkSwitch: Sendable {
 
     // MARK: Stand-in advices
 
-    /// Sends the advices still owed (oldest first, up to `limit`); returns how many the issuers
-    /// took. An issuer that is still silent keeps its advices for the next round.
+    /// Sends the advices still owed (oldest first, up to `limit`), then the reversals owed
+    /// whose advice, if any, has gone; returns how many of both the issuers took. An issuer that
+    /// is still silent keeps what it is owed for the next round.
     @discardableResult
     public func deliverAdvices(limit: Int = 100) async throws -> Int {
-        guard let spec, let keyName = configuration.storeKeyName else { return 0 }
-        let due = try await db.sql.raw("""
+        var delivered = 0
+        // Advices exist only where a store key sealed them.
+        let due = spec == nil || configuration.storeKeyName == nil ? [] : try await db.sql.raw("""
             SELECT transaction_id, bank_id, sealed FROM net_advices WHERE state = 'due' ORDER BY transaction_id LIMIT \(bind: limit)
             """).all()
-        var delivered = 0
         for row in due {
+            guard let spec, let keyName = configuration.storeKeyName else { break }
             let id = try row.decode(column: "transaction_id", as: Int64.self)
             let bank = try row.decode(column: "bank_id", as: String.self)
             let advice = try spec.unpack(try keys.open(Array(try row.decode(column: "sealed", as: Data.self)), keyName: keyName,
@@ -440,6 +488,10 @@ public final class NetworkSwitch: Sendable {
                 logger.info("stand-in advice delivered", metadata: ["bank": "\(bank)", "transaction": "\(id)"])
             }
         }
+        let reversals = try await db.sql.raw("""
+            SELECT transaction_id FROM net_issuer_reversals WHERE state = 'due' ORDER BY transaction_id LIMIT \(bind: limit)
+            """).all()
+        for row in reversals where try await deliverReversal(id: try row.decode(column: "transaction_id", as: Int64.self)) { delivered += 1 }
         return delivered
     }
 

@@ -173,22 +173,25 @@ public actor PointOfSale {
         return nil
     }
 
-    /// Sends a reversal for `request`; if it cannot be delivered, keeps it for ``retryReversals()``.
+    /// Sends a reversal for `request`; if it is not taken, keeps it for ``retryReversals()``.
     func reverse(_ request: AuthorizationRequest, reason: String) async -> ReversalRequest {
         let clock = OnlineAuthorization.clock(Date())
         let reversal = ReversalRequest(original: request.message, stan: String(format: "%06d", nextSTAN()), transmissionDateTime: clock.mmddhhmmss, reasonCode: reason)
-        do {
-            _ = try await host.send(Self.terminalForm(reversal))
-        } catch {
-            pendingReversals.append(reversal)
-        }
+        if await !deliver(reversal) { pendingReversals.append(reversal) }
         return reversal
+    }
+
+    /// Whether the host took the reversal: answered 00, or 25 (it never had the original). No
+    /// answer, or any other code (a host that could not record it), and it is sent again later.
+    func deliver(_ reversal: ReversalRequest) async -> Bool {
+        guard let answer = try? await host.send(Self.terminalForm(reversal)) else { return false }
+        return answer[39] == "00" || answer[39] == "25"
     }
 
     /// The reversal as the terminal dialect carries it: no DE90 (the dialect has only a primary
     /// bitmap); DE61 names the original instead — batch (6, zeros), STAN (6), transmission
     /// date and time (10).
-    static func terminalForm(_ reversal: ReversalRequest) -> Message {
+    public static func terminalForm(_ reversal: ReversalRequest) -> Message {
         var m = reversal.message
         m[90] = nil
         m[61] = "000000" + (reversal.original[11] ?? "000000") + (reversal.original[7] ?? "0000000000")
@@ -199,9 +202,7 @@ public actor PointOfSale {
     @discardableResult
     public func retryReversals() async -> Int {
         var left: [ReversalRequest] = []
-        for reversal in pendingReversals {
-            do { _ = try await host.send(Self.terminalForm(reversal)) } catch { left.append(reversal) }
-        }
+        for reversal in pendingReversals where await !deliver(reversal) { left.append(reversal) }
         pendingReversals = left
         return left.count
     }

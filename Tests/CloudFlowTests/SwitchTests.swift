@@ -488,6 +488,43 @@ struct SwitchTests {
         }
     }
 
+    @Test("a terminal's reversal while the issuer is down is taken (0410 00) and delivered when the issuer is back; one of a stand-in approval goes after its advice")
+    func reversalOwed() async throws {
+        try await CloudFlowTests.each("switch-reversal-owed") { (c: Cloud) async throws -> Void in
+            let down = DownFlag()
+            down.set(false)
+            let s = try await Self.setUp(c, standIn: .approveUpTo(10_000), down: down)
+            let sale = try await Self.sale(s, "38.50")
+            guard case .approved = sale.outcome, let request = sale.request else { Issue.record("sale not approved"); return }
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+            // The issuer goes down; the POS reverses: the network takes it.
+            down.set(true)
+            let reversal = ReversalRequest(original: request.message, stan: "000801", transmissionDateTime: UTCTime(Date()).mmddhhmmss)
+            #expect(await s.network.handle(PointOfSale.terminalForm(reversal))[39] == "00")
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+            #expect(try await s.network.deliverAdvices() == 0)
+            // A stand-in approval while the issuer is down, reversed before its advice went.
+            let standIn = try await Self.sale(s, "20.00")
+            guard case .approved = standIn.outcome, let standInRequest = standIn.request, let second = try await c.db.sql.raw(
+                "SELECT id FROM net_transactions WHERE amount = 2000").first()?.decode(column: "id", as: Int64.self) else {
+                Issue.record("no stand-in approval"); return
+            }
+            let standInReversal = ReversalRequest(original: standInRequest.message, stan: "000802", transmissionDateTime: UTCTime(Date()).mmddhhmmss)
+            #expect(await s.network.handle(PointOfSale.terminalForm(standInReversal))[39] == "00")
+            // Back up: the first reversal, the advice, then its reversal — the issuer ends where it began.
+            down.set(false)
+            #expect(try await s.network.deliverAdvices() == 3)
+            #expect(try await s.network.deliverAdvices() == 0)
+            #expect(try await c.issuer.balance(account: s.account) == 500_000)
+            #expect(try await c.issuer.trialBalance() == 0)
+            let states = try await c.db.sql.raw("SELECT state FROM issuer_authorizations ORDER BY id").all().map { try $0.decode(column: "state", as: String.self) }
+            #expect(states == ["reversed", "reversed"])
+            let owed = try await c.db.sql.raw("SELECT COUNT(*) AS n FROM net_issuer_reversals WHERE state = 'delivered' AND transaction_id = \(bind: second)").first()?
+                .decode(column: "n", as: Int.self)
+            #expect(owed == 1)
+        }
+    }
+
     @Test("end of day: approved, unreversed transactions cleared once; positions and fees balance to the fen")
     func settlement() async throws {
         try await CloudFlowTests.each("switch-settle") { (c: Cloud) async throws -> Void in

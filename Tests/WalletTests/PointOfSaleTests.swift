@@ -12,11 +12,14 @@ actor ScriptedHost: AuthorizationHost {
     enum Behaviour { case approve, decline(String), silent, wrongSTAN }
     var behaviour: Behaviour
     var reversalsFail = false
+    /// DE39 of the 0410 (a host that could not record the reversal answers 96).
+    var reversalCode = "00"
     private(set) var received: [Message] = []
 
     init(_ behaviour: Behaviour) { self.behaviour = behaviour }
     func set(_ b: Behaviour) { behaviour = b }
     func failReversals(_ fail: Bool) { reversalsFail = fail }
+    func answerReversals(_ code: String) { reversalCode = code }
 
     struct Timeout: Error {}
 
@@ -26,7 +29,7 @@ actor ScriptedHost: AuthorizationHost {
             if reversalsFail { throw Timeout() }
             var answer = request
             answer.mti = "0410"
-            answer[39] = "00"
+            answer[39] = reversalCode
             return answer
         }
         switch behaviour {
@@ -87,7 +90,7 @@ struct PointOfSaleTests {
         #expect(cancelled.request == nil)
     }
 
-    @Test("a decline is a decline; silence and a wrong answer are reversed; an undelivered reversal waits")
+    @Test("a decline is a decline; silence and a wrong answer are reversed; an undelivered or refused reversal waits")
     func declineAndReversal() async throws {
         let phone = try Phone(keys: 5)
         let host = ScriptedHost(.decline("51"))
@@ -113,6 +116,15 @@ struct PointOfSaleTests {
         _ = await terminal.sale(amount: amount, over: SharedCardApplet(phone.wallet.applet()).transport)
         #expect(await terminal.pendingReversals.count == 1)
         await host.failReversals(false)
+        // Answered, but not taken (96): kept; taken (00), or unknown to the host (25): done.
+        await host.answerReversals("96")
+        #expect(await terminal.retryReversals() == 1)
+        await host.answerReversals("25")
+        #expect(await terminal.retryReversals() == 0)
+        await host.answerReversals("96")
+        _ = await terminal.sale(amount: amount, over: SharedCardApplet(phone.wallet.applet()).transport)
+        #expect(await terminal.pendingReversals.count == 1)
+        await host.answerReversals("00")
         #expect(await terminal.retryReversals() == 0)
     }
 }
