@@ -259,12 +259,32 @@ extension IssuerHost {
     }
 
     /// Reverses an approved authorization named by its original key: the posting is undone
-    /// and the hold released. Repeats answer the same; an unknown key answers 25.
+    /// and the hold released. Repeats answer the same. An unknown key answers 25 and is recorded
+    /// as reversed: a reversal can overtake its request (a network that timed out reverses at
+    /// once), and the request that arrives after it is then declined (12) and books nothing.
     public func reverse(idempotencyKey: String, date: Date = Date()) async throws -> ResponseCode {
+        // Twice at most: on PostgreSQL the request may be recorded between the look-up and the
+        // reversal's own record, and is then reversed as found.
+        for _ in 0..<2 {
+            if let code = try await reverseOnce(idempotencyKey: idempotencyKey, date: date) { return code }
+        }
+        throw AuthorizationChanged()
+    }
+
+    /// One try of ``reverse(idempotencyKey:date:)``; nil when the key was taken meanwhile.
+    func reverseOnce(idempotencyKey: String, date: Date) async throws -> ResponseCode? {
         let now = IssuerHost.stamp(date)
+        let forUpdate = db.engine.forUpdate
         return try await db.transaction { tx in
-            guard let auth = try await tx.raw("SELECT id, bank_id, card_id, amount, currency, state, day FROM issuer_authorizations WHERE idempotency_key = \(bind: idempotencyKey)").first() else {
-                return .unableToLocate
+            guard let auth = try await tx.raw("""
+                SELECT id, bank_id, card_id, amount, currency, state, day FROM issuer_authorizations WHERE idempotency_key = \(bind: idempotencyKey)\(unsafeRaw: forUpdate)
+                """).first() else {
+                let recorded = try await tx.raw("""
+                    INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
+                    VALUES ('', \(bind: idempotencyKey), NULL, 0, 0, '12', NULL, 'reversed before its request arrived', \(bind: UTCTime(date).isoDate), 'reversed', \(bind: now))
+                    ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+                    """).first() != nil
+                return recorded ? .unableToLocate : nil
             }
             guard try auth.decode(column: "state", as: String.self) == "approved" else { return .approved }
             let authID = try auth.decode(column: "id", as: Int64.self)

@@ -223,6 +223,15 @@ public final class NetworkSwitch: Sendable {
             trace.add("switch → terminal", response, terminalSpec)
             stillPending = try await finish(id: id, code: decided, authCode: authCode, arpc: arpc, reason: reason, trace: trace)
             code = decided
+        case .timedOut(let decided, let reason):
+            // The issuer may still approve what the switch declined: the reversal it is owed is
+            // recorded with the answer and sent now (it also undoes an approval still to come:
+            // the issuer declines a request whose reversal came first).
+            response = try respond(message, code: decided, authCode: nil, arpc: nil)
+            trace.add("switch → terminal", response, terminalSpec)
+            stillPending = try await finish(id: id, code: decided, authCode: nil, arpc: nil, reason: reason, trace: trace, owingReversal: true)
+            code = decided
+            Task { [self] in _ = try? await deliverReversal(id: id) }
         case .local(let outbound, let forwarded, let gateway, let bank):
             (response, code, stillPending) = try await answerLocally(message, id: id, outbound: outbound, forwarded: forwarded, gateway: gateway,
                                                                      bank: bank, trace: trace, read: issuerRead)
@@ -241,10 +250,12 @@ public final class NetworkSwitch: Sendable {
         return response
     }
 
-    /// Where a request stands after routing: answered (code, authorization code, ARPC, reason),
-    /// or to be booked by an in-process issuer that keeps its books in the switch's database.
+    /// Where a request stands after routing: answered (code, authorization code, ARPC, reason);
+    /// declined in stand-in while the issuer was silent (the issuer is owed a reversal); or to be
+    /// booked by an in-process issuer that keeps its books in the switch's database.
     enum Routed {
         case decided(String, String?, [UInt8]?, String)
+        case timedOut(String, String)
         case local(outbound: Message, forwarded: AuthorizationRequest, gateway: IssuerGateway, bank: String)
     }
 
@@ -302,8 +313,8 @@ public final class NetworkSwitch: Sendable {
             let answered = await Self.value(of: call, within: configuration.issuerTimeout)
             Timer(label: "cloudtap_switch_issuer_duration_seconds", dimensions: [("bank", bank)]).record(duration: ContinuousClock.now - issuerStart)
             guard let answer = answered else {
-                let (code, authCode, arpc, reason) = standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound, call: call, connection: connection, trace: trace)
-                return .decided(code, authCode, arpc, reason)
+                let (code, authCode, reason) = standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound, trace: trace)
+                return code == "00" ? .decided(code, authCode, nil, reason) : .timedOut(code, reason)
             }
             log("← issuer \(bank)", answer)
             trace.add("issuer \(bank) → switch", answer, spec)
@@ -315,31 +326,16 @@ public final class NetworkSwitch: Sendable {
         }
     }
 
-    /// The issuer did not answer in time: answer by the bank's stand-in policy. If the issuer
-    /// answers later and approved what the switch declined, a reversal advice undoes it.
-    func standIn(bank: String, amount: Int64, forward: Message, call: Task<Message, any Error>, connection: any IssuerConnection,
-                 trace: Trace) -> (String, String?, [UInt8]?, String) {
+    /// The issuer did not answer in time: answer by the bank's stand-in policy. A decline owes
+    /// the issuer a reversal (see ``authorize(_:)``); an approval owes it a 0120 advice.
+    func standIn(bank: String, amount: Int64, forward: Message, trace: Trace) -> (String, String?, String) {
         let policy = configuration.standIn[bank] ?? .decline
         // A PIN only the issuer can verify: no stand-in approval without it (and no PIN block
         // is kept for an advice).
         let approve: Bool = if case .approveUpTo(let limit) = policy, configuration.storeKeyName != nil, forward[52] == nil { amount <= limit } else { false }
         Counter(label: "cloudtap_switch_stand_in_total", dimensions: [("bank", bank), ("decision", approve ? "approved" : "declined")]).increment()
-        let logger = self.logger, institution = configuration.institutionID
         if !approve {
-            Task {
-                guard let late = try? await call.value, late[39] == "00" else { return }
-                var advice = Message(mti: MessageType.reversalAdvice.rawValue)
-                advice[7] = Self.clock()
-                advice[11] = forward[11]
-                advice[32] = forward[32]
-                advice[33] = institution
-                advice[39] = "68"  // response received too late
-                advice[41] = forward[41]
-                advice[90] = ReversalRequest.originalDataElements(of: forward)
-                _ = try? await connection.send(advice)
-                logger.notice("late approval reversed", metadata: ["bank": "\(bank)"])
-            }
-            return ("91", nil, nil, forward[52] == nil ? "stand-in: issuer silent" : "stand-in: issuer silent, and only the issuer can verify the PIN")
+            return ("91", nil, forward[52] == nil ? "stand-in: issuer silent" : "stand-in: issuer silent, and only the issuer can verify the PIN")
         }
         // The issuer books it from the 0120 advice, held (sealed) with the answer until it is taken.
         let code = "S" + String(format: "%05d", Int.random(in: 0..<100_000))
@@ -348,7 +344,7 @@ public final class NetworkSwitch: Sendable {
         advice[38] = code
         advice[39] = "00"
         trace.advice = (bank, advice)
-        return ("00", code, nil, "stand-in: approved under the limit; advice to \(bank) owed")
+        return ("00", code, "stand-in: approved under the limit; advice to \(bank) owed")
     }
 
     // MARK: Reversal from a terminal
@@ -536,8 +532,8 @@ public final class NetworkSwitch: Sendable {
     /// Records the answer and the trace; false when the row was no longer pending (a reversal
     /// arrived first), in which case only the answer's fields and the trace are kept.
     @discardableResult
-    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, trace: Trace) async throws -> Bool {
-        let answer = try answerRecord(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason, trace: trace)
+    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, trace: Trace, owingReversal: Bool = false) async throws -> Bool {
+        let answer = try answerRecord(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason, trace: trace, owingReversal: owingReversal)
         if db.engine == .postgres {
             // One statement, which the server commits by itself.
             let wasPending = try await db.statement { tx in try await answer.write(tx, engine: .postgres) }
@@ -624,6 +620,7 @@ public final class NetworkSwitch: Sendable {
         let late: SQLQueryString
         let trail: SQLQueryString?
         let owed: SQLQueryString?
+        let reversal: SQLQueryString?
 
         /// Writes the record; true when it was still pending. On PostgreSQL one statement (the
         /// answer, the trace and the advice as parts of one WITH, with an in-process issuer's
@@ -634,6 +631,7 @@ public final class NetworkSwitch: Sendable {
                 var statement: SQLQueryString = "WITH answered AS (" + answer + ")"
                 if let trail { statement = statement + ", trail AS (" + trail + ")" }
                 if let owed { statement = statement + ", owed AS (" + owed + ")" }
+                if let reversal { statement = statement + ", reversal AS (" + reversal + ")" }
                 var columns: SQLQueryString = "(SELECT COUNT(*) FROM answered) AS n"
                 if let parts = booking?.parts { statement = statement + ", " + parts }
                 if let booking { columns = columns + ", " + booking.check }
@@ -643,11 +641,12 @@ public final class NetworkSwitch: Sendable {
             if !wasPending { try await tx.raw(late).run() }
             if let trail { try await tx.raw(trail).run() }
             if let owed { try await tx.raw(owed).run() }
+            if let reversal { try await tx.raw(reversal).run() }
             return wasPending
         }
     }
 
-    func answerRecord(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, trace: Trace) throws -> AnswerRecord {
+    func answerRecord(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, trace: Trace, owingReversal: Bool = false) throws -> AnswerRecord {
         let now = UTCTime(Date()).iso8601
         let state = code == "00" ? "approved" : "declined"
         let lines = trace.lines
@@ -674,7 +673,15 @@ public final class NetworkSwitch: Sendable {
                 INSERT INTO net_advices (transaction_id, bank_id, sealed, state, attempts, created_at)
                 VALUES (\(bind: id), \(bind: sealed.bank), \(bind: Data(sealed.bytes)), 'due', 0, \(bind: now))
                 """
-            })
+            },
+            // A timeout's reversal (DE39 68, response received too late), to the issuer the
+            // request was forwarded to.
+            reversal: !owingReversal ? nil : """
+                INSERT INTO net_issuer_reversals (transaction_id, bank_id, issuer_key, terminal_id, reason, state, generation, attempts, created_at)
+                SELECT id, bank_id, issuer_key, terminal_id, '68', 'due', 1, 0, \(bind: now) FROM net_transactions
+                WHERE id = \(bind: id) AND bank_id IS NOT NULL AND issuer_key IS NOT NULL
+                ON CONFLICT (transaction_id) DO UPDATE SET state = 'due', generation = net_issuer_reversals.generation + 1, delivered_at = NULL
+                """)
     }
 
     func respond(_ message: Message, code: String, authCode: String?, arpc: [UInt8]?) throws -> Message {

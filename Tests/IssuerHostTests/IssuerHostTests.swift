@@ -175,7 +175,7 @@ struct IssuerHostTests {
         }
     }
 
-    @Test("a reversal undoes the posting once; an unknown one is not found")
+    @Test("a reversal undoes the posting once; an unknown one is not found, and the request that arrives after its reversal is declined 12 and books nothing")
     func reversal() async throws {
         try await Self.each("reversal") { (f: Fixture) async throws -> Void in
             let input = try f.input(f.debitPAN, "100.00", key: "ACQ01/TERM0001/000009/1126160000")
@@ -183,7 +183,15 @@ struct IssuerHostTests {
             #expect(try await f.host.reverse(idempotencyKey: input.idempotencyKey) == .approved)
             #expect(try await f.host.reverse(idempotencyKey: input.idempotencyKey) == .approved)
             #expect(try await f.host.balance(account: f.debitAccount) == 1_000_000)
-            #expect(try await f.host.reverse(idempotencyKey: "nope") == .unableToLocate)
+            // A timeout's reversal that overtook its request: the request is declined when it comes.
+            let overtaken = try f.input(f.debitPAN, "100.00", key: "ACQ01/TERM0001/000010/1126160001")
+            #expect(try await f.host.reverse(idempotencyKey: overtaken.idempotencyKey) == .unableToLocate)
+            #expect(try await f.host.authorize(overtaken).decision == .declined(.invalidTransaction, reason: "reversed before its request arrived"))
+            let prepared = try await f.host.prepare(overtaken, lookup: try f.host.lookupHash(overtaken.pan))
+            #expect(!prepared.decision.isApproved)
+            #expect(try await f.host.reverse(idempotencyKey: overtaken.idempotencyKey) == .approved)  // a repeat
+            #expect(try await f.host.balance(account: f.debitAccount) == 1_000_000)
+            #expect(try await f.host.trialBalance() == 0)
         }
     }
 
