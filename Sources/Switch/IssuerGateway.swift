@@ -19,7 +19,7 @@ public struct IssuerGateway: Sendable {
 
     public func handle(_ message: Message) async -> Message {
         do {
-            switch message.mti {
+            switch MessageType.original(of: message.mti) {
             case MessageType.financialRequest.rawValue, MessageType.authorizationRequest.rawValue:
                 return try await authorize(message)
             case MessageType.reversalRequest.rawValue, MessageType.reversalAdvice.rawValue:

@@ -97,7 +97,7 @@ public final class NetworkSwitch: Sendable {
 
     func answer(_ message: Message) async -> Message {
         do {
-            switch message.mti {
+            switch MessageType.original(of: message.mti) {
             case MessageType.financialRequest.rawValue, MessageType.authorizationRequest.rawValue:
                 return try await authorize(message)
             case MessageType.reversalRequest.rawValue, MessageType.reversalAdvice.rawValue:

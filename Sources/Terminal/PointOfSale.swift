@@ -202,7 +202,12 @@ public actor PointOfSale {
     @discardableResult
     public func retryReversals() async -> Int {
         var left: [ReversalRequest] = []
-        for reversal in pendingReversals where await !deliver(reversal) { left.append(reversal) }
+        for reversal in pendingReversals {
+            // Sent again: a repeat (0401, 0421), which the host answers as the first.
+            var again = reversal
+            again.mti = reversal.mti == .reversalAdvice ? .reversalAdviceRepeat : .reversalRequestRepeat
+            if await !deliver(again) { left.append(reversal) }
+        }
         pendingReversals = left
         return left.count
     }

@@ -236,6 +236,11 @@ struct SwitchTests {
             let again = await s.network.handle(request.message)
             #expect(again[39] == "00")
             #expect(again[38] == first.response?.authorizationCode)
+            // Sent as a repeat (0201): the same, answered 0210.
+            var repeated = request.message
+            repeated.mti = MessageType.financialRequestRepeat.rawValue
+            let echoed = await s.network.handle(repeated)
+            #expect(echoed.mti == "0210" && echoed[39] == "00" && echoed[38] == first.response?.authorizationCode)
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
             // Another sale under the same key (a terminal reusing its STAN within the second):
             // not a repeat — declined 94, nothing charged, the first answer not handed out.
@@ -509,6 +514,11 @@ struct SwitchTests {
             #expect(await s.network.handle(PointOfSale.terminalForm(reversal))[39] == "00")
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
             #expect(try await s.network.deliverAdvices() == 0)
+            // The POS heard nothing and sends it again as a repeat (0401): answered 0410 00.
+            var repeated = reversal
+            repeated.mti = .reversalRequestRepeat
+            let again = await s.network.handle(PointOfSale.terminalForm(repeated))
+            #expect(again.mti == "0410" && again[39] == "00")
             // A stand-in approval while the issuer is down, reversed before its advice went.
             let standIn = try await Self.sale(s, "20.00")
             guard case .approved = standIn.outcome, let standInRequest = standIn.request, let second = try await c.db.sql.raw(

@@ -118,6 +118,13 @@ struct ViewTests {
     func mti() {
         #expect(MessageType.responseMTI(for: "0200") == "0210")
         #expect(MessageType.responseMTI(for: "0420") == "0430")
+        // A repeat is answered as its first sending.
+        #expect(MessageType.responseMTI(for: "0401") == "0410")
+        #expect(MessageType.responseMTI(for: "0201") == "0210")
+        #expect(MessageType.responseMTI(for: "0423") == "0432")
+        #expect(MessageType.original(of: "0421") == "0420")
+        #expect(MessageType.original(of: "0200") == "0200")
+        #expect(MessageType.original(of: "04") == "04")
         #expect(MessageType.responseMTI(for: "0210") == nil)
         #expect(MessageType.responseMTI(for: "0800") == "0810")
         #expect(MessageType.responseMTI(for: "02A0") == nil)

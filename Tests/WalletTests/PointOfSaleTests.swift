@@ -25,7 +25,7 @@ actor ScriptedHost: AuthorizationHost {
 
     func send(_ request: Message) async throws -> Message {
         received.append(request)
-        if request.mti == "0400" {
+        if request.mti == "0400" || request.mti == "0401" {
             if reversalsFail { throw Timeout() }
             var answer = request
             answer.mti = "0410"
@@ -126,5 +126,6 @@ struct PointOfSaleTests {
         #expect(await terminal.pendingReversals.count == 1)
         await host.answerReversals("00")
         #expect(await terminal.retryReversals() == 0)
+        #expect(await host.received.last?.mti == "0401")  // sent again as a repeat
     }
 }

@@ -102,8 +102,9 @@ public struct AuthorizationRequest: Sendable, Hashable {
 
     /// Reads a request; errors name the missing or malformed field.
     public init(message m: Message) throws(ISO8583Error) {
-        guard let type = MessageType(rawValue: m.mti), type == .authorizationRequest || type == .financialRequest || type == .authorizationAdvice else {
-            throw ISO8583Error(.invalidValue("MTI \(m.mti) is not 0100, 0120 or 0200"), path: "MTI", offset: 0)
+        // A repeat (0101, 0121, 0201) reads as the request it repeats.
+        guard let type = MessageType(rawValue: MessageType.original(of: m.mti)), type == .authorizationRequest || type == .financialRequest || type == .authorizationAdvice else {
+            throw ISO8583Error(.invalidValue("MTI \(m.mti) is not 0100, 0120 or 0200 (or their repeats)"), path: "MTI", offset: 0)
         }
         func required(_ n: Int) throws(ISO8583Error) -> String {
             guard let v = m[n] else { throw ISO8583Error(.invalidValue("required field is missing"), path: "DE\(n)", offset: 0) }

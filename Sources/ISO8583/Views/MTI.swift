@@ -1,17 +1,29 @@
-/// Message type indicators CloudTap uses (ISO 8583:1987 version 0).
+/// Message type indicators CloudTap uses (ISO 8583:1987 version 0). A repeat (fourth digit 1)
+/// is the same message sent again by a sender that heard no answer to it.
 public enum MessageType: String, Sendable, Hashable, CaseIterable {
-    case authorizationRequest = "0100", authorizationResponse = "0110"
-    case authorizationAdvice = "0120", authorizationAdviceResponse = "0130"
-    case financialRequest = "0200", financialResponse = "0210"
-    case reversalRequest = "0400", reversalResponse = "0410"
-    case reversalAdvice = "0420", reversalAdviceResponse = "0430"
+    case authorizationRequest = "0100", authorizationRequestRepeat = "0101", authorizationResponse = "0110"
+    case authorizationAdvice = "0120", authorizationAdviceRepeat = "0121", authorizationAdviceResponse = "0130"
+    case financialRequest = "0200", financialRequestRepeat = "0201", financialResponse = "0210"
+    case reversalRequest = "0400", reversalRequestRepeat = "0401", reversalResponse = "0410"
+    case reversalAdvice = "0420", reversalAdviceRepeat = "0421", reversalAdviceResponse = "0430"
     case networkManagementRequest = "0800", networkManagementResponse = "0810"
 
-    /// The response MTI for a request MTI: the third digit plus one ("0200" → "0210").
+    /// The response MTI for a request MTI: the third digit plus one, and a repeat answered as
+    /// its first sending ("0200" → "0210", "0401" → "0410", "0423" → "0432").
     public static func responseMTI(for mti: String) -> String? {
         var digits = Array(mti.utf8)
         guard isRequest(digits) else { return nil }
         digits[2] += 1
+        if (digits[3] - 0x30) % 2 == 1 { digits[3] -= 1 }
+        return String(decoding: digits, as: UTF8.self)
+    }
+
+    /// The message type with a repeat taken as its first sending ("0401" → "0400"); other
+    /// MTIs as they are.
+    public static func original(of mti: String) -> String {
+        var digits = Array(mti.utf8)
+        guard digits.count == 4, digits[3] == 0x31 || digits[3] == 0x33 else { return mti }
+        digits[3] -= 1
         return String(decoding: digits, as: UTF8.self)
     }
 
