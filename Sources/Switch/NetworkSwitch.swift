@@ -392,11 +392,17 @@ public final class NetworkSwitch: Sendable {
     /// Records, in the caller's unit, that the issuer is owed a reversal of request `id` — again
     /// if one was delivered before (the approval it must undo came after it).
     static func oweReversal(id: Int64, bank: String, issuerKey: String, terminal: String, reason: String, in tx: any SQLDatabase) async throws {
-        try await tx.raw("""
-            INSERT INTO net_issuer_reversals (transaction_id, bank_id, issuer_key, terminal_id, reason, state, generation, attempts, created_at)
+        try await tx.raw(owedReversal("""
             VALUES (\(bind: id), \(bind: bank), \(bind: issuerKey), \(bind: terminal), \(bind: reason), 'due', 1, 0, \(bind: UTCTime(Date()).iso8601))
-            ON CONFLICT (transaction_id) DO UPDATE SET state = 'due', generation = net_issuer_reversals.generation + 1, delivered_at = NULL
-            """).run()
+            """)).run()
+    }
+
+    /// The statement that records a reversal owed from `source` (a VALUES or SELECT giving
+    /// transaction, bank, issuer key, terminal, reason, 'due', 1, 0 and the time), or owes an
+    /// earlier one again under a new generation.
+    static func owedReversal(_ source: SQLQueryString) -> SQLQueryString {
+        "INSERT INTO net_issuer_reversals (transaction_id, bank_id, issuer_key, terminal_id, reason, state, generation, attempts, created_at) "
+            + source + " ON CONFLICT (transaction_id) DO UPDATE SET state = 'due', generation = net_issuer_reversals.generation + 1, delivered_at = NULL"
     }
 
     /// Sends the reversal owed for request `id`, unless a stand-in advice for it is still owed
@@ -676,12 +682,10 @@ public final class NetworkSwitch: Sendable {
             },
             // A timeout's reversal (DE39 68, response received too late), to the issuer the
             // request was forwarded to.
-            reversal: !owingReversal ? nil : """
-                INSERT INTO net_issuer_reversals (transaction_id, bank_id, issuer_key, terminal_id, reason, state, generation, attempts, created_at)
+            reversal: !owingReversal ? nil : Self.owedReversal("""
                 SELECT id, bank_id, issuer_key, terminal_id, '68', 'due', 1, 0, \(bind: now) FROM net_transactions
                 WHERE id = \(bind: id) AND bank_id IS NOT NULL AND issuer_key IS NOT NULL
-                ON CONFLICT (transaction_id) DO UPDATE SET state = 'due', generation = net_issuer_reversals.generation + 1, delivered_at = NULL
-                """)
+                """))
     }
 
     func respond(_ message: Message, code: String, authCode: String?, arpc: [UInt8]?) throws -> Message {
