@@ -23,19 +23,25 @@ struct PhoneTapTests {
     static let shop = MerchantTerminal(terminalID: "TERM0001", merchantID: "MERCHANT0000001", acquirerID: "01020000",
                                        merchantNameLocation: "CLOUDTAP TEST SHOP       SHANGHAI     CN")
 
+    /// A phone with the test card enrolled (OTP), its token profile and three keys.
+    static func provisionedPhone(_ c: Cloud) async throws -> (Wallet, TokenRecord) {
+        let wallet = try Wallet(store: MemorySecureStore(), deviceID: "phone-1")
+        guard case .codeSent(let enrollment, _) = try await c.tsp.enroll(
+            EnrollmentRequest(requestor: "BANKAPP0001", pan: c.card, expiry: "2912", cvn2: try c.cvn2, holderName: "ZHANG SAN", deviceID: "phone-1",
+                              devicePublicKey: wallet.devicePublicKey), issuer: IssuerHostEligibility(host: c.issuer)),
+            case .verified(let token) = try await c.tsp.verifyOTP(enrollmentID: enrollment, code: try await c.lastCode()) else {
+            throw CloudFlowError("enrollment failed")
+        }
+        try wallet.addCloudCard(id: "bank-a", sealedProfile: try await c.tsp.sealedTokenProfile(tokenID: token.id))
+        let keys = try await c.tsp.issueKeys(tokenID: token.id, count: 3)
+        try wallet.addKeys(cardID: "bank-a", keys.map { Wallet.SealedKey(index: $0.index, sealedKey: $0.sealedKey, limits: $0.limits) })
+        return (wallet, token)
+    }
+
     @Test("provision, tap, the cryptogram checked and de-tokenized; the replayed answer caught by the ATC; keys replenished; keys of a lost answer withdrawn")
     func tapReplayReplenish() async throws {
         try await CloudFlowTests.each("phone-tap") { (c: Cloud) async throws -> Void in
-            let wallet = try Wallet(store: MemorySecureStore(), deviceID: "phone-1")
-            guard case .codeSent(let enrollment, _) = try await c.tsp.enroll(
-                EnrollmentRequest(requestor: "BANKAPP0001", pan: c.card, expiry: "2912", cvn2: try c.cvn2, holderName: "ZHANG SAN", deviceID: "phone-1",
-                                  devicePublicKey: wallet.devicePublicKey), issuer: IssuerHostEligibility(host: c.issuer)),
-                case .verified(let token) = try await c.tsp.verifyOTP(enrollmentID: enrollment, code: try await c.lastCode()) else {
-                Issue.record("enrollment failed"); return
-            }
-            try wallet.addCloudCard(id: "bank-a", sealedProfile: try await c.tsp.sealedTokenProfile(tokenID: token.id))
-            let keys = try await c.tsp.issueKeys(tokenID: token.id, count: 3)
-            try wallet.addKeys(cardID: "bank-a", keys.map { Wallet.SealedKey(index: $0.index, sealedKey: $0.sealedKey, limits: $0.limits) })
+            let (wallet, token) = try await Self.provisionedPhone(c)
 
             // The phone is offline; the cashier keys 38.50.
             var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 3850))
@@ -87,16 +93,7 @@ struct PhoneTapTests {
     @Test("a tap the cloud validates only after the phone replenished is sent again next time, not held against the phone")
     func tapSeenAfterReplenishment() async throws {
         try await CloudFlowTests.each("phone-race") { (c: Cloud) async throws -> Void in
-            let wallet = try Wallet(store: MemorySecureStore(), deviceID: "phone-1")
-            guard case .codeSent(let enrollment, _) = try await c.tsp.enroll(
-                EnrollmentRequest(requestor: "BANKAPP0001", pan: c.card, expiry: "2912", cvn2: try c.cvn2, holderName: "ZHANG SAN", deviceID: "phone-1",
-                                  devicePublicKey: wallet.devicePublicKey), issuer: IssuerHostEligibility(host: c.issuer)),
-                case .verified(let token) = try await c.tsp.verifyOTP(enrollmentID: enrollment, code: try await c.lastCode()) else {
-                Issue.record("enrollment failed"); return
-            }
-            try wallet.addCloudCard(id: "bank-a", sealedProfile: try await c.tsp.sealedTokenProfile(tokenID: token.id))
-            let keys = try await c.tsp.issueKeys(tokenID: token.id, count: 3)
-            try wallet.addKeys(cardID: "bank-a", keys.map { Wallet.SealedKey(index: $0.index, sealedKey: $0.sealedKey, limits: $0.limits) })
+            let (wallet, token) = try await Self.provisionedPhone(c)
             func tap(_ amount: Int64) async throws -> CryptogramCheck {
                 var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: amount))
                 guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: InProcessTransport { [card = SharedCardApplet(wallet.applet())] in card.process($0) }).0 else {
