@@ -428,6 +428,7 @@ public final class NetworkSwitch: Sendable {
                 try await tx.raw("UPDATE net_issuer_reversals SET attempts = attempts + 1 WHERE transaction_id = \(bind: id)").run()
             }
         }
+        Counter(label: "cloudtap_switch_issuer_reversals_total", dimensions: [("bank", bank), ("result", taken ? "taken" : "not_taken")]).increment()
         if taken { logger.info("reversal delivered", metadata: ["bank": "\(bank)", "transaction": "\(id)"]) }
         return taken
     }
