@@ -182,6 +182,9 @@ extension CloudAPI {
                 body += "<h2>Issuer decision \(HTML.escape(decision)) — ledger</h2>"
                 body += HTML.table(["Account", "Amount", "Memo"], trace.postings.map { [HTML.escape($0.account), "<span class=\"n\">\(HTML.money($0.amount))</span>", HTML.escape($0.memo)] })
             }
+            if !trace.followUps.isEmpty {
+                body += "<h2>Owed to the issuer</h2><ul>" + trace.followUps.map { "<li>\(HTML.escape($0))</li>" }.joined() + "</ul>"
+            }
             return HTML.page("Transaction #\(id)", section: "/console/transactions", body: body, formToken: session.formToken)
         }
 

@@ -31,6 +31,9 @@ public struct TransactionTrace: Sendable {
     public let lines: [Line]
     public let issuerDecision: String?
     public let postings: [Posting]
+    /// What the switch owes or owed the issuer after answering: a stand-in advice, a reversal
+    /// (its reason, whether the issuer has taken it, the tries so far).
+    public let followUps: [String]
 }
 
 extension NetworkSwitch {
@@ -70,8 +73,19 @@ extension NetworkSwitch {
             decision = "\(issuer.responseCode) (\(issuer.state))"
             postings = issuer.entries
         }
-        return TransactionTrace(summary: try Self.summary(row), lines: lines, issuerDecision: decision, postings: postings)
+        var followUps: [String] = []
+        if let advice = try await db.sql.raw("SELECT bank_id, state, attempts FROM net_advices WHERE transaction_id = \(bind: id)").first() {
+            followUps.append("0120 stand-in advice to \(try advice.decode(column: "bank_id", as: String.self)): \(try advice.decode(column: "state", as: String.self)), "
+                             + Self.tries(try advice.decode(column: "attempts", as: Int.self)))
+        }
+        if let reversal = try await db.sql.raw("SELECT bank_id, reason, state, attempts FROM net_issuer_reversals WHERE transaction_id = \(bind: id)").first() {
+            followUps.append("0400 reversal to \(try reversal.decode(column: "bank_id", as: String.self)) (DE39 \(try reversal.decode(column: "reason", as: String.self))): "
+                             + "\(try reversal.decode(column: "state", as: String.self)), " + Self.tries(try reversal.decode(column: "attempts", as: Int.self)))
+        }
+        return TransactionTrace(summary: try Self.summary(row), lines: lines, issuerDecision: decision, postings: postings, followUps: followUps)
     }
+
+    static func tries(_ n: Int) -> String { n == 1 ? "1 try" : "\(n) tries" }
 
     /// The dialects messages were kept in, loaded once.
     static func dialect(_ name: String) throws -> MessageSpec {

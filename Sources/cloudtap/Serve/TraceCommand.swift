@@ -30,6 +30,7 @@ struct TraceCommand: ParsableCommand {
                 print("\n  issuer decision \(decision); ledger:")
                 for p in trace.postings { print("    \(p.account.padding(toLength: 28, withPad: " ", startingAt: 0)) \(String(format: "%12d", p.amount))  \(p.memo)") }
             }
+            for followUp in trace.followUps { print("\n  owed to the issuer: \(followUp)") }
         }
     }
 
