@@ -195,6 +195,46 @@ struct PhonePOSCLITests {
     }
 }
 
+/// A flag one task sets and another reads.
+final class Flag: @unchecked Sendable {  // state behind the lock
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+extension PhonePOSCLITests {
+    @Test("pos tap keeps sending a reversal the switch has not taken: as 0401 until taken (status 0), or status 2 when it never is")
+    func reversalNotForgotten() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-phone-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try await CLI.run(["phone", "init", "--dir", dir]).status == 0)
+        #expect(try await CLI.run(["phone", "add-card", "--dir", dir, "--keys", "4"]).status == 0)
+        // A switch that approves without an authorization code (the POS cannot trust it and
+        // reverses) and refuses reversals (96) — or takes only their repeats.
+        let takesRepeats = Flag()
+        let server = ISO8583Server(endpoint: LinkEndpoint(host: "127.0.0.1", port: 0, spec: .terminal, framing: .binaryLength2)) { request in
+            var r = Message(mti: MessageType.responseMTI(for: request.mti)!)
+            for n in [2, 3, 4, 11, 41, 42, 49, 60] { r.set(n, bytes: request.bytes(n)) }
+            switch request.mti {
+            case "0401": r[39] = takesRepeats.isSet ? "00" : "96"
+            case "0400": r[39] = "96"
+            default: r[39] = "00"
+            }
+            return r
+        }
+        let port = try await server.start()
+        let refused = try await CLI.run(["pos", "tap", "--amount", "38.50", "--phone", dir, "--port", String(port), "--reversal-wait", "1", "--quiet"])
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(refused.stdout.contains("was not delivered"))
+        takesRepeats.set()
+        let taken = try await CLI.run(["pos", "tap", "--amount", "38.50", "--phone", dir, "--port", String(port), "--reversal-wait", "5", "--quiet"])
+        await server.shutdown()
+        #expect(taken.status == 0, "\(taken.stdout) \(taken.stderr)")
+        #expect(!taken.stdout.contains("was not delivered"))
+    }
+}
+
 extension NetworkProcessTests {
 @Suite("cloudtap demo")
 struct DemoCLITests {

@@ -39,6 +39,7 @@ struct POSCommand: ParsableCommand {
         @Option(help: "Switch port (terminal dialect); without it the 0200 is only printed.") var port: Int?
         @Option(help: "Terminal id (DE41).") var terminalID = "TERM0001"
         @Option(help: "Merchant id (DE42).") var merchantID = "MERCHANT0000001"
+        @Option(help: "Seconds to keep sending a reversal the switch has not taken before giving up (status 2).") var reversalWait = 30
         @Flag(help: "Print only the outcome.") var quiet = false
 
         func run() throws {
@@ -54,7 +55,7 @@ struct POSCommand: ParsableCommand {
                 print("PIN required — enter PIN: ", terminator: "")
                 return readLine(strippingNewline: true).flatMap { $0.isEmpty ? nil : $0 }
             }
-            let phone = self.phone, reader = self.reader, host = self.host, port = self.port, quiet = self.quiet
+            let phone = self.phone, reader = self.reader, host = self.host, port = self.port, quiet = self.quiet, reversalWait = self.reversalWait
             try blockingAsync { () async throws -> Void in
                 let transport: any CardTransport
                 if let phone {
@@ -69,10 +70,11 @@ struct POSCommand: ParsableCommand {
                 let (authorizationHost, client) = try POSCommand.link(host: host, port: port, terminalID: merchant.terminalID)
                 let pos = PointOfSale(configuration: configuration, merchant: merchant, pinPad: pinPad, host: authorizationHost)
                 let result = await pos.sale(amount: amount, over: transport)
-                if let client { await client.shutdown() }
+                let undelivered = await POSCommand.close(pos, client: client, wait: reversalWait)
                 if !quiet { try Self.show(result) }
                 print("outcome: \(result.outcome)")
                 if let receipt = result.receipt { print("\n" + receipt) }
+                try POSCommand.check(undelivered)
             }
         }
 
@@ -93,6 +95,29 @@ struct POSCommand: ParsableCommand {
 }
 
 extension POSCommand {
+    /// Closes the link after the sale. A terminal does not forget a reversal: one not yet
+    /// delivered is tried again for up to `wait` seconds first (every half second, then every
+    /// two). Returns how many are left. (Without a link nothing was sent, so there is nothing
+    /// to reverse.)
+    static func close(_ pos: PointOfSale, client: ISO8583Client?, wait: Int) async -> Int {
+        guard let client else { return 0 }
+        let start = ContinuousClock.now, deadline = start + .seconds(wait)
+        var left = await pos.pendingReversals.count
+        while left > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: ContinuousClock.now - start < .seconds(2) ? .milliseconds(500) : .seconds(2))
+            left = await pos.retryReversals()
+        }
+        await client.shutdown()
+        return left
+    }
+
+    /// Ends the command with status 2 when a reversal was left undelivered.
+    static func check(_ undelivered: Int) throws {
+        guard undelivered > 0 else { return }
+        print("the reversal of this sale was not delivered: the cardholder may have been charged; send it when the switch answers again")
+        throw ExitCode(2)
+    }
+
     /// The terminal's link to the switch (terminal dialect, sign-on first), or a stand-in that
     /// sends nothing when no port is given.
     static func link(host: String, port: Int?, terminalID: String) throws -> (any AuthorizationHost, ISO8583Client?) {
@@ -112,9 +137,11 @@ extension POSCommand {
         @Option(help: "Switch port (terminal dialect); without it the 0200 is only printed.") var port: Int?
         @Option(help: "Terminal id (DE41).") var terminalID = "TERM0001"
         @Option(help: "Merchant id (DE42).") var merchantID = "MERCHANT0000001"
+        @Option(help: "Seconds to keep sending a reversal the switch has not taken before giving up (status 2).") var reversalWait = 30
 
         func run() throws {
             let amount = try checked("--amount") { try Amount(self.amount, currency: .cny) }
+            let reversalWait = self.reversalWait
             let scanned: ConsumerPresentedCode
             do { scanned = try ConsumerPresentedCode(base64: code) } catch { throw ToolError("the code: \(error)") }
             let merchant = MerchantTerminal(terminalID: terminalID, merchantID: merchantID, acquirerID: "01020000",
@@ -124,13 +151,14 @@ extension POSCommand {
                 let (authorizationHost, client) = try POSCommand.link(host: host, port: port, terminalID: merchant.terminalID)
                 let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: merchant, pinPad: nil, host: authorizationHost)
                 let result = await pos.sale(amount: amount, presented: scanned)
-                if let client { await client.shutdown() }
+                let undelivered = await POSCommand.close(pos, client: client, wait: reversalWait)
                 if let request = result.request {
                     print("authorization request (terminal dialect, masked):")
                     print(request.message.describe(spec: try MessageSpec.dialect("terminal"), reveal: false))
                 }
                 print("outcome: \(result.outcome)")
                 if let receipt = result.receipt { print("\n" + receipt) }
+                try POSCommand.check(undelivered)
             }
         }
     }
