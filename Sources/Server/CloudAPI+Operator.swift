@@ -10,6 +10,14 @@ import TokenService
 
 /// A bank's own cards and accounts.
 extension CloudAPI {
+    /// A settlement batch's report; nil when there is no such batch (a failure of the storage
+    /// still throws: it is not a missing batch).
+    static func report(_ batch: Int64, from settlement: Settlement) async throws -> SettlementReport? {
+        do { return try await settlement.report(batch: batch) } catch SettlementError.noSuchBatch { return nil }
+    }
+}
+
+extension CloudAPI {
     func addBankRoutes(_ router: Router<CloudRequestContext>) {
         router.get("v1/cards") { request, context -> CardList in
             let bank = try await requireBank(request, context)
@@ -148,7 +156,7 @@ extension CloudAPI {
         ops.get("settlements/:batch") { request, context -> SettlementReport in
             try requireOperator(request)
             guard let settlement else { throw APIProblem(.notFound, code: "settlement-disabled", detail: "this server does not hold the switch's data") }
-            guard let batch = context.parameters.get("batch", as: Int64.self), let report = try? await settlement.report(batch: batch) else { throw APIProblem.notFound }
+            guard let batch = context.parameters.get("batch", as: Int64.self), let report = try await Self.report(batch, from: settlement) else { throw APIProblem.notFound }
             return report
         }
         // The issuers' books: the trial balance (zero when every posting balanced) and the

@@ -176,7 +176,9 @@ public struct CloudAPI: Sendable {
 
     /// The token, if the caller may see it: a requestor its own, a bank the tokens of its cards.
     func visibleToken(_ id: Int64?, to principal: Principal) async throws -> TokenRecord {
-        guard let id, let token = try? await tsp.token(id: id) else { throw APIProblem.notFound }
+        guard let id else { throw APIProblem.notFound }
+        let token: TokenRecord
+        do { token = try await tsp.token(id: id) } catch LifecycleError.unknownToken { throw APIProblem.notFound }
         switch principal {
         case .requestor(let r) where token.requestorID == r: return token
         case .bank(let b) where token.bankID == b: return token

@@ -244,7 +244,7 @@ extension CloudAPI {
         }
         pages.get("settlement/:batch") { request, context -> Response in
             guard let session = console.session(request) else { return HTML.redirect("/console/login") }
-            guard let batch = context.parameters.get("batch", as: Int64.self), let report = try? await console.settlement.report(batch: batch) else { throw APIProblem.notFound }
+            guard let batch = context.parameters.get("batch", as: Int64.self), let report = try await Self.report(batch, from: console.settlement) else { throw APIProblem.notFound }
             var body = "<p>Cut-off \(HTML.escape(report.cutoff)): \(report.transactions) transactions, \(report.reversals) earlier ones reversed and taken back, \(HTML.money(report.total)). "
                 + "Positions and network income \(report.balances ? "<span class=\"ok\">sum to zero</span>" : "<span class=\"bad\">do not sum to zero</span>").</p>"
             body += "<h2>Net position per bank</h2>" + HTML.table(["Bank", "Issued", "Acquired", "Interchange", "Fees", "Net"], report.positions.map {
@@ -259,7 +259,7 @@ extension CloudAPI {
         }
         pages.get("settlement/:batch/:file") { request, context -> Response in
             guard console.session(request) != nil else { return HTML.redirect("/console/login") }
-            guard let batch = context.parameters.get("batch", as: Int64.self), let report = try? await console.settlement.report(batch: batch) else { throw APIProblem.notFound }
+            guard let batch = context.parameters.get("batch", as: Int64.self), let report = try await Self.report(batch, from: console.settlement) else { throw APIProblem.notFound }
             let csv: String
             switch context.parameters.get("file") {
             case "positions.csv": csv = report.positionsCSV

@@ -161,7 +161,7 @@ public struct Settlement: Sendable {
     /// The report of a batch, from its clearing rows.
     public func report(batch: Int64) async throws -> SettlementReport {
         guard let header = try await db.sql.raw("SELECT cutoff, transactions, reversals, total FROM net_settlement_batches WHERE id = \(bind: batch)").first() else {
-            throw StorageError("no settlement batch \(batch)")
+            throw SettlementError.noSuchBatch(batch)
         }
         // The batch's sales (sign 1), then the earlier sales it takes back (sign -1).
         let rows = try await db.sql.raw("""
@@ -213,5 +213,15 @@ public struct Settlement: Sendable {
                                 total: try header.decode(column: "total", as: Int64.self),
                                 positions: ordered, merchants: merchants.values.sorted { ($0.acquirer, $0.merchant) < ($1.acquirer, $1.merchant) },
                                 networkIncome: income)
+    }
+}
+
+/// A settlement batch asked for that does not exist.
+public enum SettlementError: Error, Equatable, CustomStringConvertible {
+    case noSuchBatch(Int64)
+    public var description: String {
+        switch self {
+        case .noSuchBatch(let batch): "no settlement batch \(batch)"
+        }
     }
 }
