@@ -31,8 +31,18 @@ public struct FileSecureStore: SecureStore {
 
     func url(_ name: String) -> URL { directory.appendingPathComponent(name + ".sealed") }
 
+    /// The value under `name`; nil only when no file has that name. A file that cannot be read
+    /// is an error, not an absence: a wallet that took its unreadable device key for a missing
+    /// one would make a new key and write it over the old.
     public func load(_ name: String) throws -> Data? {
-        guard let sealed = try? Data(contentsOf: url(name)) else { return nil }
+        let sealed: Data
+        do {
+            sealed = try Data(contentsOf: url(name))
+        } catch let error as CocoaError where error.code == .fileReadNoSuchFile {
+            return nil
+        } catch {
+            throw WalletError.storage("cannot read \(name): \(error.localizedDescription)")
+        }
         do {
             return try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key, authenticating: Data(name.utf8))
         } catch {

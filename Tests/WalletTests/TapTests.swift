@@ -184,6 +184,16 @@ struct TapTests {
         tampered[tampered.count - 1] ^= 1
         try tampered.write(to: file)
         #expect(throws: WalletError.self) { _ = try Wallet(store: store, deviceID: "phone-1") }
+        // A file that cannot be read is an error, not an absence: the device key is not made anew.
+        let keyFile = dir.appendingPathComponent("device-key.sealed")
+        let deviceKey = try Data(contentsOf: keyFile)
+        try FileManager.default.removeItem(at: keyFile)
+        try FileManager.default.createDirectory(at: keyFile, withIntermediateDirectories: false)  // unreadable as a file
+        #expect(throws: WalletError.self) { _ = try store.load("device-key") }
+        #expect(throws: WalletError.self) { _ = try Wallet(store: store, deviceID: "phone-1") }
+        try FileManager.default.removeItem(at: keyFile)
+        try deviceKey.write(to: keyFile)
+        #expect(try store.load("nothing-here") == nil)
     }
 }
 
