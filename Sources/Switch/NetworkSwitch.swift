@@ -223,15 +223,16 @@ public final class NetworkSwitch: Sendable {
             trace.add("switch → terminal", response, terminalSpec)
             stillPending = try await finish(id: id, code: decided, authCode: authCode, arpc: arpc, reason: reason, trace: trace)
             code = decided
-        case .timedOut(let decided, let reason):
-            // The issuer may still approve what the switch declined: the reversal it is owed is
-            // recorded with the answer and sent now (it also undoes an approval still to come:
-            // the issuer declines a request whose reversal came first).
-            response = try respond(message, code: decided, authCode: nil, arpc: nil)
+        case .standIn(let decided, let authCode, let reason, let owed):
+            // What the issuer is owed for the stand-in's answer is recorded with it. A reversal
+            // is sent now: the issuer may still approve what the switch declined (the reversal
+            // also undoes an approval still to come: the issuer declines a request whose
+            // reversal came first).
+            response = try respond(message, code: decided, authCode: authCode, arpc: nil)
             trace.add("switch → terminal", response, terminalSpec)
-            stillPending = try await finish(id: id, code: decided, authCode: nil, arpc: nil, reason: reason, trace: trace, owingReversal: true)
+            stillPending = try await finish(id: id, code: decided, authCode: authCode, arpc: nil, reason: reason, trace: trace, owed: owed)
             code = decided
-            Task { [self] in _ = try? await deliverReversal(id: id) }
+            if case .reversal = owed { Task { [self] in _ = try? await deliverReversal(id: id) } }
         case .local(let outbound, let forwarded, let gateway, let bank):
             (response, code, stillPending) = try await answerLocally(message, id: id, outbound: outbound, forwarded: forwarded, gateway: gateway,
                                                                      bank: bank, trace: trace, read: issuerRead)
@@ -251,11 +252,12 @@ public final class NetworkSwitch: Sendable {
     }
 
     /// Where a request stands after routing: answered (code, authorization code, ARPC, reason);
-    /// declined in stand-in while the issuer was silent (the issuer is owed a reversal); or to be
-    /// booked by an in-process issuer that keeps its books in the switch's database.
+    /// answered in stand-in while the issuer was silent (code, authorization code, reason, and
+    /// what the issuer is owed for it); or to be booked by an in-process issuer that keeps its
+    /// books in the switch's database.
     enum Routed {
         case decided(String, String?, [UInt8]?, String)
-        case timedOut(String, String)
+        case standIn(String, String?, String, owed: Owed)
         case local(outbound: Message, forwarded: AuthorizationRequest, gateway: IssuerGateway, bank: String)
     }
 
@@ -312,10 +314,7 @@ public final class NetworkSwitch: Sendable {
             let call = Task { try await connection.send(outbound) }
             let answered = await Self.value(of: call, within: configuration.issuerTimeout)
             Timer(label: "cloudtap_switch_issuer_duration_seconds", dimensions: [("bank", bank)]).record(duration: ContinuousClock.now - issuerStart)
-            guard let answer = answered else {
-                let (code, authCode, reason) = standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound, trace: trace)
-                return code == "00" ? .decided(code, authCode, nil, reason) : .timedOut(code, reason)
-            }
+            guard let answer = answered else { return standIn(bank: bank, amount: request.amount.minorUnits, forward: outbound) }
             log("← issuer \(bank)", answer)
             trace.add("issuer \(bank) → switch", answer, spec)
             let response = try AuthorizationResponse(message: answer)
@@ -328,14 +327,15 @@ public final class NetworkSwitch: Sendable {
 
     /// The issuer did not answer in time: answer by the bank's stand-in policy. A decline owes
     /// the issuer a reversal (see ``authorize(_:)``); an approval owes it a 0120 advice.
-    func standIn(bank: String, amount: Int64, forward: Message, trace: Trace) -> (String, String?, String) {
+    func standIn(bank: String, amount: Int64, forward: Message) -> Routed {
         let policy = configuration.standIn[bank] ?? .decline
         // A PIN only the issuer can verify: no stand-in approval without it (and no PIN block
         // is kept for an advice).
         let approve: Bool = if case .approveUpTo(let limit) = policy, configuration.storeKeyName != nil, forward[52] == nil { amount <= limit } else { false }
         Counter(label: "cloudtap_switch_stand_in_total", dimensions: [("bank", bank), ("decision", approve ? "approved" : "declined")]).increment()
         if !approve {
-            return ("91", nil, forward[52] == nil ? "stand-in: issuer silent" : "stand-in: issuer silent, and only the issuer can verify the PIN")
+            return .standIn("91", nil, forward[52] == nil ? "stand-in: issuer silent" : "stand-in: issuer silent, and only the issuer can verify the PIN",
+                            owed: .reversal)
         }
         // The issuer books it from the 0120 advice, held (sealed) with the answer until it is taken.
         let code = "S" + String(format: "%05d", Int.random(in: 0..<100_000))
@@ -343,8 +343,7 @@ public final class NetworkSwitch: Sendable {
         advice.mti = MessageType.authorizationAdvice.rawValue
         advice[38] = code
         advice[39] = "00"
-        trace.advice = (bank, advice)
-        return ("00", code, "stand-in: approved under the limit; advice to \(bank) owed")
+        return .standIn("00", code, "stand-in: approved under the limit; advice to \(bank) owed", owed: .advice(bank: bank, message: advice))
     }
 
     // MARK: Reversal from a terminal
@@ -539,8 +538,8 @@ public final class NetworkSwitch: Sendable {
     /// Records the answer and the trace; false when the row was no longer pending (a reversal
     /// arrived first), in which case only the answer's fields and the trace are kept.
     @discardableResult
-    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, trace: Trace, owingReversal: Bool = false) async throws -> Bool {
-        let answer = try answerRecord(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason, trace: trace, owingReversal: owingReversal)
+    func finish(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, trace: Trace, owed: Owed? = nil) async throws -> Bool {
+        let answer = try answerRecord(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason, trace: trace, owed: owed)
         if db.engine == .postgres {
             // One statement, which the server commits by itself.
             let wasPending = try await db.statement { tx in try await answer.write(tx, engine: .postgres) }
@@ -653,13 +652,25 @@ public final class NetworkSwitch: Sendable {
         }
     }
 
-    func answerRecord(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, trace: Trace, owingReversal: Bool = false) throws -> AnswerRecord {
+    /// What the issuer is owed for an answer the switch gave in its stead: the 0120 advice of a
+    /// stand-in approval, or the reversal of a request the switch declined while the issuer was
+    /// silent.
+    enum Owed {
+        case advice(bank: String, message: Message)
+        case reversal
+    }
+
+    func answerRecord(id: Int64, code: String, authCode: String?, arpc: [UInt8]?, reason: String, trace: Trace, owed: Owed? = nil) throws -> AnswerRecord {
         let now = UTCTime(Date()).iso8601
         let state = code == "00" ? "approved" : "declined"
         let lines = trace.lines
-        let advice: (bank: String, bytes: [UInt8])? = try trace.advice.flatMap { owed in
-            guard let spec, let keyName = configuration.storeKeyName else { return nil }
-            return (owed.bank, try keys.seal(try spec.pack(owed.message), keyName: keyName, authenticating: Array("net-advice/\(id)".utf8)))
+        var advice: (bank: String, bytes: [UInt8])?, owingReversal = false
+        switch owed {
+        case .advice(let bank, let message)?:
+            guard let spec, let keyName = configuration.storeKeyName else { break }
+            advice = (bank, try keys.seal(try spec.pack(message), keyName: keyName, authenticating: Array("net-advice/\(id)".utf8)))
+        case .reversal?: owingReversal = true
+        case nil: break
         }
         return AnswerRecord(
             answer: """
@@ -923,13 +934,6 @@ final class Trace: @unchecked Sendable {
 
     /// Drops what was added after the first `count` lines (an answer that was not kept).
     func truncate(to count: Int) { lock.withLock { if items.count > count { items.removeLast(items.count - count) } } }
-
-    /// A 0120 advice the switch owes an issuer (its stand-in approval), stored with the answer.
-    var advice: (bank: String, message: Message)? {
-        get { lock.withLock { owed } }
-        set { lock.withLock { owed = newValue } }
-    }
-    private var owed: (bank: String, message: Message)?
 
     var lines: [Line] { lock.withLock { items } }
 }
