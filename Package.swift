@@ -106,6 +106,7 @@ let package = Package(
                            .product(name: "Metrics", package: "swift-metrics")]
         ),
         .target(name: "StorageTestSupport", dependencies: ["Storage"], path: "Tests/StorageTestSupport"),
+        .target(name: "TLSTestSupport", path: "Tests/TLSTestSupport"),
         .executableTarget(
             name: "cloudtap",
             dependencies: ["QR", "CAllocator",
@@ -124,7 +125,7 @@ let package = Package(
         .testTarget(name: "ISO8583Tests", dependencies: ["ISO8583"], resources: [.copy("Samples")]),
         .testTarget(
             name: "ISO8583LinkTests",
-            dependencies: ["ISO8583Link", "ISO8583", .product(name: "NIOCore", package: "swift-nio"),
+            dependencies: ["ISO8583Link", "ISO8583", "TLSTestSupport", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", "SQLiteDirect", .product(name: "SQLKit", package: "sql-kit")]),
@@ -133,7 +134,7 @@ let package = Package(
         .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "CloudWire", "Wallet", "Terminal", "QR", "EMV", "Switch", "ISO8583", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",
                                                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
                                                            .product(name: "SQLKit", package: "sql-kit")]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "CloudWire", "Wallet", "Terminal", "Switch", "QR", "TokenService", "IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto",
+        .testTarget(name: "ServerTests", dependencies: ["Server", "CloudWire", "Wallet", "Terminal", "Switch", "QR", "TokenService", "IssuerHost", "Storage", "StorageTestSupport", "TLSTestSupport", "PaymentCrypto",
                                                         "PaymentCore", .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                         .product(name: "Hummingbird", package: "hummingbird"),
                                                         .product(name: "HTTPTypes", package: "swift-http-types"),

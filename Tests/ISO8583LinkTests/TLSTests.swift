@@ -2,38 +2,20 @@ import Foundation
 import NIOSSL
 import Testing
 import ISO8583
+import TLSTestSupport
 @testable import ISO8583Link
 
-/// Throwaway certificates made with the openssl command-line tool (CI installs it).
+/// Certificates for one test run (TLSTestSupport): a CA, a server certificate for localhost and an
+/// acquirer's client certificate.
 struct TestPKI {
-    let dir: URL
+    let certificates: TestCertificates
+    var dir: URL { certificates.directory }
 
     static func make() throws -> TestPKI? {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else { return nil }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-pki-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        func sh(_ command: String) throws {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", command]
-            p.currentDirectoryURL = dir
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0 else { throw TLSTestError.openssl(command) }
-        }
-        let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-        try sh("openssl req -x509 \(key) -keyout ca.key -out ca.pem -days 2 -subj '/CN=CloudTap Test CA'")
-        for name in ["server", "client"] {
-            try sh("openssl req \(key) -keyout \(name).key -out \(name).csr -subj '/CN=\(name == "server" ? "localhost" : "acquirer-01")'")
-            try sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > \(name).ext")
-            try sh("openssl x509 -req -in \(name).csr -CA ca.pem -CAkey ca.key -CAcreateserial -out \(name).pem -days 2 -extfile \(name).ext")
-        }
-        return TestPKI(dir: dir)
+        try TestCertificates.make(clients: [("client", "acquirer-01")]).map(TestPKI.init)
     }
 
-    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+    func path(_ name: String) -> String { certificates.path(name) }
 
     func serverTLS(requireClientCertificate: Bool) throws -> TLSConfiguration {
         var c = TLSConfiguration.makeServerConfiguration(
@@ -54,8 +36,6 @@ struct TestPKI {
         return c
     }
 }
-
-enum TLSTestError: Error { case openssl(String) }
 
 @Suite("TLS links", .serialized)
 struct TLSTests {

@@ -7,44 +7,20 @@ import NIOCore
 import NIOSSL
 import Server
 import StorageTestSupport
+import TLSTestSupport
 import Testing
 
-/// Certificates for one test run, made with the openssl command line: a CA, a server
-/// certificate for localhost and two client certificates.
+/// Certificates for one test run (TLSTestSupport): a CA, a server certificate for localhost and
+/// two banks' client certificates.
 struct TestPKI {
-    let dir: URL
+    let certificates: TestCertificates
+    var dir: URL { certificates.directory }
 
     static func make() throws -> TestPKI? {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else { return nil }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-pki-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let pki = TestPKI(dir: dir)
-        try pki.openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-                         "-days", "2", "-subj", "/CN=CloudTap Test CA"])
-        try "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n".write(to: dir.appendingPathComponent("server.ext"), atomically: true, encoding: .utf8)
-        try "extendedKeyUsage=clientAuth\n".write(to: dir.appendingPathComponent("client.ext"), atomically: true, encoding: .utf8)
-        for (name, ext) in [("server", "server.ext"), ("bank-a", "client.ext"), ("bank-b", "client.ext")] {
-            try pki.openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "\(name).key", "-out", "\(name).csr",
-                             "-subj", "/CN=\(name == "server" ? "localhost" : name)"])
-            try pki.openssl(["x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "\(name).pem",
-                             "-days", "2", "-extfile", ext])
-        }
-        return pki
+        try TestCertificates.make(clients: [("bank-a", "bank-a"), ("bank-b", "bank-b")]).map(TestPKI.init)
     }
 
-    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
-
-    func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.currentDirectoryURL = dir
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CocoaError(.executableLoad) }
-    }
+    func path(_ name: String) -> String { certificates.path(name) }
 
     func clientTLS(certificate: String?) throws -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
