@@ -17,7 +17,7 @@ import TokenService
 /// result by polling its payments.
 extension CloudAPI {
     func addQRRoutes(_ router: Router<CloudRequestContext>) {
-        router.post("v1/tokens/:id/qr-payments") { request, context -> QRPaymentAnswer in
+        router.post("v1/tokens/:id/qr-payments") { request, context -> MerchantPaymentAnswer in
             let principal = try await authenticate(request, context)
             guard case .requestor = principal else { throw APIProblem(.forbidden, code: "requestor-only", detail: "only the token's wallet pays with it") }
             let token = try await visibleToken(context.parameters.get("id", as: Int64.self), to: principal)
@@ -79,7 +79,7 @@ extension CloudAPI {
             _ = try await network.recordQRPayment(requestKey: reference, tokenID: token.id, tokenLastFour: token.tokenLastFour, merchantID: merchant.merchantID,
                                                   reference: code.additionalData.first { $0.id == "05" }?.value ?? "", staticCode: isStatic,
                                                   amount: amount.minorUnits, responseCode: responseCode, authorizationCode: answer[38], at: now)
-            return QRPaymentAnswer(approved: responseCode == "00", responseCode: responseCode, authorizationCode: answer[38], reference: reference,
+            return MerchantPaymentAnswer(approved: responseCode == "00", responseCode: responseCode, authorizationCode: answer[38], reference: reference,
                                    merchantName: code.merchantName, amount: amountText)
         }
         // The merchant's POS polls for the payments made to it (the acquiring bank's key, or the operator's).
@@ -103,14 +103,7 @@ struct QRPaymentBody: Decodable, Sendable {
     let credential: String
 }
 
-struct QRPaymentAnswer: ResponseCodable {
-    let approved: Bool
-    let responseCode: String
-    let authorizationCode: String?
-    let reference: String
-    let merchantName: String
-    let amount: String
-}
+extension MerchantPaymentAnswer: ResponseCodable {}
 
 struct QRPaymentList: ResponseCodable { let payments: [QRPaymentRecord] }
 extension QRPaymentRecord: ResponseCodable {}

@@ -178,32 +178,23 @@ extension HTTPCloudConnection {
     }
 }
 
-/// The cloud's answer to a payment by merchant-presented code.
-public struct MerchantPaymentResult: Sendable, Hashable {
-    public let approved: Bool
-    public let responseCode: String
-    public let authorizationCode: String?
-    public let reference: String
-    public let merchantName: String
-    public let amount: String
-}
-
 extension HTTPCloudConnection {
     /// Pays a merchant-presented code: the payload as scanned, the amount when the code has
     /// none, and the credential the wallet made — the body signed with the device key.
-    public func payMerchant(tokenID: Int64, payload: String, amount: String?, credential: ConsumerPresentedCode, wallet: Wallet) async throws -> MerchantPaymentResult {
+    public func payMerchant(tokenID: Int64, payload: String, amount: String?, credential: ConsumerPresentedCode, wallet: Wallet) async throws -> MerchantPaymentAnswer {
         let path = "/v1/tokens/\(tokenID)/qr-payments"
         var body: [String: Any] = ["payload": payload, "credential": credential.base64]
         if let amount { body["amount"] = amount }
         let bytes = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
         let stamp = Int64(Date().timeIntervalSince1970)
         let signature = try wallet.sign(DeviceSignedRequest(method: "POST", path: path, timestamp: stamp, body: Array(bytes)))
-        let object = try await call("POST", path, rawBody: bytes, headers: [
+        let data = try await send("POST", path, rawBody: bytes, headers: [
             "CloudTap-Device": wallet.deviceID, "CloudTap-Timestamp": String(stamp), "CloudTap-Signature": Data(signature).base64EncodedString(),
         ])
-        return MerchantPaymentResult(approved: object["approved"] as? Bool ?? false, responseCode: object["responseCode"] as? String ?? "",
-                                     authorizationCode: object["authorizationCode"] as? String, reference: object["reference"] as? String ?? "",
-                                     merchantName: object["merchantName"] as? String ?? "", amount: object["amount"] as? String ?? "")
+        guard let answer = try? JSONDecoder().decode(MerchantPaymentAnswer.self, from: data) else {
+            throw CloudRefusal(status: 200, code: "malformed-answer", detail: "a payment answer without its outcome, codes, reference, merchant or amount")
+        }
+        return answer
     }
 }
 
