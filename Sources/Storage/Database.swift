@@ -63,14 +63,22 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     let postgresPool: EventLoopGroupConnectionPool<PostgresConnectionSource>?
     /// PostgreSQL: the pool with prepared statements (see ``PreparingPostgresDatabase``).
     let postgres: PooledPreparingDatabase?
+    /// PostgreSQL: connections opened with `synchronous_commit=off`, for
+    /// ``statement(unflushed:_:)``.
+    let unflushedPool: EventLoopGroupConnectionPool<PostgresConnectionSource>?
+    let unflushed: PooledPreparingDatabase?
     let logger: Logger
 
-    private init(location: DatabaseLocation, sqlite: SQLiteEngine?, postgres: EventLoopGroupConnectionPool<PostgresConnectionSource>?, logger: Logger) {
+    private init(location: DatabaseLocation, sqlite: SQLiteEngine?, postgres: EventLoopGroupConnectionPool<PostgresConnectionSource>?,
+                 unflushed: EventLoopGroupConnectionPool<PostgresConnectionSource>? = nil, logger: Logger) {
         self.location = location
         self.engine = sqlite != nil ? .sqlite : .postgres
         self.sqlite = sqlite
         self.postgresPool = postgres
-        self.postgres = postgres.map { PooledPreparingDatabase(pool: $0, statements: PreparedStatements(), logger: logger) }
+        let statements = PreparedStatements()
+        self.postgres = postgres.map { PooledPreparingDatabase(pool: $0, statements: statements, logger: logger) }
+        self.unflushedPool = unflushed
+        self.unflushed = unflushed.map { PooledPreparingDatabase(pool: $0, statements: statements, logger: logger) }
         self.logger = logger
     }
 
@@ -97,7 +105,12 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
             let pool = EventLoopGroupConnectionPool(
                 source: PostgresConnectionSource(sqlConfiguration: configuration),
                 maxConnectionsPerEventLoop: connectionsPerEventLoop, logger: logger, on: group)
-            let db = Database(location: location, sqlite: nil, postgres: pool, logger: logger)
+            var unflushedConfiguration = configuration
+            unflushedConfiguration.coreConfiguration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
+            let unflushed = EventLoopGroupConnectionPool(
+                source: PostgresConnectionSource(sqlConfiguration: unflushedConfiguration),
+                maxConnectionsPerEventLoop: connectionsPerEventLoop, logger: logger, on: group)
+            let db = Database(location: location, sqlite: nil, postgres: pool, unflushed: unflushed, logger: logger)
             return try await db.checked { try await db.sql.raw("SELECT 1").run() }
         }
     }
@@ -144,14 +157,25 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     /// next group commit, as ``transaction(_:)``; on PostgreSQL the statement alone, which the
     /// server commits by itself — without the BEGIN and COMMIT round trips.
     public func statement<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await statement(unflushed: false, body)
+    }
+
+    /// As ``statement(_:)``; with `unflushed` on PostgreSQL the server commits it without waiting
+    /// for its WAL to reach the disk (a connection opened with `synchronous_commit=off`). A crash
+    /// can then lose it — unless a later commit that does wait has been made: the WAL is one
+    /// sequence, and that commit's flush takes everything before it. Use it only for a statement
+    /// whose effect nothing outside the database acts on until such a commit follows. On SQLite
+    /// every unit's group commit is on disk before anyone hears of it, as without.
+    public func statement<T: Sendable>(unflushed: Bool, _ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         if let sqlite { return try await sqlite.unit(body) }
-        return try await postgres!.withConnection(inTransaction: false) { try await body($0) }
+        return try await (unflushed ? self.unflushed! : postgres!).withConnection(inTransaction: false) { try await body($0) }
     }
 
     public func shutdown() async {
         guard closed.close() else { return }
         await sqlite?.shutdown()
         try? await postgresPool?.shutdownAsync()
+        try? await unflushedPool?.shutdownAsync()
     }
 
     private let closed = ClosedFlag()
@@ -159,7 +183,10 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     /// A database dropped without ``shutdown()`` (a caller that failed half way) closes its
     /// PostgreSQL pool in the background rather than trapping in the pool's own deinit.
     deinit {
-        if closed.close() { postgresPool?.shutdownGracefully { _ in } }
+        if closed.close() {
+            postgresPool?.shutdownGracefully { _ in }
+            unflushedPool?.shutdownGracefully { _ in }
+        }
     }
 }
 

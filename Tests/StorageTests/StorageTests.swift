@@ -53,6 +53,25 @@ struct StorageTests {
         }
     }
 
+    @Test("an unflushed statement commits without waiting for the disk on PostgreSQL (its own connections), and is visible at once; others wait")
+    func unflushedStatements() async throws {
+        for location in try TestDatabases.locations("unflushed") {
+            let db = try await Database.open(location)
+            try await db.migrate(Self.migrations)
+            try await db.statement(unflushed: true) { tx in try await tx.raw("INSERT INTO counters (name, value) VALUES ('u', 7)").run() }
+            #expect(try await db.sql.raw("SELECT value FROM counters WHERE name = 'u'").first()?.decode(column: "value", as: Int64.self) == 7)
+            if db.engine == .postgres {
+                func setting(unflushed: Bool) async throws -> String? {
+                    try await db.statement(unflushed: unflushed) { tx in try await tx.raw("SHOW synchronous_commit").first()?.decode(column: "synchronous_commit", as: String.self) }
+                }
+                #expect(try await setting(unflushed: true) == "off")
+                #expect(try await setting(unflushed: false) == "on")
+                #expect(try await db.transaction { tx in try await tx.raw("SHOW synchronous_commit").first()?.decode(column: "synchronous_commit", as: String.self) } == "on")
+            }
+            await db.shutdown()
+        }
+    }
+
     @Test("a statement run again runs prepared: every bind type, quotes and NULLs come back as sent; what cannot go prepared goes as it is")
     func preparedStatements() async throws {
         for location in try TestDatabases.locations("prepared") {
