@@ -483,12 +483,18 @@ struct SwitchTests {
             down.set(false)
             // The advice goes, and the PIN sale's timeout reversal (the issuer never had that
             // request: it answers 25) — the latter perhaps already from the switch's own try.
-            var delivered = 0
-            for _ in 0..<3 { delivered += try await s.network.deliverAdvices() }
-            #expect((1...2).contains(delivered))
-            for table in ["net_advices", "net_issuer_reversals"] {
-                #expect(try await c.db.sql.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: table) WHERE state = 'due'").first()?.decode(column: "n", as: Int.self) == 0)
+            // (An issuer slower than this setup's 100 ms timeout takes one in a later round.)
+            func due() async throws -> Int {
+                var n = 0
+                for table in ["net_advices", "net_issuer_reversals"] {
+                    n += try await c.db.sql.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: table) WHERE state = 'due'").first()?.decode(column: "n", as: Int.self) ?? 0
+                }
+                return n
             }
+            var delivered = 0
+            for _ in 0..<10 where try await due() > 0 { delivered += try await s.network.deliverAdvices() }
+            #expect((1...2).contains(delivered))
+            #expect(try await due() == 0)
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
             let issued = try await c.db.sql.raw("SELECT auth_code, reason FROM issuer_authorizations WHERE state = 'approved'").all()
             #expect(issued.count == 1)
@@ -528,16 +534,24 @@ struct SwitchTests {
             let standInReversal = ReversalRequest(original: standInRequest.message, stan: "000802", transmissionDateTime: UTCTime(Date()).mmddhhmmss)
             #expect(await s.network.handle(PointOfSale.terminalForm(standInReversal))[39] == "00")
             // Back up: the first reversal, the advice, then its reversal — the issuer ends where it began.
+            // (An issuer slower than this setup's 100 ms timeout takes one in a later round.)
             down.set(false)
-            #expect(try await s.network.deliverAdvices() == 3)
-            #expect(try await s.network.deliverAdvices() == 0)
+            var delivered = 0
+            for _ in 0..<5 {
+                let round = try await s.network.deliverAdvices()
+                delivered += round
+                if round == 0 { break }
+            }
+            #expect(delivered == 3)
             #expect(try await c.issuer.balance(account: s.account) == 500_000)
             #expect(try await c.issuer.trialBalance() == 0)
             let states = try await c.db.sql.raw("SELECT state FROM issuer_authorizations ORDER BY id").all().map { try $0.decode(column: "state", as: String.self) }
             #expect(states == ["reversed", "reversed"])
             // The transaction's trace says what the issuer was owed and that it took it.
             let trace = try #require(try await s.network.trace(transactionID: second))
-            #expect(trace.followUps == ["0120 stand-in advice to BANKA: delivered, 1 try", "0400 reversal to BANKA (DE39 98): delivered, 1 try"])
+            #expect(trace.followUps.count == 2)
+            #expect(trace.followUps.first?.hasPrefix("0120 stand-in advice to BANKA: delivered, ") == true)
+            #expect(trace.followUps.last?.hasPrefix("0400 reversal to BANKA (DE39 98): delivered, ") == true)
         }
     }
 
