@@ -103,6 +103,7 @@ extension POSCommand {
         guard let client else { return 0 }
         let start = ContinuousClock.now, deadline = start + .seconds(wait)
         var left = await pos.pendingReversals.count
+        if left > 0, wait > 0 { print("the switch has not taken the reversal; sending it again for up to \(wait) s") }
         while left > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: ContinuousClock.now - start < .seconds(2) ? .milliseconds(500) : .seconds(2))
             left = await pos.retryReversals()
