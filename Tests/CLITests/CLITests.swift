@@ -195,6 +195,35 @@ struct PhonePOSCLITests {
     }
 }
 
+@Suite("cloudtap serve's key files")
+struct ServeKeyFileTests {
+    @Test("a master key file that is there but damaged stops serve, which leaves it as it is (a new key would orphan everything sealed under the old)")
+    func damagedMasterKey() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let keyPath = (dir as NSString).appendingPathComponent("master.key")
+        let damaged = Data("0123456789abcdef-truncated".utf8)
+        try damaged.write(to: URL(fileURLWithPath: keyPath))
+        let serve = Process()
+        serve.executableURL = CLI.binary
+        serve.arguments = ["serve", "--data-dir", dir, "--http-port", "0", "--switch-port", "0", "--log-level", "error"]
+        let output = Pipe()
+        serve.standardOutput = output
+        serve.standardError = output
+        try serve.run()
+        let deadline = Date().addingTimeInterval(20)
+        while serve.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        let stillRunning = serve.isRunning
+        if stillRunning { serve.terminate(); serve.waitUntilExit() }
+        #expect(!stillRunning, "serve started over a damaged master key")
+        #expect(serve.terminationStatus != 0)
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains("master.key does not hold a 32-byte key in hex"), "\(text)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: keyPath)) == damaged)
+    }
+}
+
 /// A flag one task sets and another reads.
 final class Flag: @unchecked Sendable {  // state behind the lock
     private let lock = NSLock()

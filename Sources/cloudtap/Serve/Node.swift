@@ -120,7 +120,9 @@ final class Node: Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let masterKey = try secret(at: (dir as NSString).appendingPathComponent("master.key"), bytes: 32)
         let keyFile = (dir as NSString).appendingPathComponent("keys.json")
-        let blocks = (try? JSONDecoder().decode([String: String].self, from: Data(contentsOf: URL(fileURLWithPath: keyFile)))) ?? [:]
+        let blocks: [String: String] = try Self.existing(keyFile).map { data in
+            do { return try JSONDecoder().decode([String: String].self, from: data) } catch { throw Self.unreadable(keyFile, "the key blocks") }
+        } ?? [:]
         let hsm = try SoftwareHSM(masterKey: masterKey, keyBlocks: blocks)
         let location: DatabaseLocation = configuration.database.map { $0.hasPrefix("postgres") ? .postgres(url: $0) : .sqlite(path: $0) }
             ?? .sqlite(path: (dir as NSString).appendingPathComponent("cloudtap.sqlite"))
@@ -134,8 +136,9 @@ final class Node: Sendable {
         let issuer = IssuerHost(database: db, keys: hsm)
         let tsp = TokenService(database: db, keys: hsm, vault: Vault(database: db, keys: hsm))
         let credentialFile = (dir as NSString).appendingPathComponent("credentials.json")
-        var credentials = (try? JSONDecoder().decode(NodeCredentials.self, from: Data(contentsOf: URL(fileURLWithPath: credentialFile))))
-            ?? NodeCredentials(operatorKey: randomHex(32))
+        var credentials: NodeCredentials = try Self.existing(credentialFile).map { data in
+            do { return try JSONDecoder().decode(NodeCredentials.self, from: data) } catch { throw Self.unreadable(credentialFile, "the credentials") }
+        } ?? NodeCredentials(operatorKey: randomHex(32))
         try await provision(configuration, issuer: issuer, tsp: tsp, hsm: hsm, credentials: &credentials)
         try write(JSONEncoder().encode(hsm.keyBlocks), to: keyFile)
         try write(JSONEncoder().encode(credentials), to: credentialFile)
@@ -275,13 +278,35 @@ final class Node: Sendable {
     // MARK: Files
 
     /// A secret kept in an owner-only file, created on first use.
+    /// The secret kept in `path` (hex), made and written on first use. A file that is there but
+    /// cannot be read, or does not hold a key of that length, stops the start: replacing it would
+    /// lose everything sealed under it.
     static func secret(at path: String, bytes: Int) throws -> [UInt8] {
-        if let hex = try? String(contentsOfFile: path, encoding: .utf8), let key = try? [UInt8](hex: hex.trimmingCharacters(in: .whitespacesAndNewlines)), key.count == bytes {
+        if let data = try existing(path) {
+            guard let key = try? [UInt8](hex: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), key.count == bytes else {
+                throw unreadable(path, "a \(bytes)-byte key in hex")
+            }
             return key
         }
         let key = (0..<bytes).map { _ in UInt8.random(in: 0...255) }
         try write(Data(key.hexString.utf8), to: path)
         return key
+    }
+
+    /// The contents of `path`; nil only when there is no such file (a file that cannot be read
+    /// is an error, not an absence).
+    static func existing(_ path: String) throws -> Data? {
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch let error as CocoaError where error.code == .fileReadNoSuchFile {
+            return nil
+        } catch {
+            throw ToolError("cannot read \(path): \(error.localizedDescription)")
+        }
+    }
+
+    static func unreadable(_ path: String, _ what: String) -> ToolError {
+        ToolError("\(path) does not hold \(what); it is left as it is (making a new one would lose what the old one keeps)")
     }
 
     static func write(_ data: Data, to path: String) throws {
