@@ -100,12 +100,15 @@ public enum WalletError: Error, Hashable, Sendable, CustomStringConvertible {
     case unknownCard(String)
     /// A profile or key batch that cannot be used.
     case invalidProfile(String)
+    /// An amount the card cannot put in its cryptogram.
+    case invalidAmount(String)
 
     public var description: String {
         switch self {
         case .storage(let s): "secure storage: \(s)"
         case .unknownCard(let id): "no card \(id) on this phone"
         case .invalidProfile(let s): "invalid card profile: \(s)"
+        case .invalidAmount(let s): "invalid amount: \(s)"
         }
     }
 }

@@ -21,18 +21,26 @@ extension Wallet {
     /// phone knows it: from the code, or keyed by the payer). Stored like a tap before it is
     /// returned.
     public func merchantPaymentCredential(cardID: String, amount: Amount, now: Date = Date()) throws -> ConsumerPresentedCode {
-        try credential(cardID: cardID, amount: amount.minorUnits, now: now)
+        // Zero is a consumer-presented code's "amount not known yet", which the cloud lets the
+        // merchant fill in: a payment credential always names its amount.
+        guard amount.minorUnits > 0 else { throw WalletError.invalidAmount("a payment's amount must be above zero") }
+        return try credential(cardID: cardID, amount: amount.minorUnits, now: now)
     }
 
     func credential(cardID: String, amount: Int64, now: Date) throws -> ConsumerPresentedCode {
         guard let card = card(cardID) else { throw WalletError.unknownCard(cardID) }
+        // 9F02 is n12: an amount that does not fit is refused, not written as zero (which
+        // would read as an amount left to the merchant).
+        guard amount >= 0, let amountBCD = try? BCD.pack(String(amount), byteCount: 6) else {
+            throw WalletError.invalidAmount("\(amount) does not fit Amount, Authorised (9F02, 12 digits)")
+        }
         let utc = UTCTime(now)
         func bcd(_ n: Int) -> UInt8 { UInt8((n / 10) << 4 | n % 10) }
         var unpredictable = [UInt8](repeating: 0, count: 4)
         var rng = SystemRandomNumberGenerator()
         for i in 0..<4 { unpredictable[i] = UInt8.random(in: 0...255, using: &rng) }
         let terminal: [UInt32: [UInt8]] = [
-            0x9F66: [0x20, 0x80, 0x00, 0x00], 0x9F02: (try? BCD.pack(String(amount), byteCount: 6)) ?? [0, 0, 0, 0, 0, 0], 0x9F03: [0, 0, 0, 0, 0, 0], 0x9F1A: [0x01, 0x56],
+            0x9F66: [0x20, 0x80, 0x00, 0x00], 0x9F02: amountBCD, 0x9F03: [0, 0, 0, 0, 0, 0], 0x9F1A: [0x01, 0x56],
             0x95: [0, 0, 0, 0, 0], 0x5F2A: [0x01, 0x56], 0x9A: [bcd(utc.year % 100), bcd(utc.month), bcd(utc.day)], 0x9C: [0x00],
             0x9F37: unpredictable,
         ]

@@ -94,6 +94,12 @@ struct QRPaymentTests {
             } catch let refusal as CloudRefusal {
                 #expect(refusal.code == "qr-amount-mismatch")
             }
+            // The phone names every payment's amount in its cryptogram: zero (a consumer-presented
+            // code's "not known yet") and an amount beyond 9F02's twelve digits are refused.
+            #expect(throws: WalletError.self) { _ = try phone.merchantPaymentCredential(cardID: "bank-a", amount: Amount(minorUnits: 0, currency: .cny)) }
+            #expect(throws: WalletError.self) {
+                _ = try phone.merchantPaymentCredential(cardID: "bank-a", amount: Amount(minorUnits: 1_000_000_000_000, currency: .cny))
+            }
             #expect(try await f.issuer.balance(account: credentials.accountA) == before - 3850 - 3000)
             #expect(try await f.issuer.trialBalance() == 0)
             server.cancel()
