@@ -83,3 +83,34 @@ public struct ReplenishmentRequest: Sendable, Hashable {
         signature = Array(try signer.signature(for: signedBytes).derRepresentation)
     }
 }
+
+/// The cloud's answer to a replenishment as it travels in JSON: the keys issued, each sealed to
+/// the device key (base64) with its index and limits, and the ATCs of the request's log the
+/// cloud holds no transaction for yet (absent from a cloud that does not say: then every tap
+/// sent counts as accounted for).
+public struct KeyBatch: Sendable, Hashable, Codable {
+    public struct Key: Sendable, Hashable, Codable {
+        public var generationHour: UInt32
+        public var sequence: UInt16
+        public var sealedKey: String
+        public var maxTransactions: Int
+        public var ttlSeconds: Int
+        public var maxAmount: Int64
+
+        public init(generationHour: UInt32, sequence: UInt16, sealedKey: String, maxTransactions: Int, ttlSeconds: Int, maxAmount: Int64) {
+            self.generationHour = generationHour
+            self.sequence = sequence
+            self.sealedKey = sealedKey
+            self.maxTransactions = maxTransactions
+            self.ttlSeconds = ttlSeconds
+            self.maxAmount = maxAmount
+        }
+    }
+    public var keys: [Key]
+    public var unseenAtcs: [UInt16]?
+
+    public init(keys: [Key], unseenAtcs: [UInt16]?) {
+        self.keys = keys
+        self.unseenAtcs = unseenAtcs
+    }
+}

@@ -1,3 +1,4 @@
+import CloudWire
 import Foundation
 import Hummingbird
 import IssuerHost
@@ -42,24 +43,12 @@ struct TransactionList: ResponseCodable {
 }
 
 /// Limited-use keys on their way to the phone, each encrypted to the device key.
-struct KeyBatch: ResponseCodable {
-    struct Item: Codable {
-        let generationHour: Int
-        let sequence: Int
-        let sealedKey: String
-        let maxTransactions: Int
-        let ttlSeconds: Int
-        let maxAmount: Int64
-    }
-    let keys: [Item]
-    /// ATCs of the request's log the cloud holds no transaction for yet; the phone sends them again.
-    let unseenAtcs: [Int]
+extension KeyBatch: ResponseCodable {
     init(_ issued: [IssuedKey], unseen: [UInt16]) {
-        keys = issued.map {
-            Item(generationHour: Int($0.index.generationHour), sequence: Int($0.index.sequence), sealedKey: Data($0.sealedKey).base64EncodedString(),
-                 maxTransactions: $0.limits.maxTransactions, ttlSeconds: Int($0.limits.timeToLive), maxAmount: $0.limits.maxCumulativeAmount)
-        }
-        unseenAtcs = unseen.map(Int.init)
+        self.init(keys: issued.map {
+            Key(generationHour: $0.index.generationHour, sequence: $0.index.sequence, sealedKey: Data($0.sealedKey).base64EncodedString(),
+                maxTransactions: $0.limits.maxTransactions, ttlSeconds: Int($0.limits.timeToLive), maxAmount: $0.limits.maxCumulativeAmount)
+        }, unseenAtcs: unseen)
     }
 }
 

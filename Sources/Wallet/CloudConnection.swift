@@ -72,14 +72,8 @@ public struct HTTPCloudConnection: CloudConnection {
     public func replenish(_ request: ReplenishmentRequest) async throws -> Wallet.Replenishment {
         // Encoded and decoded as types (the log can hold dozens of entries; JSONSerialization's
         // dictionaries cost a phone more than the rest of the request).
-        struct Answer: Decodable {
-            struct Key: Decodable { let generationHour: UInt32; let sequence: UInt16; let sealedKey: String; let maxTransactions: Int; let ttlSeconds: Int; let maxAmount: Int64 }
-            let keys: [Key]
-            /// Absent from a cloud that does not say: then every tap sent counts as accounted for.
-            let unseenAtcs: [UInt16]?
-        }
         let data = try await send("POST", "/v1/tokens/\(request.tokenID)/replenish", rawBody: try JSONEncoder().encode(ReplenishmentBody(request)), headers: [:])
-        guard let answer = try? JSONDecoder().decode(Answer.self, from: data) else {
+        guard let answer = try? JSONDecoder().decode(KeyBatch.self, from: data) else {
             throw CloudRefusal(status: 200, code: "malformed-answer", detail: "keys without their index, key or limits")
         }
         let keys = try answer.keys.map { k in
