@@ -99,15 +99,21 @@ extension IssuerHost {
     /// `card_id`. A caller may read it within its own statement (the switch does, on PostgreSQL,
     /// in the statement that records the request: one round trip fewer).
     public static func cardRead(hash: Data, day: String, key: SQLQueryString) -> SQLQueryString {
+        cardRead(hash: "\(bind: hash)", day: "\(bind: day)", key: key)
+    }
+
+    /// As ``cardRead(hash:day:key:)`` with each of the three an SQL expression: the switch reads
+    /// many cards at once from arrays (`q.hash`, `q.day`, `q.key`).
+    public static func cardRead(hash: SQLQueryString, day: SQLQueryString, key: SQLQueryString) -> SQLQueryString {
         """
         c.id AS card_id, c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_method, c.pin_reference, c.pin_tries, c.per_transaction_limit,
                c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name, a.balance, a.credit_limit, a.currency,
                COALESCE(d.total, 0) AS today_total, COALESCE(d.approvals, 0) AS today_approvals,
                p.response_code, p.auth_code, p.reason
         FROM issuer_cards c JOIN issuer_banks b ON b.id = c.bank_id JOIN issuer_accounts a ON a.id = c.account_id
-             LEFT JOIN issuer_card_days d ON d.card_id = c.id AND d.day = \(bind: day)
+             LEFT JOIN issuer_card_days d ON d.card_id = c.id AND d.day = \(day)
              LEFT JOIN issuer_authorizations p ON p.idempotency_key = \(key)
-        WHERE c.pan_hash = \(bind: hash)
+        WHERE c.pan_hash = \(hash)
         """
     }
 
@@ -233,6 +239,56 @@ extension IssuerHost {
         if basis.pinTries != nil, basis.card != nil { written += " AND (SELECT COUNT(*) FROM pins) = 1" }
         if prepared.decision.isApproved, basis.card != nil { written += " AND (SELECT COUNT(*) FROM balance) = 1 AND (SELECT COUNT(*) FROM today) = 1" }
         return SQLQueryString("issuer_unchanged(\(written)) AS booked")
+    }
+
+    /// ``booking(_:)`` for many prepared decisions at once (PostgreSQL), as parts of a caller's
+    /// `WITH` (`auth`, `pins`, `ledger`, `balance`, `today`): `source` names a part of the
+    /// caller's with a row per decision, its columns those of ``PreparedAuthorization/bookingValues``
+    /// (`bank_id`, `idempotency_key`, `card_id`, `amount`, `currency`, `response_code`,
+    /// `auth_code`, `reason`, `day`, `state`, `created_at`, `approved`, `account_id`, `balance`,
+    /// `today_total`, `today_approvals`, `pin_before`, `pin_after`). Every write checks what its
+    /// decision was made from, as one decision's do; select ``bookedManyCheck(_:)``, and the
+    /// statement fails whole (SQLSTATE 40001) unless every decision was booked as made. Two
+    /// decisions on one account or card in one batch cannot both be checked: the statement then
+    /// fails too (40001, or 21000 for the card's day), and the caller books them one by one.
+    public static func bookingMany(from source: String) -> SQLQueryString {
+        """
+        auth AS (
+            INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
+            SELECT s.bank_id, s.idempotency_key, s.card_id, s.amount, s.currency, s.response_code, s.auth_code, s.reason, s.day, s.state, s.created_at
+            FROM \(unsafeRaw: source) s
+            ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key),
+        pins AS (
+            UPDATE issuer_cards SET pin_tries = s.pin_after FROM \(unsafeRaw: source) s
+            WHERE issuer_cards.id = s.card_id AND s.pin_before IS NOT NULL AND issuer_cards.pin_tries = s.pin_before RETURNING issuer_cards.id),
+        ledger AS (
+            INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at)
+            SELECT s.bank_id, auth.id, entry.account, entry.amount, s.currency, 'purchase', s.created_at
+            FROM \(unsafeRaw: source) s JOIN auth ON auth.idempotency_key = s.idempotency_key,
+                 LATERAL (VALUES ('acct:' || s.account_id, s.amount), ('bank:' || s.bank_id || ':network-payable', -s.amount)) AS entry (account, amount)
+            WHERE s.approved),
+        balance AS (
+            UPDATE issuer_accounts SET balance = issuer_accounts.balance - s.amount FROM \(unsafeRaw: source) s
+            WHERE issuer_accounts.id = s.account_id AND s.approved AND issuer_accounts.balance = s.balance RETURNING issuer_accounts.id),
+        today AS (
+            INSERT INTO issuer_card_days (card_id, day, total, approvals) SELECT s.card_id, s.day, s.amount, 1 FROM \(unsafeRaw: source) s WHERE s.approved
+            ON CONFLICT (card_id, day) DO UPDATE SET total = issuer_card_days.total + excluded.total, approvals = issuer_card_days.approvals + 1
+                WHERE (issuer_card_days.total, issuer_card_days.approvals) = (
+                    SELECT s.today_total, s.today_approvals FROM \(unsafeRaw: source) s WHERE s.card_id = excluded.card_id AND s.day = excluded.day)
+            RETURNING card_id)
+        """
+    }
+
+    /// The check to select in a statement holding ``bookingMany(from:)`` for `prepared`: true,
+    /// or the statement fails.
+    public static func bookedManyCheck(_ prepared: [PreparedAuthorization]) -> SQLQueryString {
+        let pins = prepared.filter { $0.basis?.pinTries != nil && $0.basis?.card != nil }.count
+        let approved = prepared.filter { $0.decision.isApproved && $0.basis?.card != nil }.count
+        let check = """
+            issuer_unchanged((SELECT COUNT(*) FROM auth) = \(prepared.count) AND (SELECT COUNT(*) FROM pins) = \(pins)
+                AND (SELECT COUNT(*) FROM balance) = \(approved) AND (SELECT COUNT(*) FROM today) = \(approved)) AS booked
+            """
+        return SQLQueryString(check)
     }
 
     /// Whether `error` says a prepared decision no longer held when it was booked.
@@ -404,6 +460,29 @@ public struct PreparedAuthorization: Sendable {
     let basis: Basis?
 
     public var isRepeat: Bool { basis == nil }
+
+    /// The values ``IssuerHost/bookingMany(from:)`` books, for a batch's arrays; nil for a repeat
+    /// or a decision without a card (booked one by one).
+    public var bookingValues: BookingValues? {
+        guard let basis, let card = basis.card else { return nil }
+        let (code, authCode, reason) = decision.parts
+        return BookingValues(bank: basis.bank, idempotencyKey: input.idempotencyKey, card: card, amount: input.amount.minorUnits,
+                             currency: Int64(input.amount.currency.numericCode), responseCode: code, authCode: authCode, reason: reason,
+                             day: basis.day, approved: decision.isApproved, createdAt: basis.now, account: basis.account, balance: basis.balance,
+                             todayTotal: basis.todayTotal, todayApprovals: Int64(basis.todayApprovals),
+                             pinBefore: basis.pinTries.map { Int64($0.before) }, pinAfter: basis.pinTries.map { Int64($0.after) })
+    }
+
+    public struct BookingValues: Sendable {
+        public let bank: String, idempotencyKey: String
+        public let card: Int64, amount: Int64, currency: Int64
+        public let responseCode: String, authCode: String?, reason: String, day: String
+        public let approved: Bool
+        public let createdAt: String
+        public let account: Int64, balance: Int64, todayTotal: Int64, todayApprovals: Int64
+        public let pinBefore: Int64?, pinAfter: Int64?
+        public var state: String { approved ? "approved" : "declined" }
+    }
 
     struct Basis: Sendable {
         let bank: String

@@ -45,22 +45,39 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         let (sql, binds) = serialize(query)
-        guard statements.shouldPrepare(sql), let arguments = LiteralArgument.all(binds),
-              let (name, prepare) = statements.statement(sql, arguments) else {
+        let arguments = LiteralArgument.all(binds)
+        // A statement with an array bind runs prepared from its first call, or not at all.
+        if arguments?.contains(where: \.isArray) ?? binds.contains(where: { $0 is PostgresArray }) {
+            guard let arguments, let (name, prepare) = statements.statement(sql, arguments) else {
+                throw StorageError("a statement over arrays has an argument without a literal form (a backslash or NUL in text)")
+            }
+            if !statements.isPrepared(name, on: connection) {
+                _ = try await self.prepare(name, prepare, sql, required: true)
+            }
+            return try await run(name, arguments, onRow)
+        }
+        guard statements.shouldPrepare(sql), let arguments, let (name, prepare) = statements.statement(sql, arguments) else {
             return try await base.execute(sql: query, onRow)
         }
         if !statements.isPrepared(name, on: connection) {
             guard try await self.prepare(name, prepare, sql) else { return try await base.execute(sql: query, onRow) }
         }
+        try await run(name, arguments, onRow)
+    }
+
+    /// Runs the prepared statement `name` with these arguments.
+    private func run(_ name: String, _ arguments: [LiteralArgument], _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         let given = arguments.compactMap(\.literal)
         let call = given.isEmpty ? "EXECUTE \(name)" : "EXECUTE \(name)(" + given.joined(separator: ", ") + ")"
         try await base.execute(sql: RenderedSQL(sql: call, binds: []), onRow)
     }
 
     /// Runs the PREPARE on this connection; false when the server refused it (the statement is
-    /// then never prepared again) or the connection holds as many as it may.
-    private func prepare(_ name: String, _ statement: String, _ sql: String) async throws -> Bool {
-        guard statements.hasRoom(on: connection) else { return false }
+    /// then never prepared again) or the connection holds as many as it may. `required` (a
+    /// statement over arrays, which has no other way): prepared whatever the count, and the
+    /// server's refusal thrown.
+    private func prepare(_ name: String, _ statement: String, _ sql: String, required: Bool = false) async throws -> Bool {
+        guard required || statements.hasRoom(on: connection) else { return false }
         let prepare = RenderedSQL(sql: statement, binds: [])
         do {
             if inTransaction {
@@ -77,7 +94,7 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
             }
         } catch let error as PSQLError where error.serverInfo != nil {
             // A transaction already failed refuses everything; that says nothing of the statement.
-            if error.serverInfo?[.sqlState] == "25P02" { throw error }
+            if error.serverInfo?[.sqlState] == "25P02" || required { throw error }
             logger.debug("statement not prepared: \(String(reflecting: error))")
             statements.refuse(sql)
             return false
@@ -109,22 +126,18 @@ struct LiteralArgument {
         return out
     }
 
+    /// Whether it is an array (``PostgresArray``).
+    var isArray: Bool { type.hasSuffix("[]") }
+
     init?(_ bind: any Encodable & Sendable) {
         switch CommonBind(bind) {
-        case nil: return nil
+        case nil:
+            guard let array = bind as? PostgresArray, let (literal, type) = array.literal else { return nil }
+            (self.literal, self.type) = (literal, type)
         case .null: (literal, type) = (nil, "")
         case .text(let v):
-            // A backslash reads differently under standard_conforming_strings off; such a
-            // value, and one with a NUL, goes the unprepared way.
-            var quoted: [UInt8] = [0x27]
-            quoted.reserveCapacity(v.utf8.count + 2)
-            for c in v.utf8 {
-                guard c != 0x5C, c != 0 else { return nil }
-                quoted.append(c)
-                if c == 0x27 { quoted.append(0x27) }
-            }
-            quoted.append(0x27)
-            (literal, type) = (String(decoding: quoted, as: UTF8.self), "text")
+            guard let quoted = Self.quoted(v) else { return nil }
+            (literal, type) = (quoted, "text")
         case .integer(let n, let postgresType): (literal, type) = (String(n), postgresType)
         case .bool(let v): (literal, type) = (v ? "true" : "false", "bool")
         case .double(let v):
@@ -133,6 +146,21 @@ struct LiteralArgument {
         case .data(let v): (literal, type) = ("decode('" + Self.hex(v) + "', 'hex')", "bytea")
         case .bytes(let v): (literal, type) = ("decode('" + Self.hex(v) + "', 'hex')", "bytea")
         }
+    }
+
+    /// `text` in single quotes, quotes doubled. A backslash reads differently under
+    /// standard_conforming_strings off; such a value, and one with a NUL, has no literal here
+    /// (it goes the unprepared way).
+    static func quoted(_ text: String) -> String? {
+        var quoted: [UInt8] = [0x27]
+        quoted.reserveCapacity(text.utf8.count + 2)
+        for c in text.utf8 {
+            guard c != 0x5C, c != 0 else { return nil }
+            quoted.append(c)
+            if c == 0x27 { quoted.append(0x27) }
+        }
+        quoted.append(0x27)
+        return String(decoding: quoted, as: UTF8.self)
     }
 
     static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
@@ -358,5 +386,10 @@ struct RenderedSQL: SQLExpression {
 /// Whether `error` is PostgreSQL's serialization_failure (SQLSTATE 40001): the statement or
 /// transaction found what it depended on changed, and trying again is the answer.
 public func isSerializationFailure(_ error: any Error) -> Bool {
-    (error as? PSQLError)?.serverInfo?[.sqlState] == "40001"
+    postgresSQLState(error) == "40001"
+}
+
+/// The SQLSTATE of a PostgreSQL server's error; nil for any other error.
+public func postgresSQLState(_ error: any Error) -> String? {
+    (error as? PSQLError)?.serverInfo?[.sqlState]
 }

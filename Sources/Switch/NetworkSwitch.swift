@@ -71,6 +71,8 @@ public final class NetworkSwitch: Sendable {
     let spec: MessageSpec?
     let terminalSpec: MessageSpec?
     let table = Locked<RoutingTable?>(nil)
+    /// Token sales on PostgreSQL, taken many at a time (see ``SaleBatcher``).
+    let batcher = SaleBatcher()
 
     public init(database: Database, tokenService: TokenService, issuerHost: IssuerHost, keys: any KeyHolding, issuers: [String: any IssuerConnection],
                 configuration: SwitchConfiguration = SwitchConfiguration(), logger: Logger = Logger(label: "cloudtap.switch")) {
@@ -140,6 +142,10 @@ public final class NetworkSwitch: Sendable {
         let tsp = self.tsp, engine = db.engine, shared = tsp.uses(db)
         let check: CryptogramCheck? = if shared, case .check(let c)? = tokenCheck { c } else { nil }
         let lookup = try check.map { try tsp.lookupHash($0) }
+        if let sale = batchable(message, request, key: key, now: now, clock: clock, bank: bank, check: check, lookup: lookup),
+           case .answered(let response) = await batcher.submit(sale, to: self) {
+            return response
+        }
         var reading: CryptogramReading?
         if engine == .postgres, let check, let lookup { reading = try await tsp.read(check, lookup: lookup) }
         let verified: VerifiedCryptogram? = if case .verified(let v)? = reading { v } else { nil }
@@ -292,23 +298,9 @@ public final class NetworkSwitch: Sendable {
             }
             guard let bank, let connection = issuers[bank] else { return .decided("15", nil, nil, "no issuer for this BIN") }
             guard try await self.bank(for: pan) == bank else { return .decided("96", nil, nil, "the token's bank is not the card's") }
-            var pinBlock: [UInt8]?
-            if let block = request.pinBlock {
-                guard let tpk = configuration.terminalPINKeys[request.terminalID],
-                      let zonePINKey = try await routing().pinKeys[bank] else { return .decided("96", nil, nil, "no PIN key for terminal") }
-                pinBlock = try keys.translatePIN(EncryptedPINBlock(format: .iso0, bytes: block),
-                                                 from: PINZone(keyName: tpk, format: .iso0, pan: request.pan),
-                                                 to: PINZone(keyName: zonePINKey, format: .iso0, pan: pan)).bytes
+            guard let forward = try await forwarded(request, pan: pan, id: id, bank: bank, clock: clock) else {
+                return .decided("96", nil, nil, "no PIN key for terminal")
             }
-            let stan = Self.issuerSTAN(id)
-            var forward = request
-            forward.pan = pan
-            forward.track2 = request.track2.map { pan.digits + $0.drop { $0 != "=" } }
-            forward.stan = stan
-            forward.transmissionDateTime = clock
-            forward.forwardingID = configuration.institutionID
-            forward.pinBlock = pinBlock
-            forward.privateData = [("TK", request.pan.digits)]
             let outbound = forward.message  // built once: the message is made anew on each read
             log("→ issuer \(bank)", outbound)
             trace.add("switch → issuer \(bank)", outbound, spec)
@@ -328,6 +320,29 @@ public final class NetworkSwitch: Sendable {
             logger.error("routing failed", metadata: ["error": "\(error)"])
             return .decided("96", nil, nil, "switch error")
         }
+    }
+
+    /// The request as the switch forwards it to the issuer: the card number for a token (which
+    /// goes in private data, TK), the PIN block translated from the terminal's key and the
+    /// token to the bank's zone key and the card number, the switch's STAN (from the record's
+    /// id), time and institution. Nil when a PIN block has no key to be translated with.
+    func forwarded(_ request: AuthorizationRequest, pan: PAN, id: Int64, bank: String, clock: String) async throws -> AuthorizationRequest? {
+        var pinBlock: [UInt8]?
+        if let block = request.pinBlock {
+            guard let tpk = configuration.terminalPINKeys[request.terminalID], let zonePINKey = try await routing().pinKeys[bank] else { return nil }
+            pinBlock = try keys.translatePIN(EncryptedPINBlock(format: .iso0, bytes: block),
+                                             from: PINZone(keyName: tpk, format: .iso0, pan: request.pan),
+                                             to: PINZone(keyName: zonePINKey, format: .iso0, pan: pan)).bytes
+        }
+        var forward = request
+        forward.pan = pan
+        forward.track2 = request.track2.map { pan.digits + $0.drop { $0 != "=" } }
+        forward.stan = Self.issuerSTAN(id)
+        forward.transmissionDateTime = clock
+        forward.forwardingID = configuration.institutionID
+        forward.pinBlock = pinBlock
+        forward.privateData = [("TK", request.pan.digits)]
+        return forward
     }
 
     /// The issuer did not answer in time: answer by the bank's stand-in policy. A decline owes

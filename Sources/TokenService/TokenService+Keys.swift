@@ -135,6 +135,46 @@ extension TokenService {
     }
 
     func read(_ check: CryptogramCheck, hash: Data, on db: any SQLDatabase) async throws -> CryptogramReading {
+        let keys = Self.cryptogramKeys(check)
+        // The token with its vault entry and bank key, the key it names and whether its ATC was
+        // seen before, in one statement.
+        let row = try await db.raw("""
+            SELECT \(Self.cryptogramColumns)
+            FROM (SELECT \(bind: hash) AS hash, \(bind: keys.atc) AS atc, \(bind: keys.hour) AS hour, \(bind: keys.sequence) AS sequence) q
+            \(Self.cryptogramJoins)
+            """).first()
+        return try await reading(check, row: row, on: db)
+    }
+
+    /// What ``reading(_:row:on:)`` reads, as the columns of a SELECT from `q`
+    /// (``cryptogramJoins``).
+    public static let cryptogramColumns: SQLQueryString = """
+        t.id, t.state, t.token_expiry, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile,
+        l.id AS luk_id, l.max_transactions, l.ttl_seconds, l.max_amount, l.uses, l.cumulative, l.state AS luk_state,
+        CASE WHEN EXISTS (SELECT 1 FROM tsp_atcs a WHERE a.token_id = t.id AND a.atc = q.atc) THEN 1 ELSE 0 END AS atc_seen
+        """
+
+    /// The joins after a source `q` with columns `hash` (``lookupHash(_:)``), `atc`, `hour` and
+    /// `sequence` (the IAD's key index; 0 and -1 when it does not parse, which finds no key):
+    /// a row for every `q`, the token's columns NULL when no token has the hash. A caller
+    /// reading many cryptograms at once (the switch, on PostgreSQL) makes `q` of arrays.
+    public static let cryptogramJoins: SQLQueryString = """
+        LEFT JOIN tsp_tokens t ON t.token_hash = q.hash LEFT JOIN tsp_vault v ON v.id = t.vault_id
+        LEFT JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
+        LEFT JOIN tsp_luks l ON l.token_id = t.id AND l.generation_hour = q.hour AND l.sequence = q.sequence
+        """
+
+    /// The `atc`, `hour` and `sequence` of ``cryptogramJoins`` for a check.
+    public static func cryptogramKeys(_ check: CryptogramCheck) -> (atc: Int64, hour: Int64, sequence: Int64) {
+        let index = (try? CloudIAD(bytes: check.data.iad))?.keyIndex
+        return (Int64(check.data.atc[0]) << 8 | Int64(check.data.atc[1]), Int64(index?.generationHour ?? 0), index.map { Int64($0.sequence) } ?? -1)
+    }
+
+    /// Checks a cryptogram against its token's row of ``cryptogramColumns`` (nil or a NULL
+    /// token: no such token), recording nothing: the token's state and expiry, the key the IAD
+    /// names and its limits, the ATC unseen, the ARQC. `db` opens the vault entry (its data
+    /// key, when not cached).
+    public func reading(_ check: CryptogramCheck, row: (any SQLRow)?, on db: any SQLDatabase) async throws -> CryptogramReading {
         let keys = self.keys, vault = self.vault
         // The IAD names the limited-use key; one that does not parse is refused after the
         // token's own checks, as before, and finds no key.
@@ -142,18 +182,9 @@ extension TokenService {
         do { (iad, iadError) = (try CloudIAD(bytes: check.data.iad), nil) } catch { (iad, iadError) = (nil, error) }
         let index = iad?.keyIndex
         let atc = Int(check.data.atc[0]) << 8 | Int(check.data.atc[1])
-        // The token with its vault entry and bank key, the key it names and whether its ATC was
-        // seen before, in one statement.
-        guard let token = try await db.raw("""
-            SELECT t.id, t.state, t.token_expiry, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile,
-                   l.id AS luk_id, l.max_transactions, l.ttl_seconds, l.max_amount, l.uses, l.cumulative, l.state AS luk_state,
-                   CASE WHEN EXISTS (SELECT 1 FROM tsp_atcs a WHERE a.token_id = t.id AND a.atc = \(bind: atc)) THEN 1 ELSE 0 END AS atc_seen
-            FROM tsp_tokens t JOIN tsp_vault v ON v.id = t.vault_id JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
-                 LEFT JOIN tsp_luks l ON l.token_id = t.id AND l.generation_hour = \(bind: Int64(index?.generationHour ?? 0))
-                                     AND l.sequence = \(bind: index.map { Int($0.sequence) } ?? -1)
-            WHERE t.token_hash = \(bind: hash)
-            """).first() else { return .declined(responseCode: "14", reason: "unknown token") }
-        let tokenID = try token.decode(column: "id", as: Int64.self)
+        guard let token = row, let tokenID = try token.decode(column: "id", as: Int64?.self) else {
+            return .declined(responseCode: "14", reason: "unknown token")
+        }
         let state = try token.decode(column: "state", as: String.self)
         guard state == TokenState.active.rawValue else { return Self.inactive(state) }
         // Good through the last day of its month (YYMM), as a card's expiry is.
@@ -219,6 +250,33 @@ extension TokenService {
         """ + Self.keyUse(verified, after: "seen") + ")"
     }
 
+    /// ``recording(_:after:)`` for many verified cryptograms at once (PostgreSQL), as parts of a
+    /// caller's `WITH` (`seen`, `used`): `source` names a part of the caller's with a row per
+    /// cryptogram to record, its columns `token_id`, `atc`, `stamp`, `amount_authorised`,
+    /// `key_sequence`, `key_id` and `spend` (``VerifiedCryptogram/recordingValues``). Each write
+    /// checks again what the reading saw, as one cryptogram's do. Select
+    /// ``recordedManyCheck(count:)``: the statement fails whole unless every one was recorded
+    /// (rows that touch the same key twice count once, and fail it too).
+    public static func recordingMany(from source: String) -> SQLQueryString {
+        """
+        seen AS (
+            INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
+            SELECT s.token_id, s.atc, s.stamp, s.amount_authorised, s.key_sequence FROM \(unsafeRaw: source) s
+            WHERE EXISTS (SELECT 1 FROM tsp_tokens WHERE id = s.token_id AND state = 'active')
+            ON CONFLICT DO NOTHING RETURNING token_id, atc),
+        used AS (
+            UPDATE tsp_luks SET uses = uses + 1, cumulative = cumulative + s.spend FROM \(unsafeRaw: source) s
+            WHERE tsp_luks.id = s.key_id AND tsp_luks.state = 'issued' AND tsp_luks.uses < tsp_luks.max_transactions
+                  AND tsp_luks.cumulative + s.spend <= tsp_luks.max_amount
+            RETURNING tsp_luks.id)
+        """
+    }
+
+    /// The condition, for ``recordingMany(from:)``'s caller, that all `count` were recorded.
+    public static func recordedManyCheck(count: Int) -> String {
+        "(SELECT COUNT(*) FROM seen) = \(count) AND (SELECT COUNT(*) FROM used) = \(count)"
+    }
+
     /// The columns ``verdict(_:row:)`` reads, for the caller's final SELECT.
     public static func recordingColumns(_ verified: VerifiedCryptogram) -> SQLQueryString {
         """
@@ -277,4 +335,10 @@ public struct VerifiedCryptogram: Sendable {
     /// What the use adds to the key's cumulative amount.
     let spend: Int64
     let stamp: String
+
+    /// The columns ``TokenService/recordingMany(from:)`` reads, for a batch's arrays:
+    /// `token_id`, `atc`, `amount_authorised`, `key_sequence`, `key_id`, `spend` (and `stamp`).
+    public var recordingValues: (tokenID: Int64, atc: Int64, amountAuthorised: Int64, keySequence: Int64, keyID: Int64, spend: Int64, stamp: String) {
+        (tokenID, Int64(atc), amountAuthorised, Int64(keyIndex.sequence), keyID, spend, stamp)
+    }
 }

@@ -100,9 +100,21 @@ struct SwitchTests {
         let connection: any IssuerConnection = down.map { FlakyIssuer(inner: gateway, down: $0) } ?? issuerDelay.map { SlowIssuer(inner: gateway, delay: $0) } ?? gateway
         let network = NetworkSwitch(database: c.db, tokenService: c.tsp, issuerHost: c.issuer, keys: c.hsm, issuers: ["BANKA": connection],
                                     configuration: configuration, logger: logger)
-        let phone = try Wallet(store: MemorySecureStore(), deviceID: "phone-1")
+        let phone = try await Self.phone(c, device: "phone-1", card: c.card)
+        let account = try await c.issuer.card(id: 1)?.accountID ?? 1
+        func pos(_ drop: Bool, _ stan: UInt32) -> PointOfSale {
+            PointOfSale(configuration: TerminalConfiguration(), merchant: shop, pinPad: SoftwarePINPad(terminalPINKey: tpk, keypad: { PINBox.next() }),
+                        host: SwitchLink(network: network, dropAnswers: drop), firstSTAN: stan)
+        }
+        return Setup(cloud: c, network: network, phone: phone, account: account, pos: pos(false, 1), deafPOS: pos(true, 500))
+    }
+
+    /// A phone with `card` bound (enrolled with its one-time code) and five keys.
+    static func phone(_ c: Cloud, device: String, card: PAN) async throws -> Wallet {
+        let phone = try Wallet(store: MemorySecureStore(), deviceID: device)
+        let cvn2 = try c.hsm.generateCVV(cvk: "BANKA/cvk", pan: card, expiry: "2912", serviceCode: "000")
         guard case .codeSent(let enrollment, _) = try await c.tsp.enroll(
-            EnrollmentRequest(requestor: "BANKAPP0001", pan: c.card, expiry: "2912", cvn2: try c.cvn2, holderName: "ZHANG SAN", deviceID: "phone-1",
+            EnrollmentRequest(requestor: "BANKAPP0001", pan: card, expiry: "2912", cvn2: cvn2, holderName: "ZHANG SAN", deviceID: device,
                               devicePublicKey: phone.devicePublicKey), issuer: IssuerHostEligibility(host: c.issuer)),
               case .verified(let token) = try await c.tsp.verifyOTP(enrollmentID: enrollment, code: try await c.lastCode()) else {
             throw CancellationError()
@@ -110,12 +122,7 @@ struct SwitchTests {
         try phone.addCloudCard(id: "bank-a", sealedProfile: try await c.tsp.sealedTokenProfile(tokenID: token.id))
         let keys = try await c.tsp.issueKeys(tokenID: token.id, count: 5)
         try phone.addKeys(cardID: "bank-a", keys.map { Wallet.SealedKey(index: $0.index, sealedKey: $0.sealedKey, limits: $0.limits) })
-        let account = try await c.issuer.card(id: 1)?.accountID ?? 1
-        func pos(_ drop: Bool, _ stan: UInt32) -> PointOfSale {
-            PointOfSale(configuration: TerminalConfiguration(), merchant: shop, pinPad: SoftwarePINPad(terminalPINKey: tpk, keypad: { PINBox.next() }),
-                        host: SwitchLink(network: network, dropAnswers: drop), firstSTAN: stan)
-        }
-        return Setup(cloud: c, network: network, phone: phone, account: account, pos: pos(false, 1), deafPOS: pos(true, 500))
+        return phone
     }
 
     static func sale(_ s: Setup, _ amount: String, pin: String? = "135790", drop: Bool = false) async throws -> SaleResult {
@@ -224,6 +231,85 @@ struct SwitchTests {
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850 - 128_800)
             #expect(try await Self.sale(s, "1500.00", pin: "000000").outcome == .declined(responseCode: "55"))
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850 - 128_800)
+        }
+    }
+
+    @Test("on PostgreSQL sales go many to a batch: two cards approved and a decline booked by one write; two sales of one card, a duplicate and a replay go the single way, written only there")
+    func batches() async throws {
+        try await CloudFlowTests.each("switch-batch") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            // Two more cards, each on its own account (the third's short of a 1,288.00 sale) and phone.
+            func card(_ digits: String, balance: Int64, device: String) async throws -> (account: Int64, phone: Wallet) {
+                let pan = try PAN(digits)
+                let account = try await c.issuer.openAccount(bank: "BANKA", product: .debit, openingBalance: balance)
+                _ = try await c.issuer.issueCard(bank: "BANKA", account: account, pan: pan, expiry: "2912", product: .debit, holderName: "LI SI", mobile: "13812345678",
+                                                 pinBlock: try ISO9564.encipher(PINBlock.encode(pin: "135790", format: .iso0, pan: pan), key: c.zpk, pan: pan))
+                return (account, try await Self.phone(c, device: device, card: pan))
+            }
+            let (account2, phone2) = try await card("6210220110002707362", balance: 200_000, device: "phone-2")
+            let (account3, phone3) = try await card("6210220110002707370", balance: 1_000, device: "phone-3")
+            // The POS's requests, caught on their way (the POS hears nothing back).
+            let caught = Caught()
+            let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: Self.shop, pinPad: SoftwarePINPad(terminalPINKey: Self.tpk, keypad: { PINBox.next() }),
+                                  host: caught, firstSTAN: 100)
+            func tap(_ phone: Wallet, _ amount: String) async throws -> Message {
+                PINBox.set("135790")
+                let sent = await pos.sale(amount: try Amount(amount, currency: .cny), over: InProcessTransport { [card = SharedCardApplet(phone.applet())] in card.process($0) })
+                #expect(sent.outcome == .noAnswer(reason: "no answer from the host: Silent()"))
+                let request = try #require(caught.requests.last { $0.mti == "0200" })
+                #expect(try AuthorizationRequest(message: request).amount == Amount(amount, currency: .cny))
+                return request
+            }
+            func sale(_ message: Message) throws -> SaleBatcher.Sale? {
+                let request = try AuthorizationRequest(message: message)
+                guard case .check(let check) = NetworkSwitch.prepareCheck(request, noCVMLimit: 100_000) else { return nil }
+                let now = Date()
+                return s.network.batchable(message, request, key: NetworkSwitch.requestKey(terminal: request.terminalID, stan: request.stan, transmission: request.transmissionDateTime),
+                                           now: now, clock: UTCTime(now).mmddhhmmss, bank: "BANKA", check: check, lookup: try c.tsp.lookupHash(check))
+            }
+            let first = try await tap(s.phone, "38.50"), second = try await tap(phone2, "12.00"), declined = try await tap(phone3, "1288.00")
+            guard c.db.engine == .postgres else {
+                #expect(try sale(first) == nil)  // SQLite has its own group commit
+                return
+            }
+            let batch = try [first, second, declined].map { try #require(try sale($0)) }
+            let answers = await s.network.run(batch).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
+            #expect(answers == ["00", "00", "51"])
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+            #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200)
+            #expect(try await c.issuer.balance(account: account3) == 1_000)
+            // Each written once, with its trace: the duplicate gets the batch's answer.
+            #expect(await s.network.handle(first)[39] == "00")
+            #expect(await s.network.handle(declined)[39] == "51")
+            #expect(try await c.db.sql.raw("SELECT COUNT(*) AS n FROM net_traces").first()?.decode(column: "n", as: Int.self) == 3)
+            // A duplicate (the request key recorded) and a replayed cryptogram: the single way.
+            var replay = try AuthorizationRequest(message: first)
+            replay.stan = "999999"
+            let again = await s.network.run([try #require(try sale(first)), try #require(try sale(replay.message))])
+            #expect(again.allSatisfy { if case .single = $0 { true } else { false } })
+            #expect(await s.network.handle(replay.message)[39] == "05")
+            // Two sales of one card in one batch: the write finds the balance changed under the
+            // second, writes nothing, and both go the single way, where both are approved.
+            let third = try await tap(s.phone, "20.00"), fourth = try await tap(s.phone, "30.00")
+            let pair = await s.network.run([try #require(try sale(third)), try #require(try sale(fourth))])
+            #expect(pair.allSatisfy { if case .single = $0 { true } else { false } })
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
+            #expect(await s.network.handle(third)[39] == "00")
+            #expect(await s.network.handle(fourth)[39] == "00")
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850 - 2000 - 3000)
+            #expect(try await c.db.sql.raw("SELECT COUNT(*) AS n FROM net_transactions WHERE state = 'approved'").first()?.decode(column: "n", as: Int.self) == 4)
+        }
+    }
+
+    /// A host that keeps what the POS sends and answers nothing.
+    final class Caught: AuthorizationHost, @unchecked Sendable {
+        private let lock = NSLock()
+        private var kept: [Message] = []
+        var requests: [Message] { lock.withLock { kept } }
+        struct Silent: Error {}
+        func send(_ request: Message) async throws -> Message {
+            lock.withLock { kept.append(request) }
+            throw Silent()
         }
     }
 

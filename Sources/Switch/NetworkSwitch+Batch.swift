@@ -1,0 +1,252 @@
+import Foundation
+import ISO8583
+import IssuerHost
+import Metrics
+import PaymentCore
+import PaymentCrypto
+import SQLKit
+import Storage
+import TokenService
+
+/// Token sales on PostgreSQL, taken many at a time.
+///
+/// A sale with a token, at an issuer in this process that keeps its books in the switch's
+/// database, is the network's common case; one at a time it costs PostgreSQL three statements
+/// and two commits, and this process three round trips — work per statement and per commit,
+/// not per row. Sales that arrive while earlier ones are at the database wait and go together:
+/// the tokens, their keys and ATCs and a fresh record id each are read in one statement, the
+/// cryptograms verified and the requests forwarded here, the cards read in a second statement
+/// and decided here, and everything the sales write — the requests with their answers, the
+/// traces, the ATCs and key uses, the issuer's authorizations, ledger entries, balances, days
+/// and PIN tries — is one statement and one commit. A sale waits for the statements of its
+/// batch; with nothing in flight it goes at once, alone (batches form only under load).
+///
+/// The write checks again, in the database, everything the decisions were made from (the
+/// token still active, the ATC unseen, the key within its limits, the balance, the day's totals
+/// and the PIN tries unchanged, the request key new); when any of it does not hold the statement
+/// fails whole and the batch's sales go the single way (``NetworkSwitch/authorize(_:)``), which
+/// reads everything again. So do the sales of a batch that the single way answers differently:
+/// a request key already recorded, a cryptogram or token declined, an unknown card, a decision
+/// without a card, a PIN block without a key, and two sales of one card or account in one
+/// batch (which the write finds as a change). Nothing is written for a sale that goes the
+/// single way, and nothing is answered before the batch's commit is on disk.
+final class SaleBatcher: Sendable {
+    /// A sale as ``NetworkSwitch/authorize(_:)`` has read it.
+    struct Sale: Sendable {
+        let message: Message
+        let request: AuthorizationRequest
+        let key: String
+        let now: Date
+        let clock: String
+        let check: CryptogramCheck
+        let lookup: Data
+        let bank: String
+        let gateway: IssuerGateway
+    }
+
+    /// The terminal's answer, or the single way.
+    enum Outcome: Sendable {
+        case answered(Message)
+        case single
+    }
+
+    private struct Waiting: Sendable {
+        let sale: Sale
+        let continuation: CheckedContinuation<Outcome, Never>
+    }
+
+    /// Batches at the database at once: one being written while the next is read and decided
+    /// keeps both this process and PostgreSQL busy.
+    let concurrent: Int
+    /// Sales in one batch at most.
+    let largest: Int
+    private let state = Locked<(waiting: [Waiting], running: Int)>(([], 0))
+
+    init(concurrent: Int = 2, largest: Int = 64) {
+        self.concurrent = concurrent
+        self.largest = largest
+    }
+
+    /// Waits for the sale's batch; `owner` runs it.
+    func submit(_ sale: Sale, to owner: NetworkSwitch) async -> Outcome {
+        await withCheckedContinuation { continuation in
+            let start = state.withLock { s -> Bool in
+                s.waiting.append(Waiting(sale: sale, continuation: continuation))
+                guard s.running < concurrent else { return false }
+                s.running += 1
+                return true
+            }
+            if start { Task { await self.drain(owner) } }
+        }
+    }
+
+    /// Runs batches until nobody waits.
+    private func drain(_ owner: NetworkSwitch) async {
+        while true {
+            let batch: [Waiting]? = state.withLock { s in
+                guard !s.waiting.isEmpty else {
+                    s.running -= 1
+                    return nil
+                }
+                let n = min(largest, s.waiting.count)
+                defer { s.waiting.removeFirst(n) }
+                return Array(s.waiting.prefix(n))
+            }
+            guard let batch else { return }
+            let outcomes = await owner.run(batch.map(\.sale))
+            for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(returning: outcome) }
+        }
+    }
+}
+
+extension NetworkSwitch {
+    /// The sale as the batcher takes it, when it is one it takes: a token's cryptogram to check
+    /// on PostgreSQL, the token service and the issuer in this process on the switch's database,
+    /// and text that travels in the batch's arrays.
+    func batchable(_ message: Message, _ request: AuthorizationRequest, key: String, now: Date, clock: String, bank: String?,
+                   check: CryptogramCheck?, lookup: Data?) -> SaleBatcher.Sale? {
+        guard db.engine == .postgres, tsp.uses(db), let check, let lookup, let bank,
+              let gateway = (issuers[bank] as? InProcessIssuer)?.gateway, gateway.host.uses(db),
+              [key, request.terminalID, request.stan, request.merchantID, request.acquirerID].allSatisfy(PostgresArray.isLiteral) else { return nil }
+        return SaleBatcher.Sale(message: message, request: request, key: key, now: now, clock: clock, check: check, lookup: lookup, bank: bank, gateway: gateway)
+    }
+
+    /// One batch: what each sale gets (see ``SaleBatcher``).
+    func run(_ sales: [SaleBatcher.Sale]) async -> [SaleBatcher.Outcome] {
+        var outcomes = [SaleBatcher.Outcome](repeating: .single, count: sales.count)
+        do {
+            let decided = try await decide(sales, on: db.sql)
+            guard !decided.isEmpty else { return outcomes }
+            try await db.statement { tx in try await self.write(decided, on: tx) }
+            for sale in decided {
+                Counter(label: "cloudtap_switch_token_checks_total", dimensions: [("result", "valid")]).increment()
+                sale.gateway.count(sale.decision)
+                outcomes[sale.index] = .answered(sale.response)
+            }
+            Counter(label: "cloudtap_switch_batched_sales_total", dimensions: [("way", "batch")]).increment(by: Int64(decided.count))
+            Recorder(label: "cloudtap_switch_batch_size").record(decided.count)
+        } catch where IssuerHost.isChange(error) || postgresSQLState(error) == "21000" {
+            // 21000: an upsert met one row twice (two sales of one card's day).
+            logger.debug("a batch's reading changed before its write; its sales go one by one", metadata: ["sales": "\(sales.count)"])
+        } catch {
+            logger.warning("a batch failed; its sales go one by one", metadata: ["sales": "\(sales.count)", "error": "\(String(reflecting: error))"])
+        }
+        let single = outcomes.filter { if case .single = $0 { true } else { false } }.count
+        if single > 0 { Counter(label: "cloudtap_switch_batched_sales_total", dimensions: [("way", "single")]).increment(by: Int64(single)) }
+        return outcomes
+    }
+
+    /// A sale of the batch decided: what its write needs and what its terminal is answered.
+    struct DecidedSale {
+        let index: Int
+        let sale: SaleBatcher.Sale
+        let id: Int64
+        let verified: VerifiedCryptogram
+        let prepared: PreparedAuthorization
+        let booking: PreparedAuthorization.BookingValues
+        let decision: IssuerGateway.Decision
+        let response: Message
+        let trace: Trace
+        var gateway: IssuerGateway { sale.gateway }
+    }
+
+    /// Reads and decides the batch, writing nothing; the sales the single way answers
+    /// differently are left out.
+    func decide(_ sales: [SaleBatcher.Sale], on db: any SQLDatabase) async throws -> [DecidedSale] {
+        // The tokens, each with its key and whether its ATC was seen, a fresh record id and
+        // whether the request key is recorded already.
+        let cryptograms = sales.map { TokenService.cryptogramKeys($0.check) }
+        let tokens = try await db.raw("""
+            SELECT q.n, nextval(pg_get_serial_sequence('net_transactions', 'id')) AS record_id,
+                   EXISTS (SELECT 1 FROM net_transactions x WHERE x.request_key = q.request_key) AS recorded, \(TokenService.cryptogramColumns)
+            FROM unnest(\(bind: PostgresArray(sales.map(\.lookup))), \(bind: PostgresArray(cryptograms.map(\.atc))),
+                        \(bind: PostgresArray(cryptograms.map(\.hour))), \(bind: PostgresArray(cryptograms.map(\.sequence))),
+                        \(bind: PostgresArray(sales.map(\.key)))) WITH ORDINALITY AS q(hash, atc, hour, sequence, request_key, n)
+            \(TokenService.cryptogramJoins)
+            """).all()
+        struct Forwarded {
+            let index: Int, id: Int64, verified: VerifiedCryptogram, outbound: Message, input: AuthorizationInput, lookup: Data
+        }
+        var forwarded: [Forwarded] = []
+        for row in tokens {
+            let index = Int(try row.decode(column: "n", as: Int64.self)) - 1
+            let sale = sales[index]
+            guard try !row.decode(column: "recorded", as: Bool.self),
+                  case .verified(let verified) = try await tsp.reading(sale.check, row: row, on: db),
+                  try await bank(for: verified.pan) == sale.bank else { continue }
+            let id = try row.decode(column: "record_id", as: Int64.self)
+            guard let forward = try await self.forwarded(sale.request, pan: verified.pan, id: id, bank: sale.bank, clock: sale.clock) else { continue }
+            let (input, lookup) = try sale.gateway.prepare(forward)
+            forwarded.append(Forwarded(index: index, id: id, verified: verified, outbound: forward.message, input: input, lookup: lookup))
+        }
+        guard !forwarded.isEmpty else { return [] }
+
+        // The cards behind the tokens, as the issuer decides from them.
+        let days = forwarded.map { UTCTime($0.input.date).isoDate }
+        let cards = try await db.raw("""
+            SELECT q.n, card.* FROM unnest(\(bind: PostgresArray(forwarded.map(\.lookup))), \(bind: PostgresArray(days)),
+                                           \(bind: PostgresArray(forwarded.map(\.input.idempotencyKey)))) WITH ORDINALITY AS q(hash, day, key, n),
+            LATERAL (SELECT \(IssuerHost.cardRead(hash: "q.hash", day: "q.day", key: "q.key"))) card
+            """).all()
+        var decided: [DecidedSale] = []
+        for row in cards {
+            let position = Int(try row.decode(column: "n", as: Int64.self)) - 1
+            let f = forwarded[position], sale = sales[f.index]
+            let prepared = try sale.gateway.host.decide(f.input, card: row, day: days[position])
+            guard let booking = prepared.bookingValues else { continue }
+            let decision = try sale.gateway.decision(f.outbound, prepared.decision)
+            let trace = Trace()
+            trace.add("terminal → switch", sale.message, terminalSpec)
+            trace.note("token service: cryptogram verified, token \(f.verified.tokenID), limited-use key \(f.verified.keyIndex), ATC \(sale.check.data.atc.hexString) first seen; card ending \(f.verified.pan.lastFour)")
+            log("→ issuer \(sale.bank)", f.outbound)
+            trace.add("switch → issuer \(sale.bank)", f.outbound, spec)
+            log("← issuer \(sale.bank)", decision.answer)
+            trace.add("issuer \(sale.bank) → switch", decision.answer, spec)
+            let response = try respond(sale.message, code: decision.code, authCode: decision.authorizationCode, arpc: nil)
+            trace.add("switch → terminal", response, terminalSpec)
+            decided.append(DecidedSale(index: f.index, sale: sale, id: f.id, verified: f.verified, prepared: prepared, booking: booking,
+                                       decision: decision, response: response, trace: trace))
+        }
+        return decided
+    }
+
+    /// Everything the decided sales write, in one statement that the server commits by itself:
+    /// it fails whole (SQLSTATE 40001) unless every sale was written as decided.
+    func write(_ sales: [DecidedSale], on db: any SQLDatabase) async throws {
+        let answered = UTCTime(Date()).iso8601
+        let tokens = sales.map(\.verified.recordingValues), books = sales.map(\.booking)
+        let source: SQLQueryString = """
+            WITH s AS (
+                SELECT * FROM unnest(
+                    \(bind: PostgresArray(sales.map(\.id))), \(bind: PostgresArray(sales.map(\.sale.key))), \(bind: PostgresArray(sales.map(\.sale.request.terminalID))),
+                    \(bind: PostgresArray(sales.map(\.sale.request.stan))), \(bind: PostgresArray(sales.map(\.sale.request.pan.lastFour))),
+                    \(bind: PostgresArray(sales.map { UTCTime($0.sale.now).iso8601 })), \(bind: PostgresArray(sales.map(\.sale.request.merchantID))),
+                    \(bind: PostgresArray(sales.map(\.sale.request.acquirerID))), \(bind: PostgresArray(sales.map { Data(Trace.record($0.trace.lines)) })),
+                    \(bind: PostgresArray(tokens.map(\.tokenID))), \(bind: PostgresArray(tokens.map(\.atc))), \(bind: PostgresArray(tokens.map(\.stamp))),
+                    \(bind: PostgresArray(tokens.map(\.amountAuthorised))), \(bind: PostgresArray(tokens.map(\.keySequence))),
+                    \(bind: PostgresArray(tokens.map(\.keyID))), \(bind: PostgresArray(tokens.map(\.spend))),
+                    \(bind: PostgresArray(books.map(\.bank))), \(bind: PostgresArray(books.map(\.idempotencyKey))), \(bind: PostgresArray(books.map(\.card))),
+                    \(bind: PostgresArray(books.map(\.amount))), \(bind: PostgresArray(books.map(\.currency))), \(bind: PostgresArray(books.map(\.responseCode))),
+                    \(bind: PostgresArray(books.map(\.authCode))), \(bind: PostgresArray(books.map(\.reason))), \(bind: PostgresArray(books.map(\.day))),
+                    \(bind: PostgresArray(books.map(\.state))), \(bind: PostgresArray(books.map(\.createdAt))), \(bind: PostgresArray(books.map(\.approved))),
+                    \(bind: PostgresArray(books.map(\.account))), \(bind: PostgresArray(books.map(\.balance))), \(bind: PostgresArray(books.map(\.todayTotal))),
+                    \(bind: PostgresArray(books.map(\.todayApprovals))), \(bind: PostgresArray(books.map(\.pinBefore))), \(bind: PostgresArray(books.map(\.pinAfter)))
+                ) AS s(record_id, request_key, terminal_id, stan, token_last4, requested_at, merchant_id, acquirer_id, trace,
+                       token_id, atc, stamp, amount_authorised, key_sequence, key_id, spend,
+                       bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at, approved,
+                       account_id, balance, today_total, today_approvals, pin_before, pin_after)),
+            request AS (
+                INSERT INTO net_transactions (id, request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at,
+                    merchant_id, acquirer_id, bank_id, issuer_key, response_code, auth_code, answered_at) OVERRIDING SYSTEM VALUE
+                SELECT record_id, request_key, terminal_id, stan, token_last4, amount, currency, state, 'issuer', requested_at,
+                    merchant_id, acquirer_id, bank_id, idempotency_key, response_code, auth_code, \(bind: answered) FROM s
+                ON CONFLICT (request_key) DO NOTHING RETURNING id),
+            trail AS (INSERT INTO net_traces (transaction_id, lines, created_at) SELECT request.id, s.trace, \(bind: answered) FROM request JOIN s ON s.record_id = request.id),
+            """
+        let statement = source + TokenService.recordingMany(from: "s") + ", " + IssuerHost.bookingMany(from: "s") + """
+             SELECT issuer_unchanged((SELECT COUNT(*) FROM request) = \(unsafeRaw: String(sales.count)) AND \(unsafeRaw: TokenService.recordedManyCheck(count: sales.count))) AS recorded,
+                \(IssuerHost.bookedManyCheck(sales.map(\.prepared)))
+            """
+        _ = try await db.raw(statement).all()
+    }
+}
