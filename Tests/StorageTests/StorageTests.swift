@@ -72,6 +72,36 @@ struct StorageTests {
         }
     }
 
+    @Test("arrays bound to a PostgreSQL statement come back element for element, from the first run: quotes, backslashes, braces, NULLs, any byte, the integers' ends; a NUL in text is refused, not sent")
+    func arrays() async throws {
+        for location in try TestDatabases.locations("arrays") {
+            let db = try await Database.open(location)
+            guard db.engine == .postgres else { await db.shutdown(); continue }
+            let texts: [String?] = ["plain", "", "it's", #"say "hi""#, #"back\slash"#, #"\x41"#, "{brace,comma}", "NULL", nil, "一二三 €"]
+            let bytes: [Data?] = [Data(), Data([0]), Data([0x5C, 0x27, 0x22]), Data((0...255).map(UInt8.init)), nil, Data([0xFF]), Data("x".utf8), nil, Data([1]), Data([2])]
+            let integers: [Int64?] = [0, -1, 1, .max, .min, nil, 42, -42, 1_000_000_000_000, 7]
+            let flags: [Bool] = [true, false, true, true, false, false, true, false, true, false]
+            for run in 0..<2 {  // the first run prepares; the second executes what was prepared
+                let rows = try await db.sql.raw("""
+                    SELECT q.n, q.t, q.b, q.i, q.f FROM unnest(\(bind: PostgresArray(texts)), \(bind: PostgresArray(bytes)), \(bind: PostgresArray(integers)),
+                                                             \(bind: PostgresArray(flags))) WITH ORDINALITY AS q(t, b, i, f, n) ORDER BY q.n
+                    """).all()
+                #expect(rows.count == texts.count, "run \(run)")
+                for (k, row) in rows.enumerated() {
+                    #expect(try row.decode(column: "t", as: String?.self) == texts[k], "text \(k)")
+                    #expect(try row.decode(column: "b", as: Data?.self) == bytes[k], "bytes \(k)")
+                    #expect(try row.decode(column: "i", as: Int64?.self) == integers[k], "integer \(k)")
+                    #expect(try row.decode(column: "f", as: Bool.self) == flags[k], "flag \(k)")
+                }
+            }
+            #expect(!PostgresArray.isLiteral("a\u{0}b"))
+            await #expect(throws: StorageError.self) {
+                try await db.sql.raw("SELECT unnest(\(bind: PostgresArray(["a\u{0}b"]))) AS t").run()
+            }
+            await db.shutdown()
+        }
+    }
+
     @Test("a statement run again runs prepared: every bind type, quotes and NULLs come back as sent; what cannot go prepared goes as it is")
     func preparedStatements() async throws {
         for location in try TestDatabases.locations("prepared") {
