@@ -171,6 +171,15 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
         return try await (unflushed ? self.unflushed! : postgres!).withConnection(inTransaction: false) { try await body($0) }
     }
 
+    /// Runs `body`, which issues statements that each commit by themselves (as ``statement(_:)``),
+    /// on one connection: on PostgreSQL taken from the pool once, the body running on the
+    /// connection's event loop, so that no statement waits for a connection or a thread
+    /// hand-off. On SQLite each statement is a unit of the next group commit.
+    public func session<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        if sqlite != nil { return try await body(sql) }
+        return try await postgres!.withConnection(inTransaction: false) { try await body($0) }
+    }
+
     public func shutdown() async {
         guard closed.close() else { return }
         await sqlite?.shutdown()
