@@ -90,9 +90,11 @@ public struct PostgresArray: Encodable, Sendable {
                 // bytea's hex input, \x…, its backslash escaped in the element and doubled in
                 // the escape string.
                 out.append(contentsOf: [0x22, 0x5C, 0x5C, 0x5C, 0x5C, 0x78])
-                for b in value {
-                    out.append(digits[Int(b >> 4)])
-                    out.append(digits[Int(b & 0x0F)])
+                value.withUnsafeBytes { bytes in
+                    for b in bytes {
+                        out.append(digits[Int(b >> 4)])
+                        out.append(digits[Int(b & 0x0F)])
+                    }
                 }
                 out.append(0x22)
             }

@@ -163,11 +163,14 @@ extension NetworkSwitch {
         // whether the request key is recorded already.
         let cryptograms = sales.map { TokenService.cryptogramKeys($0.check) }
         let tokens = try await db.raw("""
-            SELECT q.n, nextval(pg_get_serial_sequence('net_transactions', 'id')) AS record_id,
-                   EXISTS (SELECT 1 FROM net_transactions x WHERE x.request_key = q.request_key) AS recorded, \(TokenService.cryptogramColumns)
+            SELECT q.n, nextval(ids.record_sequence) AS record_id,
+                   (SELECT true FROM net_transactions x WHERE x.request_key = q.request_key LIMIT 1) IS NOT NULL AS recorded,
+                   \(TokenService.cryptogramColumns)
             FROM unnest(\(bind: PostgresArray(sales.map(\.lookup))), \(bind: PostgresArray(cryptograms.map(\.atc))),
                         \(bind: PostgresArray(cryptograms.map(\.hour))), \(bind: PostgresArray(cryptograms.map(\.sequence))),
                         \(bind: PostgresArray(sales.map(\.key)))) WITH ORDINALITY AS q(hash, atc, hour, sequence, request_key, n)
+            -- The sequence looked up once: by name it is a catalog search a row.
+            CROSS JOIN (SELECT pg_get_serial_sequence('net_transactions', 'id')::regclass AS record_sequence) ids
             \(TokenService.cryptogramJoins)
             """).all()
         struct Forwarded {
