@@ -53,7 +53,7 @@ struct StorageTests {
         }
     }
 
-    @Test("an unflushed statement commits without waiting for the disk on PostgreSQL (its own connections), and is visible at once; others wait")
+    @Test("an unflushed statement commits without waiting for the disk on PostgreSQL (its own connections), and is visible at once; others wait; a session's statements keep generic plans and commit by themselves")
     func unflushedStatements() async throws {
         for location in try TestDatabases.locations("unflushed") {
             let db = try await Database.open(location)
@@ -67,7 +67,16 @@ struct StorageTests {
                 #expect(try await setting(unflushed: true) == "off")
                 #expect(try await setting(unflushed: false) == "on")
                 #expect(try await db.transaction { tx in try await tx.raw("SHOW synchronous_commit").first()?.decode(column: "synchronous_commit", as: String.self) } == "on")
+                // A session's statements keep one plan each; they commit by themselves, and wait.
+                @Sendable func plans(_ on: any SQLDatabase) async throws -> String? {
+                    try await on.raw("SHOW plan_cache_mode").first()?.decode(column: "plan_cache_mode", as: String.self)
+                }
+                #expect(try await db.session { try await plans($0) } == "force_generic_plan")
+                #expect(try await plans(db.sql) == "auto")
+                #expect(try await db.session { try await $0.raw("SHOW synchronous_commit").first()?.decode(column: "synchronous_commit", as: String.self) } == "on")
             }
+            try await db.session { session in try await session.raw("INSERT INTO counters (name, value) VALUES ('s', 8)").run() }
+            #expect(try await db.sql.raw("SELECT value FROM counters WHERE name = 's'").first()?.decode(column: "value", as: Int64.self) == 8)
             await db.shutdown()
         }
     }
