@@ -41,34 +41,36 @@ public struct PostgresArray: Encodable, Sendable {
     /// and the executor each.
     var literal: (literal: String, type: String)? {
         var out: [UInt8] = []
-        let type: String
+        /// The elements between the braces, comma-separated, NULL for nil; false when `append`
+        /// finds one without a literal form.
+        func list<T>(_ values: [T?], _ append: (T, inout [UInt8]) -> Bool) -> Bool {
+            for (i, value) in values.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                guard let value else { out.append(contentsOf: "NULL".utf8); continue }
+                guard append(value, &out) else { return false }
+            }
+            return true
+        }
+        let type: String, listed: Bool
         switch elements {
         case .int8(let values):
             type = "int8"
             out.reserveCapacity(values.count * 8 + 16)
             out.append(contentsOf: "'{".utf8)
-            for (i, value) in values.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                if let value { Self.appendDecimal(value, to: &out) } else { out.append(contentsOf: "NULL".utf8) }
-            }
+            listed = list(values) { value, out in Self.appendDecimal(value, to: &out); return true }
         case .bool(let values):
             type = "bool"
             out.append(contentsOf: "'{".utf8)
-            for (i, value) in values.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                out.append(contentsOf: (value.map { $0 ? "t" : "f" } ?? "NULL").utf8)
-            }
+            listed = list(values) { value, out in out.append(value ? 0x74 : 0x66); return true }  // t, f
         case .text(let values):
             type = "text"
             out.reserveCapacity(values.count * 24 + 16)
             out.append(contentsOf: "E'{".utf8)
-            for (i, value) in values.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                guard let value else { out.append(contentsOf: "NULL".utf8); continue }
+            listed = list(values) { value, out in
                 out.append(0x22)
                 for c in value.utf8 {
                     switch c {
-                    case 0: return nil
+                    case 0: return false
                     // In the element a backslash or a double quote is escaped by a backslash; in
                     // the escape string each backslash is doubled and a quote is doubled.
                     case 0x5C: out.append(contentsOf: [0x5C, 0x5C, 0x5C, 0x5C])
@@ -78,15 +80,14 @@ public struct PostgresArray: Encodable, Sendable {
                     }
                 }
                 out.append(0x22)
+                return true
             }
         case .bytea(let values):
             type = "bytea"
             let digits = Array("0123456789abcdef".utf8)
             out.reserveCapacity(values.reduce(16) { $0 + 10 + 2 * ($1?.count ?? 0) })
             out.append(contentsOf: "E'{".utf8)
-            for (i, value) in values.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                guard let value else { out.append(contentsOf: "NULL".utf8); continue }
+            listed = list(values) { value, out in
                 // bytea's hex input, \x…, its backslash escaped in the element and doubled in
                 // the escape string.
                 out.append(contentsOf: [0x22, 0x5C, 0x5C, 0x5C, 0x5C, 0x78])
@@ -97,8 +98,10 @@ public struct PostgresArray: Encodable, Sendable {
                     }
                 }
                 out.append(0x22)
+                return true
             }
         }
+        guard listed else { return nil }
         out.append(contentsOf: "}'::".utf8)
         out.append(contentsOf: type.utf8)
         out.append(contentsOf: "[]".utf8)
