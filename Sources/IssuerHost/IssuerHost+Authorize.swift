@@ -284,11 +284,11 @@ extension IssuerHost {
     public static func bookedManyCheck(_ prepared: [PreparedAuthorization]) -> SQLQueryString {
         let pins = prepared.filter { $0.basis?.pinTries != nil && $0.basis?.card != nil }.count
         let approved = prepared.filter { $0.decision.isApproved && $0.basis?.card != nil }.count
-        let check = """
-            issuer_unchanged((SELECT COUNT(*) FROM auth) = \(prepared.count) AND (SELECT COUNT(*) FROM pins) = \(pins)
-                AND (SELECT COUNT(*) FROM balance) = \(approved) AND (SELECT COUNT(*) FROM today) = \(approved)) AS booked
+        // The counts as binds: one statement, one plan, whatever the batch.
+        return """
+            issuer_unchanged((SELECT COUNT(*) FROM auth) = \(bind: prepared.count) AND (SELECT COUNT(*) FROM pins) = \(bind: pins)
+                AND (SELECT COUNT(*) FROM balance) = \(bind: approved) AND (SELECT COUNT(*) FROM today) = \(bind: approved)) AS booked
             """
-        return SQLQueryString(check)
     }
 
     /// Whether `error` says a prepared decision no longer held when it was booked.

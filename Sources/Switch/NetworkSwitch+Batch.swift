@@ -256,7 +256,7 @@ extension NetworkSwitch {
             trail AS (INSERT INTO net_traces (transaction_id, lines, created_at) SELECT request.id, s.trace, \(bind: answered) FROM request JOIN s ON s.record_id = request.id),
             """
         let statement = source + TokenService.recordingMany(from: "s") + ", " + IssuerHost.bookingMany(from: "s") + """
-             SELECT issuer_unchanged((SELECT COUNT(*) FROM request) = \(unsafeRaw: String(sales.count)) AND \(unsafeRaw: TokenService.recordedManyCheck(count: sales.count))) AS recorded,
+             SELECT issuer_unchanged((SELECT COUNT(*) FROM request) = \(bind: sales.count) AND \(TokenService.recordedManyCheck(count: sales.count))) AS recorded,
                 \(IssuerHost.bookedManyCheck(sales.map(\.prepared)))
             """
         _ = try await db.raw(statement).all()

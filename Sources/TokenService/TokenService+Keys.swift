@@ -275,9 +275,10 @@ extension TokenService {
         """
     }
 
-    /// The condition, for ``recordingMany(from:)``'s caller, that all `count` were recorded.
-    public static func recordedManyCheck(count: Int) -> String {
-        "(SELECT COUNT(*) FROM seen) = \(count) AND (SELECT COUNT(*) FROM used) = \(count)"
+    /// The condition, for ``recordingMany(from:)``'s caller, that all `count` were recorded (the
+    /// count a bind: one statement, one plan, whatever the batch).
+    public static func recordedManyCheck(count: Int) -> SQLQueryString {
+        "(SELECT COUNT(*) FROM seen) = \(bind: count) AND (SELECT COUNT(*) FROM used) = \(bind: count)"
     }
 
     /// The columns ``verdict(_:row:)`` reads, for the caller's final SELECT.
