@@ -182,13 +182,19 @@ extension NetworkSwitch {
         for row in tokens {
             let index = Int(try row.decode(column: "n", as: Int64.self)) - 1
             let sale = sales[index]
-            guard try !row.decode(column: "recorded", as: Bool.self),
-                  case .verified(let verified) = try await tsp.reading(sale.check, row: row, on: db),
-                  try await bank(for: verified.pan) == sale.bank else { continue }
-            let id = try row.decode(column: "record_id", as: Int64.self)
-            guard let forward = try await self.forwarded(sale.request, pan: verified.pan, id: id, bank: sale.bank, clock: sale.clock) else { continue }
-            let (input, lookup) = try sale.gateway.prepare(forward)
-            forwarded.append(Forwarded(index: index, id: id, verified: verified, outbound: forward.message, input: input, lookup: lookup))
+            // A sale whose reading or forwarding fails (a PIN block that does not decipher, say)
+            // goes the single way, which answers it; the others stay in the batch.
+            do {
+                guard try !row.decode(column: "recorded", as: Bool.self),
+                      case .verified(let verified) = try await tsp.reading(sale.check, row: row, on: db),
+                      try await bank(for: verified.pan) == sale.bank else { continue }
+                let id = try row.decode(column: "record_id", as: Int64.self)
+                guard let forward = try await self.forwarded(sale.request, pan: verified.pan, id: id, bank: sale.bank, clock: sale.clock) else { continue }
+                let (input, lookup) = try sale.gateway.prepare(forward)
+                forwarded.append(Forwarded(index: index, id: id, verified: verified, outbound: forward.message, input: input, lookup: lookup))
+            } catch {
+                logger.debug("a sale leaves its batch", metadata: ["error": "\(error)"])
+            }
         }
         guard !forwarded.isEmpty else { return [] }
 
@@ -203,8 +209,8 @@ extension NetworkSwitch {
         for row in cards {
             let position = Int(try row.decode(column: "n", as: Int64.self)) - 1
             let f = forwarded[position], sale = sales[f.index]
-            let prepared = try sale.gateway.host.decide(f.input, card: row, day: days[position])
-            guard let booking = prepared.bookingValues else { continue }
+            guard let prepared = try? sale.gateway.host.decide(f.input, card: row, day: days[position]),
+                  let booking = prepared.bookingValues else { continue }
             let decision = try sale.gateway.decision(f.outbound, prepared.decision)
             let trace = Trace()
             trace.add("terminal → switch", sale.message, terminalSpec)

@@ -193,7 +193,10 @@ extension TokenService {
         // Good through the last day of its month (YYMM), as a card's expiry is.
         let expiry = try token.decode(column: "token_expiry", as: String.self)
         guard expiry >= UTCTime(check.now).yymm else { return .declined(responseCode: "54", reason: "token expired \(expiry)") }
-        guard let profile = CryptogramProfile.named(try token.decode(column: "profile", as: String.self)) else { return .declined(responseCode: "96", reason: "no profile") }
+        // (A bank without keys leaves the profile NULL.)
+        guard let name = try token.decode(column: "profile", as: String?.self), let profile = CryptogramProfile.named(name) else {
+            return .declined(responseCode: "96", reason: "no profile")
+        }
         guard let iad, let index else { return .declined(responseCode: "05", reason: "IAD is not a cloud IAD: \(iadError.map { "\($0)" } ?? "")") }
         guard let lukID = try token.decode(column: "luk_id", as: Int64?.self), try token.decode(column: "luk_state", as: String?.self) == "issued" else {
             return .declined(responseCode: "05", reason: "key \(index) was not issued to this token")
