@@ -17,7 +17,9 @@ import SQLKit
 /// A statement the server will not prepare, a bind without a literal form here, statements
 /// other than SELECT, INSERT, UPDATE, DELETE and WITH, and statements seen only once go
 /// through unprepared, as before. Inside a transaction a first PREPARE runs under a savepoint,
-/// so its failure does not abort the caller's work.
+/// so its failure does not abort the caller's work. A statement with an array bind
+/// (``PostgresArray``) is the exception: prepared from its first run, whatever the count of
+/// statements prepared on the connection, or it fails — it has no unprepared form here.
 struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the connection is used by one task at a time
     let connection: PostgresConnection
     let base: any SQLDatabase
@@ -49,7 +51,7 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
         // A statement with an array bind runs prepared from its first call, or not at all.
         if arguments?.contains(where: \.isArray) ?? binds.contains(where: { $0 is PostgresArray }) {
             guard let arguments, let (name, prepare) = statements.statement(sql, arguments) else {
-                throw StorageError("a statement over arrays has an argument without a literal form (a backslash or NUL in text)")
+                throw StorageError("a statement over arrays has an argument without a literal form (a NUL in array text, or a backslash or NUL in a text bind)")
             }
             if !statements.isPrepared(name, on: connection) {
                 _ = try await self.prepare(name, prepare, sql, required: true)
