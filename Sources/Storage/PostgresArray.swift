@@ -22,7 +22,6 @@ public struct PostgresArray: Encodable, Sendable {
 
     public init(_ values: [Int64?]) { elements = .int8(values) }
     public init(_ values: [Int64]) { elements = .int8(values) }
-    public init(_ values: [Int]) { elements = .int8(values.map(Int64.init)) }
     public init(_ values: [String?]) { elements = .text(values) }
     public init(_ values: [String]) { elements = .text(values) }
     public init(_ values: [Data?]) { elements = .bytea(values) }

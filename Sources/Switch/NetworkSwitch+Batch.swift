@@ -137,7 +137,10 @@ extension NetworkSwitch {
             // 21000: an upsert met one row twice (two sales of one card's day).
             logger.debug("a batch's reading changed before its write; its sales go one by one", metadata: ["sales": "\(sales.count)"])
         } catch {
-            logger.warning("a batch failed; its sales go one by one", metadata: ["sales": "\(sales.count)", "error": "\(String(reflecting: error))"])
+            // The error's description and SQLSTATE only: a server error's debug description
+            // carries the statement, whose arguments are the batch's data.
+            logger.warning("a batch failed; its sales go one by one",
+                           metadata: ["sales": "\(sales.count)", "error": "\(error)", "sqlstate": "\(postgresSQLState(error) ?? "-")"])
         }
         let single = outcomes.filter { if case .single = $0 { true } else { false } }.count
         if single > 0 { Counter(label: "cloudtap_switch_batched_sales_total", dimensions: [("way", "single")]).increment(by: Int64(single)) }
@@ -214,13 +217,10 @@ extension NetworkSwitch {
             let decision = try sale.gateway.decision(f.outbound, prepared.decision)
             let trace = Trace()
             trace.add("terminal → switch", sale.message, terminalSpec)
-            trace.note("token service: cryptogram verified, token \(f.verified.tokenID), limited-use key \(f.verified.keyIndex), ATC \(sale.check.data.atc.hexString) first seen; card ending \(f.verified.pan.lastFour)")
+            trace.noteVerified(token: f.verified.tokenID, key: f.verified.keyIndex, atc: sale.check.data.atc, card: f.verified.pan)
             log("→ issuer \(sale.bank)", f.outbound)
             trace.add("switch → issuer \(sale.bank)", f.outbound, spec)
-            log("← issuer \(sale.bank)", decision.answer)
-            trace.add("issuer \(sale.bank) → switch", decision.answer, spec)
-            let response = try respond(sale.message, code: decision.code, authCode: decision.authorizationCode, arpc: nil)
-            trace.add("switch → terminal", response, terminalSpec)
+            let response = try self.response(to: sale.message, decided: decision, bank: sale.bank, trace: trace)
             decided.append(DecidedSale(index: f.index, sale: sale, id: f.id, verified: f.verified, prepared: prepared, booking: booking,
                                        decision: decision, response: response, trace: trace))
         }

@@ -293,7 +293,7 @@ public final class NetworkSwitch: Sendable {
                 case .valid(let real, let tokenID, let keyIndex):
                     Counter(label: "cloudtap_switch_token_checks_total", dimensions: [("result", "valid")]).increment()
                     pan = real
-                    trace.note("token service: cryptogram verified, token \(tokenID), limited-use key \(keyIndex), ATC \(data.atc.hexString) first seen; card ending \(real.lastFour)")
+                    trace.noteVerified(token: tokenID, key: keyIndex, atc: data.atc, card: real)
                 }
             }
             guard let bank, let connection = issuers[bank] else { return .decided("15", nil, nil, "no issuer for this BIN") }
@@ -630,11 +630,18 @@ public final class NetworkSwitch: Sendable {
     /// The issuer's answer and the switch's to the terminal added to the trace, and the record
     /// of both.
     func answer(_ message: Message, id: Int64, decided: IssuerGateway.Decision, bank: String, trace: Trace) throws -> (Message, AnswerRecord) {
+        let response = try response(to: message, decided: decided, bank: bank, trace: trace)
+        return (response, try answerRecord(id: id, code: decided.code, authCode: decided.authorizationCode, arpc: nil, reason: "issuer", trace: trace))
+    }
+
+    /// The terminal's answer to an in-process issuer's decision, with the issuer's answer and
+    /// the terminal's logged and added to the trace.
+    func response(to message: Message, decided: IssuerGateway.Decision, bank: String, trace: Trace) throws -> Message {
         log("← issuer \(bank)", decided.answer)
         trace.add("issuer \(bank) → switch", decided.answer, spec)
         let response = try respond(message, code: decided.code, authCode: decided.authorizationCode, arpc: nil)
         trace.add("switch → terminal", response, terminalSpec)
-        return (response, try answerRecord(id: id, code: decided.code, authCode: decided.authorizationCode, arpc: nil, reason: "issuer", trace: trace))
+        return response
     }
 
     /// The statements that record the switch's answer to request `id`, with its trace and any
@@ -899,6 +906,11 @@ final class Trace: @unchecked Sendable {
     }
 
     func note(_ text: String) { lock.withLock { items.append(Line(direction: "note", mti: "", text: text)) } }
+
+    /// The token service's verdict on a cryptogram that verified.
+    func noteVerified(token: Int64, key: LimitedUseKeyIndex, atc: [UInt8], card: PAN) {
+        note("token service: cryptogram verified, token \(token), limited-use key \(key), ATC \(atc.hexString) first seen; card ending \(card.lastFour)")
+    }
 
     var count: Int { lock.withLock { items.count } }
 
