@@ -118,7 +118,7 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
                 source: PostgresConnectionSource(sqlConfiguration: unflushedConfiguration),
                 maxConnectionsPerEventLoop: connectionsPerEventLoop, logger: logger, on: group)
             var genericConfiguration = configuration
-            genericConfiguration.coreConfiguration.options.additionalStartupParameters.append(("plan_cache_mode", "force_generic_plan"))
+            genericConfiguration.coreConfiguration.options.additionalStartupParameters += [("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off")]
             let generic = EventLoopGroupConnectionPool(
                 source: PostgresConnectionSource(sqlConfiguration: genericConfiguration),
                 maxConnectionsPerEventLoop: connectionsPerEventLoop, logger: logger, on: group)
