@@ -67,8 +67,8 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     /// ``statement(unflushed:_:)``.
     let unflushedPool: EventLoopGroupConnectionPool<PostgresConnectionSource>?
     let unflushed: PooledPreparingDatabase?
-    /// PostgreSQL: connections opened with `plan_cache_mode=force_generic_plan`, for
-    /// ``session(_:)``.
+    /// PostgreSQL: connections opened with `plan_cache_mode=force_generic_plan` and
+    /// `enable_seqscan=off`, for ``session(_:)``.
     let genericPool: EventLoopGroupConnectionPool<PostgresConnectionSource>?
     let generic: PooledPreparingDatabase?
     let logger: Logger
@@ -189,9 +189,12 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     /// hand-off. Those connections keep one generic plan for each prepared statement
     /// (`plan_cache_mode`): a statement over arrays (``PostgresArray``) is otherwise planned anew
     /// on every run for as long as its plan for the arrays given looks cheaper than one for any
-    /// arrays — for small batches, always (0.4–0.7 ms a statement). Write such statements so that
-    /// any plan is a good one: rows found by key, no EXISTS the planner could turn into a hash
-    /// of a whole table. On SQLite each statement is a unit of the next group commit.
+    /// arrays — for small batches, always (0.4–0.7 ms a statement). They plan no sequential scan
+    /// where an index serves (`enable_seqscan=off`): a plan is kept for the connection's life,
+    /// and one made while a table held a page would otherwise go on reading the whole table, for
+    /// every row of every batch, once it held thousands. Write such statements so that any plan
+    /// is a good one: rows found by key, no EXISTS the planner could turn into a hash of a whole
+    /// table. On SQLite each statement is a unit of the next group commit.
     public func session<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         if sqlite != nil { return try await body(sql) }
         return try await generic!.withConnection(inTransaction: false) { try await body($0) }

@@ -53,7 +53,7 @@ struct StorageTests {
         }
     }
 
-    @Test("an unflushed statement commits without waiting for the disk on PostgreSQL (its own connections), and is visible at once; others wait; a session's statements keep generic plans and commit by themselves")
+    @Test("an unflushed statement commits without waiting for the disk on PostgreSQL (its own connections), and is visible at once; others wait; a session's statements keep generic plans, plan no sequential scans, and commit by themselves")
     func unflushedStatements() async throws {
         for location in try TestDatabases.locations("unflushed") {
             let db = try await Database.open(location)
@@ -73,6 +73,9 @@ struct StorageTests {
                 }
                 #expect(try await db.session { try await plans($0) } == "force_generic_plan")
                 #expect(try await plans(db.sql) == "auto")
+                // …and plan no sequential scans: a plan made while a table was small keeps finding rows by key once it has grown.
+                #expect(try await db.session { try await $0.raw("SHOW enable_seqscan").first()?.decode(column: "enable_seqscan", as: String.self) } == "off")
+                #expect(try await db.sql.raw("SHOW enable_seqscan").first()?.decode(column: "enable_seqscan", as: String.self) == "on")
                 #expect(try await db.session { try await $0.raw("SHOW synchronous_commit").first()?.decode(column: "synchronous_commit", as: String.self) } == "on")
             }
             try await db.session { session in try await session.raw("INSERT INTO counters (name, value) VALUES ('s', 8)").run() }
