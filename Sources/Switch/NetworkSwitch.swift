@@ -73,6 +73,8 @@ public final class NetworkSwitch: Sendable {
     let table = Locked<RoutingTable?>(nil)
     /// Token sales on PostgreSQL, taken many at a time (see ``SaleBatcher``).
     let batcher = SaleBatcher()
+    /// The card behind each token batched sales have seen (see ``CardsBehindTokens``).
+    let cardsBehindTokens = CardsBehindTokens()
 
     public init(database: Database, tokenService: TokenService, issuerHost: IssuerHost, keys: any KeyHolding, issuers: [String: any IssuerConnection],
                 configuration: SwitchConfiguration = SwitchConfiguration(), logger: Logger = Logger(label: "cloudtap.switch")) {

@@ -234,7 +234,7 @@ struct SwitchTests {
         }
     }
 
-    @Test("on PostgreSQL sales go many to a batch: two cards approved and a decline booked by one write; two sales of one card, a duplicate and a replay go the single way, written only there")
+    @Test("on PostgreSQL sales go many to a batch: two cards approved and a decline booked by one write; two sales of one card, a duplicate and a replay go the single way, written only there; the cards behind tokens seen are read with the tokens")
     func batches() async throws {
         try await CloudFlowTests.each("switch-batch") { (c: Cloud) async throws -> Void in
             let s = try await Self.setUp(c)
@@ -298,6 +298,23 @@ struct SwitchTests {
             #expect(await s.network.handle(fourth)[39] == "00")
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850 - 2000 - 3000)
             #expect(try await c.db.sql.raw("SELECT COUNT(*) AS n FROM net_transactions WHERE state = 'approved'").first()?.decode(column: "n", as: Int.self) == 4)
+            // The cards behind the batched tokens are remembered, so the next sales of those
+            // tokens read their cards with their tokens; a card remembered wrong costs only the
+            // second read, and is corrected.
+            let cards2 = try c.issuer.lookupHash(PAN("6210220110002707362")), cards3 = try c.issuer.lookupHash(PAN("6210220110002707370"))
+            let token2 = try #require(try sale(second)).lookup, token3 = try #require(try sale(declined)).lookup
+            #expect(s.network.cardsBehindTokens[token2] == cards2 && s.network.cardsBehindTokens[token3] == cards3)
+            s.network.cardsBehindTokens.remember(Data(repeating: 7, count: cards3.count), for: token3)
+            let fifth = try await tap(phone2, "1.00"), sixth = try await tap(phone3, "2.00")
+            let next = try [fifth, sixth].map { try #require(try sale($0)) }
+            let decided = try await c.db.session { try await s.network.decide(next, on: $0) }
+            #expect(decided.map(\.cardReadWithToken) == [true, false])
+            #expect(decided.map(\.decision.code) == ["00", "00"])
+            #expect(s.network.cardsBehindTokens[token3] == cards3)
+            let written = await s.network.run(next).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
+            #expect(written == ["00", "00"])
+            #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200 - 100)
+            #expect(try await c.issuer.balance(account: account3) == 1_000 - 200)
         }
     }
 
