@@ -220,8 +220,6 @@ extension NetworkSwitch {
     /// Reads and decides the batch, writing nothing; the sales the single way answers
     /// differently are left out.
     func decide(_ sales: [SaleBatcher.Sale], on db: any SQLDatabase) async throws -> [DecidedSale] {
-        // The tokens, each with its key and whether its ATC was seen, a fresh record id and
-        // whether the request key is recorded already.
         var clock = ContinuousClock.now
         /// Records the stage that ends now.
         func lap(_ stage: String) {
@@ -229,11 +227,12 @@ extension NetworkSwitch {
             SaleBatcher.stage(stage).record(duration: now - clock)
             clock = now
         }
+        // The tokens, each with its key and whether its ATC was seen, a fresh record id and
+        // whether the request key is recorded already; with them the cards behind the tokens
+        // seen before, by the card hash remembered and on the sale's day (any earlier answer to
+        // the issuer's key is not looked for: the key is made of the record id this statement
+        // takes, so there is none, and the write would find one).
         let cryptograms = sales.map { TokenService.cryptogramKeys($0.check) }
-        // The cards behind the tokens seen before, read in the same statement by the card hash
-        // remembered and on the sale's day (any earlier answer to the issuer's key is not looked
-        // for: the key is made of the record id this statement takes, so there is none, and the
-        // write would find one).
         let behind = sales.map { cardsBehindTokens[$0.lookup] }
         let readDays = sales.map { UTCTime($0.now).isoDate }
         let tokens = try await db.raw("""
