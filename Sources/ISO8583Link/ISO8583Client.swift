@@ -40,7 +40,8 @@ public final class ISO8583Client: @unchecked Sendable {
     /// Connects (and signs on, when configured); requests sent before that wait in order.
     public func start() {
         loop.execute {
-            self.timer = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10)) { _ in
+            let every = Self.tickInterval(self.machine.configuration)
+            self.timer = self.loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
                 self.run(self.machine.tick(now: self.now))
             }
             self.run(self.machine.start(now: self.now))
@@ -100,10 +101,21 @@ public final class ISO8583Client: @unchecked Sendable {
             case .close:
                 channel?.close(promise: nil)
                 channel = nil
-            case .scheduleReconnect:
-                break  // the timer's tick connects when the time comes
+            case .scheduleReconnect(let at):
+                // On time, not at the next look at the timeouts.
+                let now = self.now
+                loop.scheduleTask(in: .nanoseconds(Int64(clamping: at > now ? at - now : 0))) { self.run(self.machine.tick(now: self.now)) }
             }
         }
+    }
+
+    /// How often the link looks at its timeouts and its idle time: a fiftieth of the shorter of
+    /// the request timeout and the echo interval, between 10 and 100 ms. (A look every 10 ms on
+    /// every link was most of a load generator's timer work, 6,400 a second for 64 terminals —
+    /// about 5 % of its CPU; on the whole load run the difference is within the noise.)
+    static func tickInterval(_ configuration: ClientLinkStateMachine.Configuration) -> TimeAmount {
+        let fiftieth = min(configuration.requestTimeoutNanos, configuration.idleEchoNanos) / 50
+        return .nanoseconds(Int64(min(max(fiftieth, 10_000_000), 100_000_000)))
     }
 
     private func connect() {

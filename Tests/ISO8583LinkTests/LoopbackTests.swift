@@ -119,6 +119,19 @@ struct LoopbackTests {
         await client.shutdown()
     }
 
+    @Test("a link looks at its timers a fiftieth of its shortest timeout apart, between 10 and 100 ms")
+    func tickInterval() {
+        var c = Self.clientConfiguration(style: .network)
+        #expect(ISO8583Client.tickInterval(c) == .milliseconds(100))  // 30 s and 60 s
+        c.requestTimeoutNanos = 2_000_000_000
+        #expect(ISO8583Client.tickInterval(c) == .milliseconds(40))
+        c.requestTimeoutNanos = 200_000_000
+        #expect(ISO8583Client.tickInterval(c) == .milliseconds(10))
+        c.idleEchoNanos = 1_000_000_000
+        c.requestTimeoutNanos = 30_000_000_000
+        #expect(ISO8583Client.tickInterval(c) == .milliseconds(20))
+    }
+
     @Test("a client reconnects after the server comes back, and times out against a silent one")
     func reconnectAndTimeout() async throws {
         let spec = MessageSpec.iso87ascii
