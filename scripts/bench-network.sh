@@ -8,7 +8,9 @@
 # [pairs] > 1 runs pgbench and the full SQLite load that many times, alternately (each pair in
 # the other order from the one before), and compares each pair and their medians (runs on this
 # machine differ by several per cent from one to the next; alternating keeps a slow spell from
-# landing on one side only).
+# landing on one side only); it also runs the PostgreSQL full load and each half load that many
+# times, each on a fresh database, and gives their medians (PostgreSQL's half load at half the
+# median full rate).
 # Needs the PostgreSQL server binaries (apt-get install postgresql); run as root or as a user
 # that can run them. Usage: scripts/bench-network.sh [terminals] [seconds] [half-terminals] [pairs]
 set -euo pipefail
@@ -59,21 +61,47 @@ done
 tps=$(echo "$tps_all" | median); sqlite=$(echo "$sqlite_all" | median)
 echo "== SQLite / pgbench: $(echo "$ratios" | sed 's/^ //; s/ / %, /g') %$([ "$pairs" -gt 1 ] && echo "; medians $sqlite sales/s and $tps tps = $(awk -v s="$sqlite" -v t="$tps" 'BEGIN {printf "%.1f", 100 * s / t}') %")"
 
-half=$(awk -v s="$sqlite" 'BEGIN {printf "%d", s / 2}')
-echo "== cloudtap load on SQLite at half that: $half sales/s over $half_terminals terminals"
-settle
-(cd "$work" && "$cloudtap" load --terminals "$half_terminals" --duration "$seconds" --rate "$half" --data-dir "$work/sqlite-half") | grep -E "approved sales|latency|books"
+# Half load, [pairs] runs each on a fresh database, and the median p99 (a p99 of a 10-second
+# run moves by a millisecond or two from one run to the next on this machine).
+p99() { grep -o 'p99 [0-9.]*' | awk '{print $2}'; }
+run_note() { [ "$pairs" -gt 1 ] && echo ", run $1 of $pairs"; }
+pg_url() { echo "postgres://postgres@127.0.0.1:$port/$1?sslmode=disable"; }
+half_runs() {  # name, rate, PostgreSQL database prefix (none: SQLite)
+    local name=$1 rate=$2 prefix=${3:-} tails="" run
+    for run in $(seq "$pairs"); do
+        local database=()
+        if [ -n "$prefix" ]; then
+            as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres "${prefix}_$run"
+            database=(--database "$(pg_url "${prefix}_$run")")
+        fi
+        echo "== cloudtap load on $name at half that: $rate sales/s over $half_terminals terminals$(run_note "$run")"
+        settle
+        out=$(cd "$work" && "$cloudtap" load --terminals "$half_terminals" --duration "$seconds" --rate "$rate" \
+              --data-dir "$work/$name-half-$run" "${database[@]}")
+        echo "$out" | grep -E "approved sales|latency|books"
+        tails="$tails $(echo "$out" | p99)"
+        rm -rf "$work/$name-half-$run"
+    done
+    if [ "$pairs" -gt 1 ]; then
+        echo "== $name half-load p99: $(echo "$tails" | sed 's/^ //; s/ / ms, /g') ms; median $(echo "$tails" | median) ms (the goal: 10 ms)"
+    fi
+}
 
-as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres cloudtap_full
-as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres cloudtap_half
-echo "== cloudtap load on PostgreSQL, $terminals terminals, ${seconds} s"
-settle
-out=$(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --data-dir "$work/pg-full" \
-      --database "postgres://postgres@127.0.0.1:$port/cloudtap_full?sslmode=disable")
-echo "$out" | grep -E "approved sales|latency|books"
-echo "== PostgreSQL / pgbench: $(echo "$out" | rate | awk -v t="$tps" '{printf "%.1f", 100 * $1 / t}') % (the goal: 50 %)"
-half=$(echo "$out" | rate | awk '{printf "%d", $1 / 2}')
-echo "== cloudtap load on PostgreSQL at half that: $half sales/s over $half_terminals terminals"
-settle
-(cd "$work" && "$cloudtap" load --terminals "$half_terminals" --duration "$seconds" --rate "$half" --data-dir "$work/pg-half" \
-      --database "postgres://postgres@127.0.0.1:$port/cloudtap_half?sslmode=disable") | grep -E "approved sales|latency|books"
+half_runs SQLite "$(awk -v s="$sqlite" 'BEGIN {printf "%d", s / 2}')"
+
+# PostgreSQL at full load, [pairs] runs each on a fresh database; the half load from their median.
+rates=""
+for run in $(seq "$pairs"); do
+    as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres "cloudtap_full_$run"
+    echo "== cloudtap load on PostgreSQL, $terminals terminals, ${seconds} s$(run_note "$run")"
+    settle
+    out=$(cd "$work" && "$cloudtap" load --terminals "$terminals" --duration "$seconds" --data-dir "$work/pg-full-$run" \
+          --database "$(pg_url "cloudtap_full_$run")")
+    echo "$out" | grep -E "approved sales|latency|books"
+    rates="$rates $(echo "$out" | rate)"
+    rm -rf "$work/pg-full-$run"
+done
+postgres=$(echo "$rates" | median)
+echo "== PostgreSQL / pgbench: $(echo "$rates" | awk -v t="$tps" '{for (i = 1; i <= NF; i++) printf "%s%.1f", (i > 1 ? " %, " : ""), 100 * $i / t}') %$(
+      [ "$pairs" -gt 1 ] && echo "; median $postgres sales/s = $(awk -v s="$postgres" -v t="$tps" 'BEGIN {printf "%.1f", 100 * s / t}') %") (the goal: 50 %)"
+half_runs PostgreSQL "$(awk -v s="$postgres" 'BEGIN {printf "%d", s / 2}')" cloudtap_half
