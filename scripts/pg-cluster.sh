@@ -8,7 +8,7 @@ pg_cluster() {
     cloudtap=$PWD/.build/release/cloudtap
     work=$(mktemp -d "/tmp/$1-XXXXXX")
     data=$work/pg
-    port=$((20000 + RANDOM % 20000))
+    port=$((20000 + RANDOM % 12000))  # below the kernel's ephemeral ports (32768 up)
     mkdir -p "$data"
     if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$data" "$work"; fi
     as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null

@@ -376,10 +376,10 @@ final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {  // the l
     }
 }
 
-/// A result row of a prepared statement. The common types are decoded straight from their
-/// cells (PostgresNIO's own decoding); PostgresKit's row, which it falls back to for the rest,
-/// reads every column through its Codable translation: a coding path and a dynamic protocol
-/// cast a cell, 5–7 % of the switch's CPU on a PostgreSQL load run.
+/// A result row of a prepared statement. The common types (integers, text, booleans, bytes and
+/// their optionals) are decoded straight from their cells by PostgresNIO; the rest through
+/// PostgresKit's row, which reads every column through its Codable translation — a coding path
+/// and a dynamic protocol cast a cell, 5–7 % of the switch's CPU on a PostgreSQL load run.
 struct PostgresResultRow: SQLRow {
     let row: PostgresRow
     let cells: PostgresRandomAccessRow
@@ -407,6 +407,8 @@ struct PostgresResultRow: SQLRow {
         if wanted == ObjectIdentifier(Int?.self) { return unsafeBitCast(try cell.decode(Int?.self), to: D.self) }
         if wanted == ObjectIdentifier(String?.self) { return unsafeBitCast(try cell.decode(String?.self), to: D.self) }
         if wanted == ObjectIdentifier(Bool?.self) { return unsafeBitCast(try cell.decode(Bool?.self), to: D.self) }
+        if wanted == ObjectIdentifier(Data.self) { return unsafeBitCast(try cell.decode(Data.self), to: D.self) }
+        if wanted == ObjectIdentifier(Data?.self) { return unsafeBitCast(try cell.decode(Data?.self), to: D.self) }
         return try row.sql().decode(column: column, as: D.self)
     }
 }

@@ -84,13 +84,26 @@ final class PostgresCluster: @unchecked Sendable {
     private init(binDir: String) throws {
         self.binDir = binDir
         dataDir = "/tmp/cloudtap-pg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        port = Int.random(in: 20_000...40_000)
         let asRoot = getuid() == 0
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-        if asRoot { try run(["/bin/chown", "postgres:postgres", dataDir]) }
-        try runAsOwner(["\(binDir)/initdb", "-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-        try runAsOwner(["\(binDir)/pg_ctl", "-D", dataDir, "-l", "\(dataDir)/log", "-w", "-o",
-                        "-p \(port) -h 127.0.0.1 -k \(dataDir) -c fsync=off -c full_page_writes=off -c max_connections=200", "start"])
+        if asRoot { try Self.run(["/bin/chown", "postgres:postgres", dataDir]) }
+        try Self.runAsOwner(["\(binDir)/initdb", "-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        // A port below the kernel's ephemeral range (32768 up), where outgoing connections take
+        // theirs; one taken all the same (another cluster's, a listener's) means another try.
+        var started: Int?
+        var failure: (any Error)?
+        for _ in 0..<5 where started == nil {
+            let candidate = Int.random(in: 20_000...32_000)
+            do {
+                try Self.runAsOwner(["\(binDir)/pg_ctl", "-D", dataDir, "-l", "\(dataDir)/log", "-w", "-o",
+                                     "-p \(candidate) -h 127.0.0.1 -k \(dataDir) -c fsync=off -c full_page_writes=off -c max_connections=200", "start"])
+                started = candidate
+            } catch {
+                failure = error
+            }
+        }
+        guard let started else { throw failure! }
+        port = started
         let stop = "\(binDir)/pg_ctl -D \(dataDir) -m immediate stop"
         let cleanup = asRoot ? "runuser -u postgres -- \(stop); rm -rf \(dataDir)" : "\(stop); rm -rf \(dataDir)"
         ProcessCleanup.register(cleanup)
@@ -100,17 +113,17 @@ final class PostgresCluster: @unchecked Sendable {
     func createDatabase() throws -> String {
         let n = lock.withLock { databases += 1; return databases }
         let name = "cloudtap_test_\(n)"
-        try runAsOwner(["\(binDir)/createdb", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", name])
+        try Self.runAsOwner(["\(binDir)/createdb", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", name])
         return "postgres://postgres@127.0.0.1:\(port)/\(name)?sslmode=disable"
     }
 
-    private func runAsOwner(_ argv: [String]) throws {
+    private static func runAsOwner(_ argv: [String]) throws {
         try run(getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + argv : argv)
     }
 
     /// Runs a command through the shell with its output in a file. (Foundation's Process can
     /// wait forever for a command whose child outlives it, as pg_ctl's server does.)
-    private func run(_ argv: [String]) throws {
+    private static func run(_ argv: [String]) throws {
         let outputPath = "/tmp/cloudtap-pg-cmd-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let quoted = argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
