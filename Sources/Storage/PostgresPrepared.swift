@@ -72,7 +72,8 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
     private func run(_ name: String, _ arguments: [LiteralArgument], _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         let given = arguments.compactMap(\.literal)
         let call = given.isEmpty ? "EXECUTE \(name)" : "EXECUTE \(name)(" + given.joined(separator: ", ") + ")"
-        if let level = queryLogLevel { logger.log(level: level, "Executing query", metadata: ["sql": .string(call)]) }
+        // Logged by name: the call's literals are the statement's data.
+        if let level = queryLogLevel { logger.log(level: level, "Executing prepared statement", metadata: ["statement": .string(name)]) }
         _ = try await connection.query(PostgresQuery(unsafeSQL: call), logger: logger) { onRow(PostgresResultRow($0)) }.get()
     }
 
