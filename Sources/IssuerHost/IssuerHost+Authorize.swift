@@ -117,6 +117,25 @@ extension IssuerHost {
         """
     }
 
+    /// The columns of ``cardRead(hash:day:key:)``.
+    public static let cardColumnNames: Set<String> = [
+        "card_id", "bank_id", "account_id", "status", "expiry", "product", "pin_method", "pin_reference", "pin_tries", "per_transaction_limit",
+        "daily_limit", "daily_count_limit", "pin_key_name", "pvk_name", "balance", "credit_limit", "currency", "today_total", "today_approvals",
+        "response_code", "auth_code", "reason",
+    ]
+
+    /// A digest of what a decision reads from the card, its bank and its account and no booking
+    /// changes — the card's status, expiry, product, PIN method and reference, limits and
+    /// account, the bank's key names, the account's credit limit and currency — as an SQL
+    /// expression over ``cardRead(hash:day:key:)``'s `c`, `b` and `a`. A caller that decides from
+    /// a row it read before selects it with the row, and in its write compares it with the same
+    /// expression over the rows as they are then (the balance, the day's totals and the PIN tries
+    /// are checked by the booking itself).
+    public static let cardDigest: SQLQueryString = """
+        md5(ROW(c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_method, c.pin_reference, c.per_transaction_limit,
+                c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name, a.credit_limit, a.currency)::text)
+        """
+
     /// Decides from a row of ``cardRead(hash:day:key:)`` read for `input` (its key) on `day`:
     /// the PIN verified, the rules run. Writes nothing; ``book(_:in:)`` writes the decision.
     public func decide(_ input: AuthorizationInput, card: any SQLRow, day: String) throws -> PreparedAuthorization {

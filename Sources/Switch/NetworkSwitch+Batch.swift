@@ -116,37 +116,105 @@ final class SaleBatcher: Sendable {
     }
 }
 
+/// Entries kept by a key, the most recently used: two generations of `generation` entries at
+/// most. Reading an entry of the previous generation moves it to the current one; when the
+/// current one fills it becomes the previous, and entries not used for a whole generation are
+/// dropped.
+final class RecentlyUsed<Value: Sendable>: Sendable {
+    let generation: Int
+    private let state = Locked<(current: [Data: Value], previous: [Data: Value])>(([:], [:]))
+
+    init(generation: Int) { self.generation = generation }
+
+    subscript(key: Data) -> Value? {
+        state.withLock { s in
+            if let value = s.current[key] { return value }
+            guard let value = s.previous[key] else { return nil }
+            Self.insert(value, for: key, into: &s, generation: generation)
+            return value
+        }
+    }
+
+    func set(_ value: Value, for key: Data) {
+        state.withLock { s in Self.insert(value, for: key, into: &s, generation: generation) }
+    }
+
+    func remove(_ key: Data) {
+        state.withLock { s in
+            s.current[key] = nil
+            s.previous[key] = nil
+        }
+    }
+
+    private static func insert(_ value: Value, for key: Data, into s: inout (current: [Data: Value], previous: [Data: Value]), generation: Int) {
+        if s.current[key] == nil, s.current.count >= generation { s = ([:], s.current) }
+        s.current[key] = value
+    }
+}
+
 /// The card behind each token the switch has seen, as its issuer finds it: the token's lookup
 /// hash (the token service's keyed hash of the token) to the card's (the issuer's keyed hash of
 /// the card number) — no card number, no token. With it a batch reads its cards in the statement
 /// that reads its tokens, one round trip fewer; a sale's card row is used only when the hash it
 /// was read by is the one the issuer makes of the card number the token service de-tokenized,
 /// so an entry that is wrong costs the second read and nothing else. A token is bound to one
-/// card for its life, so entries are not invalidated; the most recently used are kept, two
-/// generations of `generation` entries at most.
-final class CardsBehindTokens: Sendable {
-    let generation: Int
-    private let state = Locked<(current: [Data: Data], previous: [Data: Data])>(([:], [:]))
+/// card for its life, so entries are not invalidated; the most recently used are kept.
+typealias CardsBehindTokens = RecentlyUsed<Data>
 
-    init(generation: Int = 65_536) { self.generation = generation }
-
-    subscript(token: Data) -> Data? {
-        state.withLock { s in
-            if let card = s.current[token] { return card }
-            guard let card = s.previous[token] else { return nil }
-            Self.insert(card, for: token, into: &s, generation: generation)
-            return card
-        }
-    }
+extension RecentlyUsed where Value == Data {
+    convenience init() { self.init(generation: 65_536) }
 
     func remember(_ card: Data, for token: Data) {
-        state.withLock { s in if s.current[token] != card { Self.insert(card, for: token, into: &s, generation: generation) } }
+        if self[token] != card { set(card, for: token) }
     }
+}
 
-    /// Entries not used for a whole generation are dropped when the current one fills.
-    private static func insert(_ card: Data, for token: Data, into s: inout (current: [Data: Data], previous: [Data: Data]), generation: Int) {
-        if s.current.count >= generation { s = ([:], s.current) }
-        s.current[token] = card
+/// What the switch last read and wrote for a token's sales, by the token's lookup hash: the
+/// token's row as its reading reads it, the limited-use keys it may name next (the one last
+/// used and up to eight issued after it), the card's row as its issuer decides from it (on one
+/// day), and the digests of both rows' columns that no sale writes
+/// (``TokenService/readingDigest``, ``IssuerHost/cardDigest``). After a batch's commit the rows
+/// are brought to what it wrote — the key's uses and amount, the balance, the day's totals, the
+/// PIN tries — so the token's next sale with one of those keys on the same day is verified and
+/// decided from them without reading anything (a warm sale). Its write checks that
+/// all of it still holds: the counts and amounts by the writes' own conditions, the rest by the
+/// digests, compared with the rows as they are then; if anything changed — another process's
+/// sale, a reversal, a blocked card, a new bank key — the statement fails whole, the batch goes
+/// the single way and its tokens' entries are dropped. Rows hold the sealed card number (as the
+/// vault does), never a clear one.
+struct WarmToken: Sendable {
+    /// The token statement's row: token, vault entry, bank key, `token_digest`.
+    let token: CapturedRow
+    /// The keys it may name next, in the order a phone uses them, and the last ATC verified.
+    let keys: [LimitedUseKeyRow], atc: Int
+    /// The issuer's row of the card (``IssuerHost/cardRead(hash:day:key:)``, `card_digest`).
+    let card: CapturedRow
+    /// The card's lookup hash at its issuer, and the day of the row's totals.
+    let cardHash: Data, day: String
+}
+
+/// Record ids taken from the sequence ahead of their sales, for sales decided without a
+/// statement: a batch of only warm sales runs only its write. Ids taken and not used leave
+/// gaps, as a sequence's do.
+final class RecordIDs: Sendable {
+    private let ids = Locked<[Int64]>([])
+    /// Ids taken at once.
+    let block: Int
+
+    init(block: Int = 512) { self.block = block }
+
+    var count: Int { ids.withLock { $0.count } }
+
+    /// The lowest id not yet used, if any.
+    func take() -> Int64? { ids.withLock { $0.popLast() } }
+
+    /// Takes a block from the sequence (on `db`) when fewer than `needed` are left.
+    func refill(for needed: Int, on db: any SQLDatabase) async throws {
+        guard count < needed else { return }
+        let taken = try await db.raw("""
+            SELECT nextval(pg_get_serial_sequence('net_transactions', 'id')) AS id FROM generate_series(1, \(bind: max(block, needed)))
+            """).all().map { try $0.decode(column: "id", as: Int64.self) }
+        ids.withLock { $0 = (taken + $0).sorted(by: >) }
     }
 }
 
@@ -161,6 +229,11 @@ extension NetworkSwitch {
               [key, request.terminalID, request.stan, request.merchantID, request.acquirerID].allSatisfy(PostgresArray.isLiteral) else { return nil }
         return SaleBatcher.Sale(message: message, request: request, key: key, now: now, clock: clock, check: check, lookup: lookup, bank: bank, gateway: gateway)
     }
+
+    /// What a ``WarmToken`` keeps of the token's row and of the card's: what a reading and a
+    /// decision read, and the digests.
+    static let warmTokenColumns = TokenService.tokenColumnNames.union(["token_digest"])
+    static let warmCardColumns = IssuerHost.cardColumnNames.union(["card_digest"])
 
     /// One batch: what each sale gets (see ``SaleBatcher``).
     func run(_ sales: [SaleBatcher.Sale]) async -> [SaleBatcher.Outcome] {
@@ -179,14 +252,18 @@ extension NetworkSwitch {
                 }
                 return decided
             }
-            guard !decided.isEmpty else { return outcomes }
             for sale in decided {
                 Counter(label: "cloudtap_switch_token_checks_total", dimensions: [("result", "valid")]).increment()
                 sale.gateway.count(sale.decision)
                 outcomes[sale.index] = .answered(sale.response)
+                warmTokens.set(sale.written, for: sale.sale.lookup)
             }
-            Counter(label: "cloudtap_switch_batched_sales_total", dimensions: [("way", "batch")]).increment(by: Int64(decided.count))
-            Recorder(label: "cloudtap_switch_batch_size").record(decided.count)
+            if !decided.isEmpty {
+                Counter(label: "cloudtap_switch_batched_sales_total", dimensions: [("way", "batch")]).increment(by: Int64(decided.count))
+                let warm = decided.filter { $0.source == .warm }.count
+                if warm > 0 { Counter(label: "cloudtap_switch_batched_sales_total", dimensions: [("way", "warm")]).increment(by: Int64(warm)) }
+                Recorder(label: "cloudtap_switch_batch_size").record(decided.count)
+            }
         } catch where IssuerHost.isChange(error) || postgresSQLState(error) == "21000" {
             // 21000: an upsert met one row twice (two sales of one card's day).
             logger.debug("a batch's reading changed before its write; its sales go one by one", metadata: ["sales": "\(sales.count)"])
@@ -196,13 +273,23 @@ extension NetworkSwitch {
             logger.warning("a batch failed; its sales go one by one",
                            metadata: ["sales": "\(sales.count)", "error": "\(error)", "sqlstate": "\(postgresSQLState(error) ?? "-")"])
         }
-        let single = outcomes.filter { if case .single = $0 { true } else { false } }.count
+        // What the single way writes for a token is not known here: its entry goes.
+        var single = 0
+        for (sale, outcome) in zip(sales, outcomes) {
+            guard case .single = outcome else { continue }
+            warmTokens.remove(sale.lookup)
+            single += 1
+        }
         if single > 0 { Counter(label: "cloudtap_switch_batched_sales_total", dimensions: [("way", "single")]).increment(by: Int64(single)) }
         return outcomes
     }
 
     /// A sale of the batch decided: what its write needs and what its terminal is answered.
     struct DecidedSale {
+        /// Where its rows came from: ``WarmToken`` (no statement), the token statement (its
+        /// card read with it, by the card hash remembered) or the card statement after it.
+        enum Source: Equatable { case warm, withToken, cardStatement }
+
         let index: Int
         let sale: SaleBatcher.Sale
         let id: Int64
@@ -212,9 +299,30 @@ extension NetworkSwitch {
         let decision: IssuerGateway.Decision
         let response: Message
         let trace: Trace
-        /// Whether its card was read with its token (by the card hash remembered).
-        let cardReadWithToken: Bool
+        let source: Source
+        /// The rows it was verified and decided from, and the token's keys as they were.
+        let token: CapturedRow, keys: [LimitedUseKeyRow], card: CapturedRow, cardHash: Data, day: String
         var gateway: IssuerGateway { sale.gateway }
+
+        /// The token's entry as this sale's write leaves it: the key used once more, the
+        /// account, the card's day and its PIN tries as booked.
+        var written: WarmToken {
+            let named = TokenService.cryptogramKeys(sale.check)
+            // The key used once more; the keys before it are not used again.
+            var keys = self.keys.filter { ($0.hour, $0.sequence) >= (named.hour, named.sequence) }
+            if let i = keys.firstIndex(where: { ($0.hour, $0.sequence) == (named.hour, named.sequence) }) {
+                keys[i].uses += 1
+                keys[i].cumulative += verified.recordingValues.spend
+            }
+            var card = self.card
+            if let after = booking.pinAfter { card = card.setting("pin_tries", to: .integer(after)) }
+            if booking.approved {
+                card = card.setting("balance", to: .integer(booking.balance - booking.amount))
+                    .setting("today_total", to: .integer(booking.todayTotal + booking.amount))
+                    .setting("today_approvals", to: .integer(booking.todayApprovals + 1))
+            }
+            return WarmToken(token: token, keys: keys, atc: Int(named.atc), card: card, cardHash: cardHash, day: day)
+        }
     }
 
     /// Reads and decides the batch, writing nothing; the sales the single way answers
@@ -227,65 +335,116 @@ extension NetworkSwitch {
             SaleBatcher.stage(stage).record(duration: now - clock)
             clock = now
         }
+        var decided: [DecidedSale] = []
+        /// Decides a forwarded sale from its card's row; a sale the single way answers
+        /// differently (no card, a repeat, a PIN block without a key) is left out, and so is a
+        /// warm sale that is not approved (its rows are read again: what declines it may have
+        /// changed since). True when it was decided.
+        @discardableResult
+        func decideForwarded(_ index: Int, id: Int64, verified: VerifiedCryptogram, outbound: Message, input: AuthorizationInput, token: CapturedRow,
+                             keys: [LimitedUseKeyRow], card: CapturedRow, cardHash: Data, day: String, source: DecidedSale.Source) throws -> Bool {
+            let sale = sales[index]
+            guard let prepared = try? sale.gateway.host.decide(input, card: card, day: day),
+                  source != .warm || prepared.decision.isApproved, let booking = prepared.bookingValues else { return false }
+            let decision = try sale.gateway.decision(outbound, prepared.decision)
+            let trace = Trace()
+            trace.add("terminal → switch", sale.message, terminalSpec)
+            trace.noteVerified(token: verified.tokenID, key: verified.keyIndex, atc: sale.check.data.atc, card: verified.pan)
+            log("→ issuer \(sale.bank)", outbound)
+            trace.add("switch → issuer \(sale.bank)", outbound, spec)
+            let response = try self.response(to: sale.message, decided: decision, bank: sale.bank, trace: trace)
+            decided.append(DecidedSale(index: index, sale: sale, id: id, verified: verified, prepared: prepared, booking: booking, decision: decision,
+                                       response: response, trace: trace, source: source, token: token, keys: keys, card: card, cardHash: cardHash, day: day))
+            return true
+        }
+
+        /// Verifies and decides sale `index` from its token's entry, when that holds the key
+        /// its cryptogram names, for the sale's day, and its ATC is not the one last verified;
+        /// false when the sale is to be read (an id taken meanwhile is left unused).
+        func decideWarm(_ index: Int, _ warm: WarmToken) async throws -> Bool {
+            let sale = sales[index]
+            let named = TokenService.cryptogramKeys(sale.check)
+            guard Int(named.atc) != warm.atc, UTCTime(sale.now).isoDate == warm.day,
+                  let key = warm.keys.first(where: { ($0.hour, $0.sequence) == (named.hour, named.sequence) }),
+                  case .verified(let verified) = try await tsp.reading(sale.check, row: warm.token.setting(key.columns), on: db),
+                  try await bank(for: verified.pan) == sale.bank, let id = recordIDs.take(),
+                  let forward = try await forwarded(sale.request, pan: verified.pan, id: id, bank: sale.bank, clock: sale.clock) else { return false }
+            let (input, lookup) = try sale.gateway.prepare(forward)
+            let day = UTCTime(input.date).isoDate
+            guard lookup == warm.cardHash, day == warm.day else { return false }
+            return try decideForwarded(index, id: id, verified: verified, outbound: forward.message, input: input, token: warm.token, keys: warm.keys,
+                                       card: warm.card, cardHash: lookup, day: day, source: .warm)
+        }
+
+        // Warm sales: verified and decided from the rows the token's last sale left, with an id
+        // taken ahead. Any other sale, and a token's second sale in the batch, is read.
+        var cold: [Int] = []
+        var tokensSeen = Set<Data>()
+        let warm = sales.map { tokensSeen.insert($0.lookup).inserted ? warmTokens[$0.lookup] : nil }
+        let candidates = warm.count { $0 != nil }
+        if candidates > 0 { try await recordIDs.refill(for: candidates, on: db) }
+        for index in sales.indices {
+            do {
+                if let warm = warm[index], try await decideWarm(index, warm) { continue }
+            } catch {
+                logger.debug("a warm sale is read", metadata: ["error": "\(error)"])
+            }
+            cold.append(index)
+        }
+        lap("warm")
+        guard !cold.isEmpty else { return decided }
+
         // The tokens, each with its key and whether its ATC was seen, a fresh record id and
         // whether the request key is recorded already; with them the cards behind the tokens
         // seen before, by the card hash remembered and on the sale's day (any earlier answer to
         // the issuer's key is not looked for: the key is made of the record id this statement
         // takes, so there is none, and the write would find one).
-        let cryptograms = sales.map { TokenService.cryptogramKeys($0.check) }
-        let behind = sales.map { cardsBehindTokens[$0.lookup] }
-        let readDays = sales.map { UTCTime($0.now).isoDate }
+        let reading = cold.map { sales[$0] }
+        let cryptograms = reading.map { TokenService.cryptogramKeys($0.check) }
+        let behind = reading.map { cardsBehindTokens[$0.lookup] }
+        let readDays = reading.map { UTCTime($0.now).isoDate }
         let tokens = try await db.raw("""
             SELECT q.n, nextval(ids.record_sequence) AS record_id,
                    (SELECT true FROM net_transactions x WHERE x.request_key = q.request_key LIMIT 1) IS NOT NULL AS recorded,
-                   \(TokenService.cryptogramColumns), card.*
-            FROM unnest(\(bind: PostgresArray(sales.map(\.lookup))), \(bind: PostgresArray(cryptograms.map(\.atc))),
+                   \(TokenService.cryptogramColumns), \(TokenService.readingDigest) AS token_digest,
+                   \(TokenService.nextKeysColumn) AS next_keys, card.*
+            FROM unnest(\(bind: PostgresArray(reading.map(\.lookup))), \(bind: PostgresArray(cryptograms.map(\.atc))),
                         \(bind: PostgresArray(cryptograms.map(\.hour))), \(bind: PostgresArray(cryptograms.map(\.sequence))),
-                        \(bind: PostgresArray(sales.map(\.key))), \(bind: PostgresArray(behind)),
+                        \(bind: PostgresArray(reading.map(\.key))), \(bind: PostgresArray(behind)),
                         \(bind: PostgresArray(readDays))) WITH ORDINALITY AS q(hash, atc, hour, sequence, request_key, card, day, n)
             -- The sequence looked up once: by name it is a catalog search a row.
             CROSS JOIN (SELECT pg_get_serial_sequence('net_transactions', 'id')::regclass AS record_sequence) ids
             \(TokenService.cryptogramJoins)
-            LEFT JOIN LATERAL (SELECT \(IssuerHost.cardRead(hash: "q.card", day: "q.day", key: "NULL::text"))) card ON true
+            LEFT JOIN LATERAL (SELECT \(IssuerHost.cardDigest) AS card_digest,
+                                      \(IssuerHost.cardRead(hash: "q.card", day: "q.day", key: "NULL::text"))) card ON true
             """).all()
         lap("tokens")
         struct Forwarded {
             let index: Int, id: Int64, verified: VerifiedCryptogram, outbound: Message, input: AuthorizationInput, lookup: Data, day: String
-        }
-        var decided: [DecidedSale] = []
-        /// Decides a forwarded sale from its card's row; a sale the single way answers
-        /// differently (no card, a repeat, a PIN block without a key) is left out.
-        func decideForwarded(_ f: Forwarded, card row: any SQLRow, withToken: Bool) throws {
-            let sale = sales[f.index]
-            guard let prepared = try? sale.gateway.host.decide(f.input, card: row, day: f.day),
-                  let booking = prepared.bookingValues else { return }
-            let decision = try sale.gateway.decision(f.outbound, prepared.decision)
-            let trace = Trace()
-            trace.add("terminal → switch", sale.message, terminalSpec)
-            trace.noteVerified(token: f.verified.tokenID, key: f.verified.keyIndex, atc: sale.check.data.atc, card: f.verified.pan)
-            log("→ issuer \(sale.bank)", f.outbound)
-            trace.add("switch → issuer \(sale.bank)", f.outbound, spec)
-            let response = try self.response(to: sale.message, decided: decision, bank: sale.bank, trace: trace)
-            decided.append(DecidedSale(index: f.index, sale: sale, id: f.id, verified: f.verified, prepared: prepared, booking: booking,
-                                       decision: decision, response: response, trace: trace, cardReadWithToken: withToken))
+            let token: CapturedRow, keys: [LimitedUseKeyRow]
         }
         var unread: [Forwarded] = []
         for row in tokens {
-            let index = Int(try row.decode(column: "n", as: Int64.self)) - 1
-            let sale = sales[index]
+            let n = Int(try row.decode(column: "n", as: Int64.self)) - 1
+            let index = cold[n], sale = sales[index]
             // A sale whose reading or forwarding fails (a PIN block that does not decipher, say)
             // goes the single way, which answers it; the others stay in the batch.
             do {
-                guard try !row.decode(column: "recorded", as: Bool.self),
+                guard try !row.decode(column: "recorded", as: Bool.self), let captured = CapturedRow(capturing: row, columns: Self.warmTokenColumns),
                       case .verified(let verified) = try await tsp.reading(sale.check, row: row, on: db),
                       try await bank(for: verified.pan) == sale.bank else { continue }
                 let id = try row.decode(column: "record_id", as: Int64.self)
                 guard let forward = try await self.forwarded(sale.request, pan: verified.pan, id: id, bank: sale.bank, clock: sale.clock) else { continue }
                 let (input, lookup) = try sale.gateway.prepare(forward)
+                let named = cryptograms[n]
+                let keys = (LimitedUseKeyRow(row: row, hour: named.hour, sequence: named.sequence).map { [$0] } ?? [])
+                    + LimitedUseKeyRow.list(try row.decode(column: "next_keys", as: String?.self))
                 let f = Forwarded(index: index, id: id, verified: verified, outbound: forward.message, input: input, lookup: lookup,
-                                  day: UTCTime(input.date).isoDate)
-                if behind[index] == lookup, f.day == readDays[index], try row.decode(column: "card_id", as: Int64?.self) != nil {
-                    try decideForwarded(f, card: row, withToken: true)
+                                  day: UTCTime(input.date).isoDate, token: captured, keys: keys)
+                if behind[n] == lookup, f.day == readDays[n], try row.decode(column: "card_id", as: Int64?.self) != nil,
+                   let card = CapturedRow(capturing: row, columns: Self.warmCardColumns) {
+                    try decideForwarded(index, id: id, verified: verified, outbound: f.outbound, input: input, token: captured, keys: keys, card: card,
+                                        cardHash: lookup, day: f.day, source: .withToken)
                 } else {
                     cardsBehindTokens.remember(lookup, for: sale.lookup)
                     unread.append(f)
@@ -301,11 +460,14 @@ extension NetworkSwitch {
         let cards = try await db.raw("""
             SELECT q.n, card.* FROM unnest(\(bind: PostgresArray(unread.map(\.lookup))), \(bind: PostgresArray(unread.map(\.day))),
                                            \(bind: PostgresArray(unread.map(\.input.idempotencyKey)))) WITH ORDINALITY AS q(hash, day, key, n),
-            LATERAL (SELECT \(IssuerHost.cardRead(hash: "q.hash", day: "q.day", key: "q.key"))) card
+            LATERAL (SELECT \(IssuerHost.cardDigest) AS card_digest, \(IssuerHost.cardRead(hash: "q.hash", day: "q.day", key: "q.key"))) card
             """).all()
         lap("cards")
         for row in cards {
-            try decideForwarded(unread[Int(try row.decode(column: "n", as: Int64.self)) - 1], card: row, withToken: false)
+            let f = unread[Int(try row.decode(column: "n", as: Int64.self)) - 1]
+            guard let card = CapturedRow(capturing: row, columns: Self.warmCardColumns) else { continue }
+            try decideForwarded(f.index, id: f.id, verified: f.verified, outbound: f.outbound, input: f.input, token: f.token, keys: f.keys, card: card,
+                                cardHash: f.lookup, day: f.day, source: .cardStatement)
         }
         lap("decide")
         return decided
@@ -317,6 +479,12 @@ extension NetworkSwitch {
     func write(_ sales: [DecidedSale], on db: any SQLDatabase) async throws {
         let answered = UTCTime(Date()).iso8601
         let tokens = sales.map(\.verified.recordingValues), books = sales.map(\.booking)
+        // A warm sale's digests, to compare; a read sale's rows are as fresh as the single way's.
+        let digests = sales.map { sale -> (token: String?, card: String?) in
+            guard sale.source == .warm else { return (nil, nil) }
+            return (try? sale.token.decode(column: "token_digest", as: String.self), try? sale.card.decode(column: "card_digest", as: String.self))
+        }
+        let warm = sales.filter { $0.source == .warm }.count
         let source: SQLQueryString = """
             WITH s AS (
                 SELECT * FROM unnest(
@@ -332,11 +500,18 @@ extension NetworkSwitch {
                     \(bind: PostgresArray(books.map(\.authCode))), \(bind: PostgresArray(books.map(\.reason))), \(bind: PostgresArray(books.map(\.day))),
                     \(bind: PostgresArray(books.map(\.state))), \(bind: PostgresArray(books.map(\.createdAt))), \(bind: PostgresArray(books.map(\.approved))),
                     \(bind: PostgresArray(books.map(\.account))), \(bind: PostgresArray(books.map(\.balance))), \(bind: PostgresArray(books.map(\.todayTotal))),
-                    \(bind: PostgresArray(books.map(\.todayApprovals))), \(bind: PostgresArray(books.map(\.pinBefore))), \(bind: PostgresArray(books.map(\.pinAfter)))
+                    \(bind: PostgresArray(books.map(\.todayApprovals))), \(bind: PostgresArray(books.map(\.pinBefore))), \(bind: PostgresArray(books.map(\.pinAfter))),
+                    \(bind: PostgresArray(digests.map(\.token))), \(bind: PostgresArray(digests.map(\.card)))
                 ) AS s(record_id, request_key, terminal_id, stan, token_last4, requested_at, merchant_id, acquirer_id, trace,
                        token_id, atc, stamp, amount_authorised, key_sequence, key_id, spend,
                        bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at, approved,
-                       account_id, balance, today_total, today_approvals, pin_before, pin_after)),
+                       account_id, balance, today_total, today_approvals, pin_before, pin_after, token_digest, card_digest)),
+            -- The warm sales' rows unchanged in all that no sale writes (the rest the writes check).
+            fresh AS (
+                SELECT COUNT(*) AS n FROM s JOIN tsp_tokens t ON t.id = s.token_id JOIN tsp_vault v ON v.id = t.vault_id
+                    JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
+                    JOIN issuer_cards c ON c.id = s.card_id JOIN issuer_banks b ON b.id = c.bank_id JOIN issuer_accounts a ON a.id = c.account_id
+                WHERE s.token_digest IS NOT NULL AND \(TokenService.readingDigest) = s.token_digest AND \(IssuerHost.cardDigest) = s.card_digest),
             request AS (
                 INSERT INTO net_transactions (id, request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at,
                     merchant_id, acquirer_id, bank_id, issuer_key, response_code, auth_code, answered_at) OVERRIDING SYSTEM VALUE
@@ -346,7 +521,8 @@ extension NetworkSwitch {
             trail AS (INSERT INTO net_traces (transaction_id, lines, created_at) SELECT request.id, s.trace, \(bind: answered) FROM request JOIN s ON s.record_id = request.id),
             """
         let statement = source + TokenService.recordingMany(from: "s") + ", " + IssuerHost.bookingMany(from: "s") + """
-             SELECT issuer_unchanged((SELECT COUNT(*) FROM request) = \(bind: sales.count) AND \(TokenService.recordedManyCheck(count: sales.count))) AS recorded,
+             SELECT issuer_unchanged((SELECT COUNT(*) FROM request) = \(bind: sales.count) AND (SELECT n FROM fresh) = \(bind: warm)
+                                     AND \(TokenService.recordedManyCheck(count: sales.count))) AS recorded,
                 \(IssuerHost.bookedManyCheck(sales.map(\.prepared)))
             """
         _ = try await db.raw(statement).all()

@@ -75,6 +75,10 @@ public final class NetworkSwitch: Sendable {
     let batcher = SaleBatcher()
     /// The card behind each token batched sales have seen (see ``CardsBehindTokens``).
     let cardsBehindTokens = CardsBehindTokens()
+    /// What batched sales last read and wrote for each token (see ``WarmToken``).
+    let warmTokens = RecentlyUsed<WarmToken>(generation: 8_192)
+    /// Record ids for sales decided without a statement.
+    let recordIDs = RecordIDs()
 
     public init(database: Database, tokenService: TokenService, issuerHost: IssuerHost, keys: any KeyHolding, issuers: [String: any IssuerConnection],
                 configuration: SwitchConfiguration = SwitchConfiguration(), logger: Logger = Logger(label: "cloudtap.switch")) {

@@ -157,6 +157,33 @@ extension TokenService {
         COALESCE((SELECT 1 FROM tsp_atcs a WHERE a.token_id = t.id AND a.atc = q.atc LIMIT 1), 0) AS atc_seen
         """
 
+    /// A digest of what a reading decides from the token and no write of a sale changes — its
+    /// expiry and bank, its vault entry, its bank's key names — as an SQL expression over
+    /// ``cryptogramJoins``' `t`, `v` and `k`. A caller that verifies from a row it read before
+    /// selects it with the row, and in its write compares it with the same expression over the
+    /// rows as they are then. The rest its writes check themselves: the token's state, the ATC
+    /// unseen, the key's state, count and amount against its limits (which, with its time to
+    /// live, are never changed once it is issued).
+    public static let readingDigest: SQLQueryString = """
+        md5(ROW(t.token_expiry, t.bank_id, t.vault_id, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile)::text)
+        """
+
+    /// The token's issued keys after the one `q` names (`q.hour`, `q.sequence`), up to eight in
+    /// the order a phone uses them, as text: `id:hour:sequence:max_transactions:ttl_seconds:
+    /// max_amount:uses:cumulative`, comma-separated (NULL for none) — for a caller that keeps a
+    /// token's row to verify its next cryptograms from (``LimitedUseKeyRow``). A range of the
+    /// keys' unique index, whatever the token's history.
+    public static let nextKeysColumn: SQLQueryString = """
+        (SELECT string_agg(concat_ws(':', n.id, n.generation_hour, n.sequence, n.max_transactions, n.ttl_seconds, n.max_amount, n.uses, n.cumulative), ',')
+         FROM (SELECT * FROM tsp_luks n WHERE n.token_id = t.id AND (n.generation_hour, n.sequence) > (q.hour, q.sequence) AND n.state = 'issued'
+               ORDER BY n.generation_hour, n.sequence LIMIT 8) n)
+        """
+
+    /// The columns of ``cryptogramColumns`` that ``reading(_:row:on:)`` reads of the token,
+    /// its vault entry and its bank's keys (the rest are its limited-use key's,
+    /// ``LimitedUseKeyRow/columns``).
+    public static let tokenColumnNames: Set<String> = ["id", "state", "token_expiry", "pan_sealed", "data_key_id", "par", "imk_name", "profile"]
+
     /// The joins after a source `q` with columns `hash` (``lookupHash(_:)``), `atc`, `hour` and
     /// `sequence` (the IAD's key index; 0 and -1 when it does not parse, which finds no key):
     /// a row for every `q`, the token's columns NULL when no token has the hash. A caller
@@ -347,5 +374,45 @@ public struct VerifiedCryptogram: Sendable {
     /// `token_id`, `atc`, `amount_authorised`, `key_sequence`, `key_id`, `spend` (and `stamp`).
     public var recordingValues: (tokenID: Int64, atc: Int64, amountAuthorised: Int64, keySequence: Int64, keyID: Int64, spend: Int64, stamp: String) {
         (tokenID, Int64(atc), amountAuthorised, Int64(keyIndex.sequence), keyID, spend, stamp)
+    }
+}
+
+/// A limited-use key's row as ``TokenService/reading(_:row:on:)`` reads it: the columns a caller
+/// sets in a token's row it keeps, to verify a cryptogram made with this key from it.
+public struct LimitedUseKeyRow: Sendable, Equatable {
+    public let id: Int64, hour: Int64, sequence: Int64
+    public let maxTransactions: Int64, ttlSeconds: Int64, maxAmount: Int64
+    public var uses: Int64, cumulative: Int64
+
+    /// The key a row of ``TokenService/cryptogramColumns`` holds (for the key `q` named), if
+    /// issued.
+    public init?(row: any SQLRow, hour: Int64, sequence: Int64) {
+        guard let id = try? row.decode(column: "luk_id", as: Int64?.self), (try? row.decode(column: "luk_state", as: String?.self)) == "issued",
+              let max = try? row.decode(column: "max_transactions", as: Int64.self), let ttl = try? row.decode(column: "ttl_seconds", as: Int64.self),
+              let amount = try? row.decode(column: "max_amount", as: Int64.self), let uses = try? row.decode(column: "uses", as: Int64.self),
+              let cumulative = try? row.decode(column: "cumulative", as: Int64.self) else { return nil }
+        (self.id, self.hour, self.sequence, maxTransactions, ttlSeconds, maxAmount, self.uses, self.cumulative) = (id, hour, sequence, max, ttl, amount, uses, cumulative)
+    }
+
+    /// The keys of a ``TokenService/nextKeysColumn`` value.
+    public static func list(_ text: String?) -> [LimitedUseKeyRow] {
+        guard let text, !text.isEmpty else { return [] }
+        return text.split(separator: ",").compactMap { entry in
+            let f = entry.split(separator: ":").compactMap { Int64($0) }
+            guard f.count == 8 else { return nil }
+            return LimitedUseKeyRow(id: f[0], hour: f[1], sequence: f[2], maxTransactions: f[3], ttlSeconds: f[4], maxAmount: f[5], uses: f[6], cumulative: f[7])
+        }
+    }
+
+    init(id: Int64, hour: Int64, sequence: Int64, maxTransactions: Int64, ttlSeconds: Int64, maxAmount: Int64, uses: Int64, cumulative: Int64) {
+        (self.id, self.hour, self.sequence, self.maxTransactions, self.ttlSeconds, self.maxAmount, self.uses, self.cumulative) =
+            (id, hour, sequence, maxTransactions, ttlSeconds, maxAmount, uses, cumulative)
+    }
+
+    /// The key's columns as a token's row holds them (its ATC not seen: the caller's write
+    /// checks that).
+    public var columns: [String: CapturedRow.Value] {
+        ["luk_id": .integer(id), "luk_state": .text("issued"), "max_transactions": .integer(maxTransactions), "ttl_seconds": .integer(ttlSeconds),
+         "max_amount": .integer(maxAmount), "uses": .integer(uses), "cumulative": .integer(cumulative), "atc_seen": .integer(0)]
     }
 }

@@ -234,20 +234,20 @@ struct SwitchTests {
         }
     }
 
-    @Test("on PostgreSQL sales go many to a batch: two cards approved and a decline booked by one write; two sales of one card, a duplicate and a replay go the single way, written only there; the cards behind tokens seen are read with the tokens")
+    @Test("on PostgreSQL sales go many to a batch: two cards approved and a decline booked by one write; two sales of one card, a duplicate and a replay go the single way, written only there; the cards behind tokens seen are read with the tokens; a token's next sale is decided from what its last one left, and a card changed since sends its batch the single way")
     func batches() async throws {
         try await CloudFlowTests.each("switch-batch") { (c: Cloud) async throws -> Void in
             let s = try await Self.setUp(c)
             // Two more cards, each on its own account (the third's short of a 1,288.00 sale) and phone.
-            func card(_ digits: String, balance: Int64, device: String) async throws -> (account: Int64, phone: Wallet) {
+            func card(_ digits: String, balance: Int64, device: String) async throws -> (account: Int64, phone: Wallet, card: Int64) {
                 let pan = try PAN(digits)
                 let account = try await c.issuer.openAccount(bank: "BANKA", product: .debit, openingBalance: balance)
-                _ = try await c.issuer.issueCard(bank: "BANKA", account: account, pan: pan, expiry: "2912", product: .debit, holderName: "LI SI", mobile: "13812345678",
+                let id = try await c.issuer.issueCard(bank: "BANKA", account: account, pan: pan, expiry: "2912", product: .debit, holderName: "LI SI", mobile: "13812345678",
                                                  pinBlock: try ISO9564.encipher(PINBlock.encode(pin: "135790", format: .iso0, pan: pan), key: c.zpk, pan: pan))
-                return (account, try await Self.phone(c, device: device, card: pan))
+                return (account, try await Self.phone(c, device: device, card: pan), id)
             }
-            let (account2, phone2) = try await card("6210220110002707362", balance: 200_000, device: "phone-2")
-            let (account3, phone3) = try await card("6210220110002707370", balance: 1_000, device: "phone-3")
+            let (account2, phone2, card2) = try await card("6210220110002707362", balance: 200_000, device: "phone-2")
+            let (account3, phone3, _) = try await card("6210220110002707370", balance: 1_000, device: "phone-3")
             // The POS's requests, caught on their way (the POS hears nothing back).
             let caught = Caught()
             let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: Self.shop, pinPad: SoftwarePINPad(terminalPINKey: Self.tpk, keypad: { PINBox.next() }),
@@ -305,16 +305,58 @@ struct SwitchTests {
             let token2 = try #require(try sale(second)).lookup, token3 = try #require(try sale(declined)).lookup
             #expect(s.network.cardsBehindTokens[token2] == cards2 && s.network.cardsBehindTokens[token3] == cards3)
             s.network.cardsBehindTokens.remember(Data(repeating: 7, count: cards3.count), for: token3)
+            // (Without what their last sales left, which would spare both reads.)
+            s.network.warmTokens.remove(token2)
+            s.network.warmTokens.remove(token3)
             let fifth = try await tap(phone2, "1.00"), sixth = try await tap(phone3, "2.00")
             let next = try [fifth, sixth].map { try #require(try sale($0)) }
             let decided = try await c.db.session { try await s.network.decide(next, on: $0) }
-            #expect(decided.map(\.cardReadWithToken) == [true, false])
+            #expect(decided.map(\.source) == [.withToken, .cardStatement])
             #expect(decided.map(\.decision.code) == ["00", "00"])
             #expect(s.network.cardsBehindTokens[token3] == cards3)
             let written = await s.network.run(next).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
             #expect(written == ["00", "00"])
             #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200 - 100)
             #expect(try await c.issuer.balance(account: account3) == 1_000 - 200)
+            // What those sales left for their tokens: the key used and the four issued after it,
+            // the key's use counted.
+            let entry2 = try #require(s.network.warmTokens[token2])
+            #expect(entry2.keys.count == 5 && entry2.keys.map(\.sequence) == entry2.keys.map(\.sequence).sorted())
+            #expect(entry2.keys.first?.uses == 2 && entry2.keys.dropFirst().allSatisfy { $0.uses == 0 })
+            // The tokens' next sales are decided from what those sales left, with no read: the
+            // write alone, which finds everything as they were decided from.
+            let seventh = try await tap(phone2, "3.00"), eighth = try await tap(phone3, "4.00")
+            let warm = try [seventh, eighth].map { try #require(try sale($0)) }
+            let warmDecided = try await c.db.session { try await s.network.decide(warm, on: $0) }
+            #expect(warmDecided.map(\.source) == [.warm, .warm])
+            #expect(warmDecided.map(\.decision.code) == ["00", "00"])
+            let warmWritten = await s.network.run(warm).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
+            #expect(warmWritten == ["00", "00"])
+            #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200 - 100 - 300)
+            #expect(try await c.issuer.balance(account: account3) == 1_000 - 200 - 400)
+            // The third card's next sale, past its balance, is not decided warm: declines are
+            // read again.
+            let short = try await tap(phone3, "5.00")
+            let shortSale = [try #require(try sale(short))]
+            let shortDecided = try await c.db.session { try await s.network.decide(shortSale, on: $0) }
+            #expect(shortDecided.map(\.source) == [.withToken])
+            #expect(shortDecided.map(\.decision.code) == ["51"])
+            // The second card blocked at its issuer after its last sale: its next sale is still
+            // decided warm, as approved, but the write finds the card changed and writes nothing;
+            // the batch goes the single way, which declines it (62) and approves the other, and
+            // the tokens' entries are dropped.
+            try await c.issuer.setCardStatus(card2, .blocked)
+            let ninth = try await tap(phone2, "1.00"), tenth = try await tap(s.phone, "1.00")
+            let changed = try [ninth, tenth].map { try #require(try sale($0)) }
+            #expect(try await c.db.session { try await s.network.decide(changed, on: $0) }.first?.source == .warm)
+            let fallen = await s.network.run(changed)
+            #expect(fallen.allSatisfy { if case .single = $0 { true } else { false } })
+            #expect(s.network.warmTokens[token2] == nil)
+            #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200 - 100 - 300)
+            #expect(await s.network.handle(ninth)[39] == "62")
+            #expect(await s.network.handle(tenth)[39] == "00")
+            #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200 - 100 - 300)
+            #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850 - 2000 - 3000 - 100)
         }
     }
 

@@ -114,6 +114,39 @@ struct StorageTests {
         }
     }
 
+    @Test("a prepared statement's row captured: integers of each width, text, booleans, bytes and NULLs read back as the row did; a column set; only the columns asked for; a cell of another type captures nothing")
+    func capturedRows() async throws {
+        for location in try TestDatabases.locations("captured") {
+            let db = try await Database.open(location)
+            guard db.engine == .postgres else { await db.shutdown(); continue }
+            // Over an array, so the statement runs prepared and its rows are read cell by cell.
+            let rows = try await db.sql.raw("""
+                SELECT q.t, q.n, q.n::int4 AS small, q.n::int2 AS tiny, q.n > 1 AS flag, decode('00ff', 'hex') AS b, NULL::text AS missing,
+                       q.n::numeric AS exact
+                FROM unnest(\(bind: PostgresArray([Int64(7)])), \(bind: PostgresArray(["it's"]))) AS q(n, t)
+                """).all()
+            let row = try #require(rows.first)
+            #expect(CapturedRow(capturing: row) == nil)  // numeric is not kept
+            let captured = try #require(CapturedRow(capturing: row, columns: ["t", "n", "small", "tiny", "flag", "b", "missing"]))
+            #expect(Set(captured.allColumns) == ["t", "n", "small", "tiny", "flag", "b", "missing"])
+            #expect(try captured.decode(column: "t", as: String.self) == "it's")
+            #expect(try captured.decode(column: "n", as: Int64.self) == 7)
+            #expect(try captured.decode(column: "small", as: Int.self) == 7)
+            #expect(try captured.decode(column: "tiny", as: Int64?.self) == 7)
+            #expect(try captured.decode(column: "flag", as: Bool.self))
+            #expect(try captured.decode(column: "b", as: Data.self) == Data([0, 0xFF]))
+            #expect(try captured.decode(column: "missing", as: String?.self) == nil)
+            #expect(try captured.decodeNil(column: "missing"))
+            #expect(throws: StorageError.self) { try captured.decode(column: "missing", as: String.self) }
+            #expect(throws: StorageError.self) { try captured.decode(column: "t", as: Int64.self) }
+            #expect(throws: StorageError.self) { try captured.decode(column: "exact", as: Int64.self) }
+            let changed = captured.setting(["n": .integer(8), "missing": .text("here")])
+            #expect(try changed.decode(column: "n", as: Int64.self) == 8 && changed.decode(column: "missing", as: String.self) == "here")
+            #expect(try captured.decode(column: "n", as: Int64.self) == 7)
+            await db.shutdown()
+        }
+    }
+
     @Test("a statement run again runs prepared: every bind type, quotes and NULLs come back as sent; what cannot go prepared goes as it is")
     func preparedStatements() async throws {
         for location in try TestDatabases.locations("prepared") {
