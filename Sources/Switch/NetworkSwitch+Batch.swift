@@ -171,26 +171,32 @@ extension RecentlyUsed where Value == Data {
 
 /// What the switch last read and wrote for a token's sales, by the token's lookup hash: the
 /// token's row as its reading reads it, the limited-use keys it may name next (the one last
-/// used and up to eight issued after it), the card's row as its issuer decides from it (on one
-/// day), and the digests of both rows' columns that no sale writes
-/// (``TokenService/readingDigest``, ``IssuerHost/cardDigest``). After a batch's commit the rows
-/// are brought to what it wrote — the key's uses and amount, the balance, the day's totals, the
-/// PIN tries — so the token's next sale with one of those keys on the same day is verified and
-/// decided from them without reading anything (a warm sale). Its write checks that
-/// all of it still holds: the counts and amounts by the writes' own conditions, the rest by the
-/// digests, compared with the rows as they are then; if anything changed — another process's
-/// sale, a reversal, a blocked card, a new bank key — the statement fails whole, the batch goes
-/// the single way and its tokens' entries are dropped. Rows hold the sealed card number (as the
-/// vault does), never a clear one.
+/// used and up to eight issued after it), the card behind it (its ``WarmCard``, by the card's
+/// lookup hash: the tokens of one card share it), and the digest of the row's columns that no
+/// sale writes (``TokenService/readingDigest``). After a batch's commit the rows are brought to
+/// what it wrote — the key's uses and amount; the card's balance, day and PIN tries — so the
+/// token's next sale with one of those keys on the card's day is verified and decided from them
+/// without reading anything (a warm sale). Its write checks that all of it still holds: the
+/// counts and amounts by the writes' own conditions, the rest by the digests, compared with the
+/// rows as they are then; if anything changed — another process's sale, a reversal, a blocked
+/// card, a new bank key — the statement fails whole, the batch's entries are dropped and its
+/// sales decided again from what they read. Rows hold the sealed card number (as the vault
+/// does), never a clear one.
 struct WarmToken: Sendable {
     /// The token statement's row: token, vault entry, bank key, `token_digest`.
     let token: CapturedRow
     /// The keys it may name next, in the order a phone uses them, and the last ATC verified.
     let keys: [LimitedUseKeyRow], atc: Int
-    /// The issuer's row of the card (``IssuerHost/cardRead(hash:day:key:)``, `card_digest`).
+    /// The card's lookup hash at its issuer (``WarmCard``).
+    let cardHash: Data
+}
+
+/// The card behind warm tokens, as its issuer decides from it: its row
+/// (``IssuerHost/cardRead(hash:day:key:)``, with the digest ``IssuerHost/cardDigest`` as
+/// `card_digest`) as the last batch that booked for it left it, on that day.
+struct WarmCard: Sendable {
     let card: CapturedRow
-    /// The card's lookup hash at its issuer, and the day of the row's totals.
-    let cardHash: Data, day: String
+    let day: String
 }
 
 /// Record ids taken from the sequence ahead of their sales, for sales decided without a
@@ -244,19 +250,22 @@ extension NetworkSwitch {
             // less at half), and keep one plan each (half-load p99 9.2–9.4 ms against 11–12).
             // The decisions between them run there too, about 0.1 ms a sale.
             let decided = try await db.session { session in
-                let decided = try await self.decide(sales, on: session)
-                if !decided.isEmpty {
-                    let start = ContinuousClock.now
-                    try await self.write(decided, on: session)
-                    SaleBatcher.stage("write").record(duration: .now - start)
-                }
-                return decided
+                let (decided, failure) = try await self.decideAndWrite(sales, on: session)
+                guard let failure else { return decided }
+                // A warm sale's rows changed since (a sale elsewhere, a reversal, a blocked card):
+                // the batch's entries go, and its sales are decided once more from what they read.
+                self.forget(sales, decided)
+                guard IssuerHost.isChange(failure), decided.contains(where: { $0.source == .warm }) else { throw failure }
+                Counter(label: "cloudtap_switch_batch_rereads_total").increment()
+                let (again, second) = try await self.decideAndWrite(sales, on: session)
+                if let second { throw second }
+                return again
             }
+            remember(decided)
             for sale in decided {
                 Counter(label: "cloudtap_switch_token_checks_total", dimensions: [("result", "valid")]).increment()
                 sale.gateway.count(sale.decision)
                 outcomes[sale.index] = .answered(sale.response)
-                warmTokens.set(sale.written, for: sale.sale.lookup)
             }
             if !decided.isEmpty {
                 Counter(label: "cloudtap_switch_batched_sales_total", dimensions: [("way", "batch")]).increment(by: Int64(decided.count))
@@ -273,15 +282,51 @@ extension NetworkSwitch {
             logger.warning("a batch failed; its sales go one by one",
                            metadata: ["sales": "\(sales.count)", "error": "\(error)", "sqlstate": "\(postgresSQLState(error) ?? "-")"])
         }
-        // What the single way writes for a token is not known here: its entry goes.
-        var single = 0
-        for (sale, outcome) in zip(sales, outcomes) {
-            guard case .single = outcome else { continue }
-            warmTokens.remove(sale.lookup)
-            single += 1
-        }
-        if single > 0 { Counter(label: "cloudtap_switch_batched_sales_total", dimensions: [("way", "single")]).increment(by: Int64(single)) }
+        // What the single way writes for a token and its card is not known here: their entries go.
+        let single = sales.indices.filter { if case .single = outcomes[$0] { true } else { false } }.map { sales[$0] }
+        forget(single, [])
+        if !single.isEmpty { Counter(label: "cloudtap_switch_batched_sales_total", dimensions: [("way", "single")]).increment(by: Int64(single.count)) }
         return outcomes
+    }
+
+    /// Decides the batch and writes it: the sales decided, and the write's error if it failed
+    /// (nothing written).
+    private func decideAndWrite(_ sales: [SaleBatcher.Sale], on session: any SQLDatabase) async throws -> ([DecidedSale], (any Error)?) {
+        let decided = try await decide(sales, on: session)
+        guard !decided.isEmpty else { return (decided, nil) }
+        let start = ContinuousClock.now
+        do {
+            try await write(decided, on: session)
+        } catch {
+            return (decided, error)
+        }
+        SaleBatcher.stage("write").record(duration: .now - start)
+        return (decided, nil)
+    }
+
+    /// Keeps what a written batch leaves for its tokens and cards (``WarmToken``, ``WarmCard``);
+    /// not for a token or card with two sales in the batch, whose second was decided from the
+    /// rows as they were before the first.
+    private func remember(_ decided: [DecidedSale]) {
+        var tokens: [Data: Int] = [:], cards: [Data: Int] = [:]
+        for sale in decided {
+            tokens[sale.sale.lookup, default: 0] += 1
+            cards[sale.cardHash, default: 0] += 1
+        }
+        for sale in decided {
+            guard let (token, card) = sale.written else { continue }
+            if tokens[sale.sale.lookup] == 1 { warmTokens.set(token, for: sale.sale.lookup) } else { warmTokens.remove(sale.sale.lookup) }
+            if cards[sale.cardHash] == 1 { warmCards.set(card, for: sale.cardHash) } else { warmCards.remove(sale.cardHash) }
+        }
+    }
+
+    /// Drops the entries of these sales' tokens and of their cards, as far as they are known.
+    private func forget(_ sales: [SaleBatcher.Sale], _ decided: [DecidedSale]) {
+        for sale in sales {
+            if let card = warmTokens[sale.lookup]?.cardHash ?? cardsBehindTokens[sale.lookup] { warmCards.remove(card) }
+            warmTokens.remove(sale.lookup)
+        }
+        for sale in decided { warmCards.remove(sale.cardHash) }
     }
 
     /// A sale of the batch decided: what its write needs and what its terminal is answered.
@@ -300,13 +345,17 @@ extension NetworkSwitch {
         let response: Message
         let trace: Trace
         let source: Source
-        /// The rows it was verified and decided from, and the token's keys as they were.
-        let token: CapturedRow, keys: [LimitedUseKeyRow], card: CapturedRow, cardHash: Data, day: String
+        /// The rows it was verified and decided from, as kept (nil when a row could not be),
+        /// and the token's keys as they were.
+        let token: CapturedRow?, keys: [LimitedUseKeyRow], card: CapturedRow?
+        /// The card's lookup hash, and the day it was decided on.
+        let cardHash: Data, day: String
         var gateway: IssuerGateway { sale.gateway }
 
-        /// The token's entry as this sale's write leaves it: the key used once more, the
-        /// account, the card's day and its PIN tries as booked.
-        var written: WarmToken {
+        /// The token's and the card's entries as this sale's write leaves them: the key used
+        /// once more; the balance, the card's day and its PIN tries as booked.
+        var written: (WarmToken, WarmCard)? {
+            guard let token, var card else { return nil }
             let named = TokenService.cryptogramKeys(sale.check)
             // The key used once more; the keys before it are not used again.
             var keys = self.keys.filter { ($0.hour, $0.sequence) >= (named.hour, named.sequence) }
@@ -314,14 +363,13 @@ extension NetworkSwitch {
                 keys[i].uses += 1
                 keys[i].cumulative += verified.recordingValues.spend
             }
-            var card = self.card
             if let after = booking.pinAfter { card = card.setting("pin_tries", to: .integer(after)) }
             if booking.approved {
                 card = card.setting("balance", to: .integer(booking.balance - booking.amount))
                     .setting("today_total", to: .integer(booking.todayTotal + booking.amount))
                     .setting("today_approvals", to: .integer(booking.todayApprovals + 1))
             }
-            return WarmToken(token: token, keys: keys, atc: Int(named.atc), card: card, cardHash: cardHash, day: day)
+            return (WarmToken(token: token, keys: keys, atc: Int(named.atc), cardHash: cardHash), WarmCard(card: card, day: day))
         }
     }
 
@@ -336,13 +384,15 @@ extension NetworkSwitch {
             clock = now
         }
         var decided: [DecidedSale] = []
-        /// Decides a forwarded sale from its card's row; a sale the single way answers
-        /// differently (no card, a repeat, a PIN block without a key) is left out, and so is a
-        /// warm sale that is not approved (its rows are read again: what declines it may have
-        /// changed since). True when it was decided.
+        /// Decides a forwarded sale from its card's row (`card`; `kept`, the rows kept for the
+        /// token's next sales); a sale the single way answers differently (no card, a repeat, a
+        /// PIN block without a key) is left out, and so is a warm sale that is not approved (its
+        /// rows are read again: what declines it may have changed since). True when it was
+        /// decided.
         @discardableResult
-        func decideForwarded(_ index: Int, id: Int64, verified: VerifiedCryptogram, outbound: Message, input: AuthorizationInput, token: CapturedRow,
-                             keys: [LimitedUseKeyRow], card: CapturedRow, cardHash: Data, day: String, source: DecidedSale.Source) throws -> Bool {
+        func decideForwarded(_ index: Int, id: Int64, verified: VerifiedCryptogram, outbound: Message, input: AuthorizationInput, card: any SQLRow,
+                             kept: (token: CapturedRow?, keys: [LimitedUseKeyRow], card: CapturedRow?), cardHash: Data, day: String,
+                             source: DecidedSale.Source) throws -> Bool {
             let sale = sales[index]
             guard let prepared = try? sale.gateway.host.decide(input, card: card, day: day),
                   source != .warm || prepared.decision.isApproved, let booking = prepared.bookingValues else { return false }
@@ -354,26 +404,28 @@ extension NetworkSwitch {
             trace.add("switch → issuer \(sale.bank)", outbound, spec)
             let response = try self.response(to: sale.message, decided: decision, bank: sale.bank, trace: trace)
             decided.append(DecidedSale(index: index, sale: sale, id: id, verified: verified, prepared: prepared, booking: booking, decision: decision,
-                                       response: response, trace: trace, source: source, token: token, keys: keys, card: card, cardHash: cardHash, day: day))
+                                       response: response, trace: trace, source: source, token: kept.token, keys: kept.keys, card: kept.card,
+                                       cardHash: cardHash, day: day))
             return true
         }
 
-        /// Verifies and decides sale `index` from its token's entry, when that holds the key
-        /// its cryptogram names, for the sale's day, and its ATC is not the one last verified;
-        /// false when the sale is to be read (an id taken meanwhile is left unused).
+        /// Verifies and decides sale `index` from its token's entry and its card's, when the
+        /// token's holds the key its cryptogram names and its ATC is not the one last verified,
+        /// and the card's is of the sale's day; false when the sale is to be read (an id taken
+        /// meanwhile is left unused).
         func decideWarm(_ index: Int, _ warm: WarmToken) async throws -> Bool {
             let sale = sales[index]
             let named = TokenService.cryptogramKeys(sale.check)
-            guard Int(named.atc) != warm.atc, UTCTime(sale.now).isoDate == warm.day,
+            guard Int(named.atc) != warm.atc, let card = warmCards[warm.cardHash], UTCTime(sale.now).isoDate == card.day,
                   let key = warm.keys.first(where: { ($0.hour, $0.sequence) == (named.hour, named.sequence) }),
                   case .verified(let verified) = try await tsp.reading(sale.check, row: warm.token.setting(key.columns), on: db),
                   try await bank(for: verified.pan) == sale.bank, let id = recordIDs.take(),
                   let forward = try await forwarded(sale.request, pan: verified.pan, id: id, bank: sale.bank, clock: sale.clock) else { return false }
             let (input, lookup) = try sale.gateway.prepare(forward)
             let day = UTCTime(input.date).isoDate
-            guard lookup == warm.cardHash, day == warm.day else { return false }
-            return try decideForwarded(index, id: id, verified: verified, outbound: forward.message, input: input, token: warm.token, keys: warm.keys,
-                                       card: warm.card, cardHash: lookup, day: day, source: .warm)
+            guard lookup == warm.cardHash, day == card.day else { return false }
+            return try decideForwarded(index, id: id, verified: verified, outbound: forward.message, input: input, card: card.card,
+                                       kept: (warm.token, warm.keys, card.card), cardHash: lookup, day: day, source: .warm)
         }
 
         // Warm sales: verified and decided from the rows the token's last sale left, with an id
@@ -421,7 +473,7 @@ extension NetworkSwitch {
         lap("tokens")
         struct Forwarded {
             let index: Int, id: Int64, verified: VerifiedCryptogram, outbound: Message, input: AuthorizationInput, lookup: Data, day: String
-            let token: CapturedRow, keys: [LimitedUseKeyRow]
+            let token: CapturedRow?, keys: [LimitedUseKeyRow]
         }
         var unread: [Forwarded] = []
         for row in tokens {
@@ -430,21 +482,21 @@ extension NetworkSwitch {
             // A sale whose reading or forwarding fails (a PIN block that does not decipher, say)
             // goes the single way, which answers it; the others stay in the batch.
             do {
-                guard try !row.decode(column: "recorded", as: Bool.self), let captured = CapturedRow(capturing: row, columns: Self.warmTokenColumns),
+                guard try !row.decode(column: "recorded", as: Bool.self),
                       case .verified(let verified) = try await tsp.reading(sale.check, row: row, on: db),
                       try await bank(for: verified.pan) == sale.bank else { continue }
                 let id = try row.decode(column: "record_id", as: Int64.self)
                 guard let forward = try await self.forwarded(sale.request, pan: verified.pan, id: id, bank: sale.bank, clock: sale.clock) else { continue }
                 let (input, lookup) = try sale.gateway.prepare(forward)
-                let named = cryptograms[n]
+                let named = cryptograms[n], captured = CapturedRow(capturing: row, columns: Self.warmTokenColumns)
                 let keys = (LimitedUseKeyRow(row: row, hour: named.hour, sequence: named.sequence).map { [$0] } ?? [])
                     + LimitedUseKeyRow.list(try row.decode(column: "next_keys", as: String?.self))
                 let f = Forwarded(index: index, id: id, verified: verified, outbound: forward.message, input: input, lookup: lookup,
                                   day: UTCTime(input.date).isoDate, token: captured, keys: keys)
-                if behind[n] == lookup, f.day == readDays[n], try row.decode(column: "card_id", as: Int64?.self) != nil,
-                   let card = CapturedRow(capturing: row, columns: Self.warmCardColumns) {
-                    try decideForwarded(index, id: id, verified: verified, outbound: f.outbound, input: input, token: captured, keys: keys, card: card,
-                                        cardHash: lookup, day: f.day, source: .withToken)
+                if behind[n] == lookup, f.day == readDays[n], try row.decode(column: "card_id", as: Int64?.self) != nil {
+                    try decideForwarded(index, id: id, verified: verified, outbound: f.outbound, input: input, card: row,
+                                        kept: (captured, keys, CapturedRow(capturing: row, columns: Self.warmCardColumns)), cardHash: lookup, day: f.day,
+                                        source: .withToken)
                 } else {
                     cardsBehindTokens.remember(lookup, for: sale.lookup)
                     unread.append(f)
@@ -465,9 +517,9 @@ extension NetworkSwitch {
         lap("cards")
         for row in cards {
             let f = unread[Int(try row.decode(column: "n", as: Int64.self)) - 1]
-            guard let card = CapturedRow(capturing: row, columns: Self.warmCardColumns) else { continue }
-            try decideForwarded(f.index, id: f.id, verified: f.verified, outbound: f.outbound, input: f.input, token: f.token, keys: f.keys, card: card,
-                                cardHash: f.lookup, day: f.day, source: .cardStatement)
+            try decideForwarded(f.index, id: f.id, verified: f.verified, outbound: f.outbound, input: f.input, card: row,
+                                kept: (f.token, f.keys, CapturedRow(capturing: row, columns: Self.warmCardColumns)), cardHash: f.lookup, day: f.day,
+                                source: .cardStatement)
         }
         lap("decide")
         return decided
@@ -482,7 +534,7 @@ extension NetworkSwitch {
         // A warm sale's digests, to compare; a read sale's rows are as fresh as the single way's.
         let digests = sales.map { sale -> (token: String?, card: String?) in
             guard sale.source == .warm else { return (nil, nil) }
-            return (try? sale.token.decode(column: "token_digest", as: String.self), try? sale.card.decode(column: "card_digest", as: String.self))
+            return (try? sale.token?.decode(column: "token_digest", as: String.self), try? sale.card?.decode(column: "card_digest", as: String.self))
         }
         let warm = sales.filter { $0.source == .warm }.count
         let source: SQLQueryString = """

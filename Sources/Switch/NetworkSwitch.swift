@@ -77,6 +77,8 @@ public final class NetworkSwitch: Sendable {
     let cardsBehindTokens = CardsBehindTokens()
     /// What batched sales last read and wrote for each token (see ``WarmToken``).
     let warmTokens = RecentlyUsed<WarmToken>(generation: 8_192)
+    /// The cards behind those tokens, as their issuers decide from them (see ``WarmCard``).
+    let warmCards = RecentlyUsed<WarmCard>(generation: 8_192)
     /// Record ids for sales decided without a statement.
     let recordIDs = RecordIDs()
 
