@@ -82,6 +82,14 @@ public struct CapturedRow: SQLRow, Sendable {
     }
 }
 
+/// Described by its columns' names only: a kept row may hold a sealed card number or a PIN
+/// verification value, and neither goes into a log line.
+extension CapturedRow: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String { "CapturedRow(\(values.keys.sorted().joined(separator: ", ")))" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}
+
 /// An optional's `nil`, for a NULL cell read as an optional type.
 private protocol OptionalNone { static var nothing: Self { get } }
 extension Optional: OptionalNone { static var nothing: Self { nil } }

@@ -114,7 +114,7 @@ struct StorageTests {
         }
     }
 
-    @Test("a prepared statement's row captured: integers of each width, text, booleans, bytes and NULLs read back as the row did; a column set; only the columns asked for; a cell of another type captures nothing")
+    @Test("a prepared statement's row captured: integers of each width, text, booleans, bytes and NULLs read back as the row did; a column set; only the columns asked for; a cell of another type captures nothing; described by its columns' names, not its values")
     func capturedRows() async throws {
         for location in try TestDatabases.locations("captured") {
             let db = try await Database.open(location)
@@ -143,6 +143,10 @@ struct StorageTests {
             let changed = captured.setting(["n": .integer(8), "missing": .text("here")])
             #expect(try changed.decode(column: "n", as: Int64.self) == 8 && changed.decode(column: "missing", as: String.self) == "here")
             #expect(try captured.decode(column: "n", as: Int64.self) == 7)
+            // Described by its columns, never its values.
+            for text in [String(describing: captured), String(reflecting: captured), { var s = ""; dump(captured, to: &s); return s }()] {
+                #expect(!text.contains("it's") && !text.contains("00ff") && text.contains("CapturedRow"), "\(text)")
+            }
             await db.shutdown()
         }
     }
