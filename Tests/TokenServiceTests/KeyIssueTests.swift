@@ -102,6 +102,18 @@ struct KeyIssueTests {
         }
     }
 
+    @Test("a token's next keys as a batch reads them: in order, each whole or dropped; a key's columns as a reading reads them")
+    func nextKeysText() {
+        let keys = LimitedUseKeyRow.list("7:490000:3:10:259200:200000:0:0,8:490000:4:10:259200:200000:2:1500")
+        #expect(keys.map(\.id) == [7, 8] && keys.map(\.sequence) == [3, 4] && keys.map(\.hour) == [490_000, 490_000])
+        #expect(keys[1].uses == 2 && keys[1].cumulative == 1500 && keys[1].maxTransactions == 10 && keys[1].ttlSeconds == 259_200)
+        #expect(LimitedUseKeyRow.list(nil).isEmpty && LimitedUseKeyRow.list("").isEmpty)
+        #expect(LimitedUseKeyRow.list("1:2:3,9:490000:5:10:259200:200000:0:0,x:1:2:3:4:5:6:7").map(\.id) == [9])
+        let columns = keys[1].columns
+        #expect(columns["luk_id"] == .integer(8) && columns["luk_state"] == .text("issued") && columns["atc_seen"] == .integer(0))
+        #expect(columns["uses"] == .integer(2) && columns["cumulative"] == .integer(1500) && columns["max_amount"] == .integer(200_000))
+    }
+
     @Test("a cryptogram read before the unit is recorded only if, by then, its ATC is unseen, its key has room and its token is active")
     func readThenRecord() async throws {
         try await TokenServiceTests.each("luk-read") { (f: TSPFixture) async throws -> Void in
