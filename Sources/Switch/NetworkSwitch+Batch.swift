@@ -144,10 +144,13 @@ final class RecentlyUsed<Value: Sendable>: Sendable {
         state.withLock { s in Self.insert(value, for: key, into: &s, generation: generation) }
     }
 
-    func remove(_ key: Data) {
+    /// Drops the entry, and gives it back.
+    @discardableResult
+    func remove(_ key: Data) -> Value? {
         state.withLock { s in
-            s.current[key] = nil
-            s.previous[key] = nil
+            // (An entry read from the previous generation is in both.)
+            let previous = s.previous.removeValue(forKey: key)
+            return s.current.removeValue(forKey: key) ?? previous
         }
     }
 
@@ -214,7 +217,7 @@ final class RecordIDs: Sendable {
 
     init(block: Int = 512) { self.block = block }
 
-    var count: Int { ids.withLock { $0.count } }
+    private var count: Int { ids.withLock { $0.count } }
 
     /// The lowest id not yet used, if any.
     func take() -> Int64? { ids.withLock { $0.popLast() } }
@@ -328,8 +331,7 @@ extension NetworkSwitch {
     /// Drops the entries of these sales' tokens and of their cards, as far as they are known.
     private func forget(_ sales: [SaleBatcher.Sale], _ decided: [DecidedSale]) {
         for sale in sales {
-            if let card = warmTokens[sale.lookup]?.cardHash ?? cardsBehindTokens[sale.lookup] { warmCards.remove(card) }
-            warmTokens.remove(sale.lookup)
+            if let card = warmTokens.remove(sale.lookup)?.cardHash ?? cardsBehindTokens[sale.lookup] { warmCards.remove(card) }
         }
         for sale in decided { warmCards.remove(sale.cardHash) }
     }
