@@ -7,17 +7,16 @@ import SQLKit
 /// PostgreSQL with server-side prepared statements. SQLKit's statements reach PostgresNIO as
 /// unnamed statements, which the server parses, analyses and plans anew every time — most of a
 /// short statement's cost. Here a statement the process has run before is prepared once per
-/// connection with SQL's `PREPARE ct_… (types) AS …` — the types those of the binds, as the
-/// unnamed statement would have declared them, a `nil` bind written into the statement as
-/// NULL — and then run as `EXECUTE ct_…(arguments)`: the server parses only that short call
-/// and runs the cached plan. (`EXECUTE` takes no protocol-level parameters, so the arguments
-/// travel as literals: numbers, strings without a backslash or NUL with quotes doubled, bytes
-/// as `decode('…', 'hex')` — nothing whose reading depends on the server's settings.)
+/// connection as a named statement of the extended query protocol (Parse), each placeholder
+/// cast to its bind's type (`$1::int8`, `$2::text[]`: the types an unnamed statement would
+/// have declared), a `nil` bind written into the statement as NULL; after that each run is a
+/// Bind of its values in PostgreSQL's binary formats and an Execute, so the server runs the
+/// cached plan with nothing to parse and no text to read values from.
 ///
-/// A statement the server will not prepare, a bind without a literal form here, statements
-/// other than SELECT, INSERT, UPDATE, DELETE and WITH, and statements seen only once go
-/// through unprepared, as before. Inside a transaction a first PREPARE runs under a savepoint,
-/// so its failure does not abort the caller's work. A statement with an array bind
+/// A statement the server will not prepare, a bind of a type not handled here or text holding
+/// a NUL, statements other than SELECT, INSERT, UPDATE, DELETE and WITH, and statements seen
+/// only once go through unprepared, as before. Inside a transaction a first Parse runs under a
+/// savepoint, so its failure does not abort the caller's work. A statement with an array bind
 /// (``PostgresArray``) is the exception: prepared from its first run, whatever the count of
 /// statements prepared on the connection, or it fails — it has no unprepared form here.
 struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the connection is used by one task at a time
@@ -47,65 +46,62 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         let (sql, binds) = serialize(query)
-        let arguments = LiteralArgument.all(binds)
+        let arguments = BoundArgument.all(binds)
         // A statement with an array bind runs prepared from its first call, or not at all.
         if arguments?.contains(where: \.isArray) ?? binds.contains(where: { $0 is PostgresArray }) {
-            guard let arguments, let (name, prepare) = statements.statement(sql, arguments) else {
-                throw StorageError("a statement over arrays has an argument without a literal form (a NUL in array text, or a backslash or NUL in a text bind)")
+            guard let arguments, let (name, body) = statements.statement(sql, arguments) else {
+                throw StorageError("a statement over arrays has an argument that cannot be sent (a NUL in array text, or in a text bind)")
             }
-            if !statements.isPrepared(name, on: connection) {
-                _ = try await self.prepare(name, prepare, sql, required: true)
-            }
-            return try await run(name, arguments, onRow)
+            if let prepared = statements.prepared(name, on: connection) { return try await run(name, prepared, arguments, onRow) }
+            // Required: prepared, or the server's refusal thrown.
+            guard let prepared = try await prepare(name, body, sql, required: true) else { throw StorageError("statement \(name) not prepared") }
+            return try await run(name, prepared, arguments, onRow)
         }
-        guard statements.shouldPrepare(sql), let arguments, let (name, prepare) = statements.statement(sql, arguments) else {
+        guard statements.shouldPrepare(sql), let arguments, let (name, body) = statements.statement(sql, arguments) else {
             return try await base.execute(sql: query, onRow)
         }
-        if !statements.isPrepared(name, on: connection) {
-            guard try await self.prepare(name, prepare, sql) else { return try await base.execute(sql: query, onRow) }
-        }
-        try await run(name, arguments, onRow)
+        if let prepared = statements.prepared(name, on: connection) { return try await run(name, prepared, arguments, onRow) }
+        guard let prepared = try await prepare(name, body, sql) else { return try await base.execute(sql: query, onRow) }
+        try await run(name, prepared, arguments, onRow)
     }
 
-    /// Runs the prepared statement `name` with these arguments. The call has no binds, so it goes
-    /// to PostgresNIO directly, and its rows are ``PostgresResultRow``s.
-    private func run(_ name: String, _ arguments: [LiteralArgument], _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
-        let given = arguments.compactMap(\.literal)
-        let call = given.isEmpty ? "EXECUTE \(name)" : "EXECUTE \(name)(" + given.joined(separator: ", ") + ")"
-        // Logged by name: the call's literals are the statement's data.
+    /// Runs the prepared statement with these arguments' values (a Bind and an Execute); its
+    /// rows are ``PostgresResultRow``s.
+    private func run(_ name: String, _ prepared: PreparedQuery, _ arguments: [BoundArgument], _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        // Logged by name: the values are the statement's data.
         if let level = queryLogLevel { logger.log(level: level, "Executing prepared statement", metadata: ["statement": .string(name)]) }
-        _ = try await connection.query(PostgresQuery(unsafeSQL: call), logger: logger) { onRow(PostgresResultRow($0)) }.get()
+        try await prepared.execute(arguments.compactMap(\.value)) { onRow(PostgresResultRow($0)) }.get()
     }
 
-    /// Runs the PREPARE on this connection; false when the server refused it (the statement is
-    /// then never prepared again) or the connection holds as many as it may. `required` (a
-    /// statement over arrays, which has no other way): prepared whatever the count, and the
-    /// server's refusal thrown.
-    private func prepare(_ name: String, _ statement: String, _ sql: String, required: Bool = false) async throws -> Bool {
-        guard required || statements.hasRoom(on: connection) else { return false }
-        let prepare = RenderedSQL(sql: statement, binds: [])
+    /// Prepares the statement on this connection (a Parse of `body`); nil when the server
+    /// refused it (the statement is then never prepared again) or the connection holds as many
+    /// as it may. `required` (a statement over arrays, which has no other way): prepared
+    /// whatever the count, and the server's refusal thrown.
+    private func prepare(_ name: String, _ body: String, _ sql: String, required: Bool = false) async throws -> PreparedQuery? {
+        guard required || statements.hasRoom(on: connection) else { return nil }
+        let prepared: PreparedQuery
         do {
             if inTransaction {
                 try await base.raw("SAVEPOINT ct_prepare").run()
                 do {
-                    try await base.execute(sql: prepare) { _ in }
+                    prepared = try await connection.prepare(query: body).get()
                 } catch {
                     try await base.raw("ROLLBACK TO SAVEPOINT ct_prepare").run()
                     throw error
                 }
                 try await base.raw("RELEASE SAVEPOINT ct_prepare").run()
             } else {
-                try await base.execute(sql: prepare) { _ in }
+                prepared = try await connection.prepare(query: body).get()
             }
-        } catch let error as PSQLError where error.serverInfo != nil {
+        } catch where postgresSQLState(error) != nil {
             // A transaction already failed refuses everything; that says nothing of the statement.
-            if error.serverInfo?[.sqlState] == "25P02" || required { throw error }
+            if postgresSQLState(error) == "25P02" || required { throw error }
             logger.debug("statement not prepared: \(String(reflecting: error))")
             statements.refuse(sql)
-            return false
+            return nil
         }
-        statements.add(name, on: connection)
-        return true
+        statements.add(name, prepared, on: connection)
+        return prepared
     }
 
     func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
@@ -113,19 +109,19 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
     }
 }
 
-/// A bind as an SQL literal, with its type; nil literal for NULL.
-struct LiteralArgument {
-    /// The value as a literal; nil for NULL, which is written into the prepared statement.
-    let literal: String?
-    /// The type the unnamed statement would have declared for it.
+/// A bind as it travels to a prepared statement: its value in PostgreSQL's binary format (nil
+/// for NULL, which is written into the statement instead), and the type an unnamed statement
+/// would have declared for it.
+struct BoundArgument {
+    let value: PostgresData?
     let type: String
 
-    /// Every bind as a literal, or nil when one has none here.
-    static func all(_ binds: [any Encodable & Sendable]) -> [LiteralArgument]? {
-        var out: [LiteralArgument] = []
+    /// Every bind in its binary form, or nil when one has none here.
+    static func all(_ binds: [any Encodable & Sendable]) -> [BoundArgument]? {
+        var out: [BoundArgument] = []
         out.reserveCapacity(binds.count)
         for bind in binds {
-            guard let argument = LiteralArgument(bind) else { return nil }
+            guard let argument = BoundArgument(bind) else { return nil }
             out.append(argument)
         }
         return out
@@ -135,62 +131,56 @@ struct LiteralArgument {
     var isArray: Bool { type.hasSuffix("[]") }
 
     init?(_ bind: any Encodable & Sendable) {
+        var buffer = ByteBuffer()
         switch CommonBind(bind) {
         case nil:
-            guard let array = bind as? PostgresArray, let (literal, type) = array.literal else { return nil }
-            (self.literal, self.type) = (literal, type)
-        case .null: (literal, type) = (nil, "")
+            guard let array = bind as? PostgresArray, let (data, type) = array.binary else { return nil }
+            (value, self.type) = (data, type)
+            return
+        case .null:
+            (value, type) = (nil, "")
+            return
         case .text(let v):
-            guard let quoted = Self.quoted(v) else { return nil }
-            (literal, type) = (quoted, "text")
-        case .integer(let n, let postgresType): (literal, type) = (String(n), postgresType)
-        case .bool(let v): (literal, type) = (v ? "true" : "false", "bool")
+            guard PostgresArray.canHold(v) else { return nil }
+            buffer.writeString(v)
+            (value, type) = (PostgresData(type: .text, value: buffer), "text")
+            return
+        case .integer(let n, let postgresType):
+            let dataType: PostgresDataType
+            switch postgresType {
+            case "int2": buffer.writeInteger(Int16(truncatingIfNeeded: n)); dataType = .int2
+            case "int4": buffer.writeInteger(Int32(truncatingIfNeeded: n)); dataType = .int4
+            default: buffer.writeInteger(n); dataType = .int8
+            }
+            (value, type) = (PostgresData(type: dataType, value: buffer), postgresType)
+            return
+        case .bool(let v):
+            buffer.writeInteger(UInt8(v ? 1 : 0))
+            (value, type) = (PostgresData(type: .bool, value: buffer), "bool")
         case .double(let v):
-            guard v.isFinite else { return nil }
-            (literal, type) = ("'\(v)'", "float8")
-        case .data(let v): (literal, type) = ("decode('" + Self.hex(v) + "', 'hex')", "bytea")
-        case .bytes(let v): (literal, type) = ("decode('" + Self.hex(v) + "', 'hex')", "bytea")
+            buffer.writeInteger(v.bitPattern)
+            (value, type) = (PostgresData(type: .float8, value: buffer), "float8")
+        case .data(let v):
+            buffer.writeBytes(v)
+            (value, type) = (PostgresData(type: .bytea, value: buffer), "bytea")
+        case .bytes(let v):
+            buffer.writeBytes(v)
+            (value, type) = (PostgresData(type: .bytea, value: buffer), "bytea")
         }
     }
 
-    /// `text` in single quotes, quotes doubled. A backslash reads differently under
-    /// standard_conforming_strings off; such a value, and one with a NUL, has no literal here
-    /// (it goes the unprepared way).
-    static func quoted(_ text: String) -> String? {
-        var quoted: [UInt8] = [0x27]
-        quoted.reserveCapacity(text.utf8.count + 2)
-        for c in text.utf8 {
-            guard c != 0x5C, c != 0 else { return nil }
-            quoted.append(c)
-            if c == 0x27 { quoted.append(0x27) }
-        }
-        quoted.append(0x27)
-        return String(decoding: quoted, as: UTF8.self)
-    }
-
-    static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// `sql` with its placeholders outside quotes renumbered over the non-NULL arguments and a
-    /// NULL argument's placeholder replaced by NULL.
-    static func renumbered(_ sql: String, _ arguments: [LiteralArgument]) -> String {
-        var number: [Int] = []
+    /// `sql` with its placeholders outside quotes renumbered over the non-NULL arguments, each
+    /// cast to its argument's type, and a NULL argument's placeholder replaced by NULL.
+    static func renumbered(_ sql: String, _ arguments: [BoundArgument]) -> String {
+        var placeholder: [String] = []
         var next = 0
         for a in arguments {
-            if a.literal != nil { next += 1 }
-            number.append(a.literal != nil ? next : 0)
+            if a.value != nil { next += 1 }
+            placeholder.append(a.value != nil ? "($\(next)::\(a.type))" : "NULL")
         }
         let bytes = Array(sql.utf8)
         var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
+        out.reserveCapacity(bytes.count + 12 * arguments.count)
         var quote: UInt8? = nil
         var i = 0
         while i < bytes.count {
@@ -207,8 +197,8 @@ struct LiteralArgument {
                 var j = i + 1
                 var n = 0
                 while j < bytes.count, (0x30...0x39).contains(bytes[j]) { n = n * 10 + Int(bytes[j] - 0x30); j += 1 }
-                if n >= 1, n <= number.count {
-                    out.append(contentsOf: Array((number[n - 1] == 0 ? "NULL" : "$\(number[n - 1])").utf8))
+                if n >= 1, n <= placeholder.count {
+                    out.append(contentsOf: Array(placeholder[n - 1].utf8))
                 } else {
                     out.append(contentsOf: bytes[i..<j])
                 }
@@ -234,12 +224,12 @@ final class PreparedStatements: @unchecked Sendable {  // state behind the lock
     /// SQL → whether it has been seen more than once.
     private var seen: [String: Bool] = [:]
     private var refused: Set<String> = []
-    /// Name → the PREPARE it stands for (a second statement with the same digest goes unprepared).
+    /// Name → the statement it stands for (a second statement with the same digest goes unprepared).
     private var named: [String: String] = [:]
-    /// Statement shape → its name and PREPARE.
-    private var shapes: [StatementShape: (name: String, prepare: String)] = [:]
-    /// By connection: the connection and the names it has prepared.
-    private var connections: [ObjectIdentifier: (connection: PostgresConnection, names: Set<String>)] = [:]
+    /// Statement shape → its name and the statement prepared.
+    private var shapes: [StatementShape: (name: String, body: String)] = [:]
+    /// By connection: the connection and the statements it has prepared, by name.
+    private var connections: [ObjectIdentifier: (connection: PostgresConnection, prepared: [String: PreparedQuery])] = [:]
 
     /// Whether `sql` is to run prepared: a SELECT, INSERT, UPDATE, DELETE or WITH seen before
     /// and not refused by the server.
@@ -255,23 +245,20 @@ final class PreparedStatements: @unchecked Sendable {  // state behind the lock
         }
     }
 
-    /// The name and PREPARE statement for `sql` with these arguments' types and NULLs, worked
-    /// out once per such shape.
-    func statement(_ sql: String, _ arguments: [LiteralArgument]) -> (name: String, prepare: String)? {
-        let shape = StatementShape(sql: sql, types: arguments.map { $0.literal == nil ? "" : $0.type })
+    /// The name and the statement to prepare for `sql` with these arguments' types and NULLs,
+    /// worked out once per such shape.
+    func statement(_ sql: String, _ arguments: [BoundArgument]) -> (name: String, body: String)? {
+        let shape = StatementShape(sql: sql, types: arguments.map { $0.value == nil ? "" : $0.type })
         if let known = lock.withLock({ shapes[shape] }) { return known }
-        let types = arguments.filter { $0.literal != nil }.map(\.type)
-        let body = LiteralArgument.renumbered(sql, arguments)
-        let head = types.isEmpty ? "" : " (" + types.joined(separator: ", ") + ")"
-        let name = "ct_" + Self.digest(head + body)
-        let prepare = "PREPARE \(name)\(head) AS \(body)"
+        let body = BoundArgument.renumbered(sql, arguments)
+        let name = "ct_" + Self.digest(body)
         return lock.withLock {
             // A second statement whose digest is taken goes unprepared.
-            if let taken = named[name], taken != prepare { return nil }
+            if let taken = named[name], taken != body { return nil }
             guard named.count < Self.distinctStatements else { return nil }
-            named[name] = prepare
-            shapes[shape] = (name, prepare)
-            return (name, prepare)
+            named[name] = body
+            shapes[shape] = (name, body)
+            return (name, body)
         }
     }
 
@@ -281,23 +268,24 @@ final class PreparedStatements: @unchecked Sendable {  // state behind the lock
         let types: [String]
     }
 
-    func isPrepared(_ name: String, on connection: PostgresConnection) -> Bool {
-        lock.withLock { connections[ObjectIdentifier(connection)]?.names.contains(name) ?? false }
+    /// The statement `name` as `connection` has prepared it, if it has.
+    func prepared(_ name: String, on connection: PostgresConnection) -> PreparedQuery? {
+        lock.withLock { connections[ObjectIdentifier(connection)]?.prepared[name] }
     }
 
     func hasRoom(on connection: PostgresConnection) -> Bool {
-        lock.withLock { (connections[ObjectIdentifier(connection)]?.names.count ?? 0) < Self.perConnection }
+        lock.withLock { (connections[ObjectIdentifier(connection)]?.prepared.count ?? 0) < Self.perConnection }
     }
 
-    func add(_ name: String, on connection: PostgresConnection) {
+    func add(_ name: String, _ prepared: PreparedQuery, on connection: PostgresConnection) {
         lock.withLock {
             let id = ObjectIdentifier(connection)
             if connections[id] == nil {
                 // A new connection: forget the ones the pool has closed.
                 connections = connections.filter { !$0.value.connection.isClosed }
-                connections[id] = (connection, [])
+                connections[id] = (connection, [:])
             }
-            connections[id]!.names.insert(name)
+            connections[id]!.prepared[name] = prepared
         }
     }
 
@@ -381,23 +369,37 @@ final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {  // the l
 /// their optionals) are decoded straight from their cells by PostgresNIO; the rest through
 /// PostgresKit's row, which reads every column through its Codable translation — a coding path
 /// and a dynamic protocol cast a cell, 5–7 % of the switch's CPU on a PostgreSQL load run.
+///
+/// Every cell is read as binary: PostgresNIO's Bind asks for every result column in the binary
+/// format, but the row description a statement prepared through `prepare(query:)` keeps is the
+/// one its Describe returned, which names the text format (the server cannot know the formats
+/// before the Bind), so the cells arrive marked as text.
 struct PostgresResultRow: SQLRow {
     let row: PostgresRow
-    let cells: PostgresRandomAccessRow
+    let random: PostgresRandomAccessRow
 
     init(_ row: PostgresRow) {
         self.row = row
-        self.cells = row.makeRandomAccess()
+        self.random = row.makeRandomAccess()
     }
 
-    var allColumns: [String] { cells.map(\.columnName) }
-    func contains(column: String) -> Bool { cells.contains(column) }
+    /// The row's cells, each marked with the format it came in.
+    var cells: LazyMapSequence<PostgresRandomAccessRow, PostgresCell> { random.lazy.map(Self.binary) }
 
-    func decodeNil(column: String) throws -> Bool { !cells.contains(column) || cells[column].bytes == nil }
+    private static func binary(_ cell: PostgresCell) -> PostgresCell {
+        var cell = cell
+        cell.format = .binary
+        return cell
+    }
+
+    var allColumns: [String] { random.map(\.columnName) }
+    func contains(column: String) -> Bool { random.contains(column) }
+
+    func decodeNil(column: String) throws -> Bool { !random.contains(column) || random[column].bytes == nil }
 
     func decode<D: Decodable>(column: String, as type: D.Type) throws -> D {
-        guard cells.contains(column) else { throw StorageError("no column \(column) in the row") }
-        let cell = cells[column]
+        guard random.contains(column) else { throw StorageError("no column \(column) in the row") }
+        let cell = Self.binary(random[column])
         // The type compared by its metadata, then the value read as the type it is.
         let wanted = ObjectIdentifier(D.self)
         if wanted == ObjectIdentifier(Int64.self) { return unsafeBitCast(try cell.decode(Int64.self), to: D.self) }
@@ -410,6 +412,12 @@ struct PostgresResultRow: SQLRow {
         if wanted == ObjectIdentifier(Bool?.self) { return unsafeBitCast(try cell.decode(Bool?.self), to: D.self) }
         if wanted == ObjectIdentifier(Data.self) { return unsafeBitCast(try cell.decode(Data.self), to: D.self) }
         if wanted == ObjectIdentifier(Data?.self) { return unsafeBitCast(try cell.decode(Data?.self), to: D.self) }
+        // Any other type PostgresNIO reads (a Double, a Date, a UUID, their optionals).
+        if let decodable = D.self as? any PostgresDecodable.Type {
+            func read<T: PostgresDecodable>(_: T.Type) throws -> T { try cell.decode(T.self) }
+            guard let value = try read(decodable) as? D else { throw StorageError("column \(column) is not a \(D.self)") }
+            return value
+        }
         return try row.sql().decode(column: column, as: D.self)
     }
 }
@@ -431,7 +439,11 @@ public func isSerializationFailure(_ error: any Error) -> Bool {
     postgresSQLState(error) == "40001"
 }
 
-/// The SQLSTATE of a PostgreSQL server's error; nil for any other error.
+/// The SQLSTATE of a PostgreSQL server's error; nil for any other error. PostgresNIO reports a
+/// server's error as a `PSQLError`, except on a statement prepared through `prepare(query:)`
+/// (``PreparingPostgresDatabase``), whose Parse and runs report it as a `PostgresError`.
 public func postgresSQLState(_ error: any Error) -> String? {
-    (error as? PSQLError)?.serverInfo?[.sqlState]
+    if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
+    if case .server(let message) = error as? PostgresError { return message.fields[.sqlState] }
+    return nil
 }

@@ -240,7 +240,7 @@ extension NetworkSwitch {
                    check: CryptogramCheck?, lookup: Data?) -> SaleBatcher.Sale? {
         guard db.engine == .postgres, tsp.uses(db), let check, let lookup, let bank,
               let gateway = (issuers[bank] as? InProcessIssuer)?.gateway, gateway.host.uses(db),
-              [key, request.terminalID, request.stan, request.merchantID, request.acquirerID].allSatisfy(PostgresArray.isLiteral) else { return nil }
+              [key, request.terminalID, request.stan, request.merchantID, request.acquirerID].allSatisfy(PostgresArray.canHold) else { return nil }
         return SaleBatcher.Sale(message: message, request: request, key: key, now: now, clock: clock, check: check, lookup: lookup, bank: bank, gateway: gateway)
     }
 
