@@ -1,5 +1,6 @@
 import Foundation
 import ISO8583
+import Logging
 import IssuerHost
 import Metrics
 import PaymentCore
@@ -208,28 +209,50 @@ struct WarmCard: Sendable {
 }
 
 /// Record ids taken from the sequence ahead of their sales, for sales decided without a
-/// statement: a batch of only warm sales runs only its write. Ids taken and not used leave
-/// gaps, as a sequence's do.
+/// statement: a batch of only warm sales runs only its write. A block is taken in the
+/// background when half of one is left, so a batch seldom waits for one; ids taken and not
+/// used leave gaps, as a sequence's do.
 final class RecordIDs: Sendable {
-    private let ids = Locked<[Int64]>([])
+    private let state = Locked<(ids: [Int64], refilling: Bool)>(([], false))
     /// Ids taken at once.
     let block: Int
 
     init(block: Int = 512) { self.block = block }
 
-    private var count: Int { ids.withLock { $0.count } }
-
     /// The lowest id not yet used, if any.
-    func take() -> Int64? { ids.withLock { $0.popLast() } }
+    func take() -> Int64? { state.withLock { $0.ids.popLast() } }
 
-    /// Takes a block from the sequence (on `db`) when fewer than `needed` are left.
-    func refill(for needed: Int, on db: any SQLDatabase) async throws {
-        guard count < needed else { return }
-        let taken = try await db.raw("""
-            SELECT nextval(pg_get_serial_sequence('net_transactions', 'id')) AS id FROM generate_series(1, \(bind: max(block, needed)))
-            """).all().map { try $0.decode(column: "id", as: Int64.self) }
-        ids.withLock { $0 = (taken + $0).sorted(by: >) }
+    /// Takes a block from the sequence on `db` (the batch's connection) when fewer than
+    /// `needed` are left, and the batch waits for it; when fewer than half a block are left,
+    /// starts taking one on `ahead` (the pool) without waiting.
+    func refill(for needed: Int, on db: any SQLDatabase, ahead: any SQLDatabase, logger: Logger) async throws {
+        let (short, low) = state.withLock { s -> (Bool, Bool) in
+            let low = s.ids.count - needed < block / 2 && !s.refilling
+            if low { s.refilling = true }
+            return (s.ids.count < needed, low)
+        }
+        if low {
+            Task {
+                do {
+                    try await self.take(block, on: ahead)
+                } catch {
+                    logger.debug("record ids not taken ahead", metadata: ["error": "\(error)"])
+                }
+                self.state.withLock { $0.refilling = false }
+            }
+        }
+        if short { try await take(max(block, needed), on: db) }
     }
+
+    private func take(_ count: Int, on db: any SQLDatabase) async throws {
+        let taken = try await db.raw("""
+            SELECT nextval(pg_get_serial_sequence('net_transactions', 'id')) AS id FROM generate_series(1, \(bind: count))
+            """).all().map { try $0.decode(column: "id", as: Int64.self) }
+        state.withLock { $0.ids = (taken + $0.ids).sorted(by: >) }
+    }
+
+    /// Ids on hand (for tests).
+    var count: Int { state.withLock { $0.ids.count } }
 }
 
 extension NetworkSwitch {
@@ -441,7 +464,7 @@ extension NetworkSwitch {
         var tokensSeen = Set<Data>()
         let warm = sales.map { tokensSeen.insert($0.lookup).inserted ? warmTokens[$0.lookup] : nil }
         let candidates = warm.count { $0 != nil }
-        if candidates > 0 { try await recordIDs.refill(for: candidates, on: db) }
+        if candidates > 0 { try await recordIDs.refill(for: candidates, on: db, ahead: self.db.sql, logger: logger) }
         for index in sales.indices {
             do {
                 if let warm = warm[index], try await decideWarm(index, warm) { continue }

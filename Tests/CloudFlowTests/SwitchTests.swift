@@ -234,6 +234,36 @@ struct SwitchTests {
         }
     }
 
+    @Test("record ids for warm sales: a batch short of them waits for a block; half a block left, the next is taken in the background, not in the batch's way; every id once, lowest first")
+    func recordIDsAhead() async throws {
+        try await CloudFlowTests.each("record-ids") { (c: Cloud) async throws -> Void in
+            guard c.db.engine == .postgres else { return }
+            _ = try await Self.setUp(c)  // the network's tables
+            let ids = RecordIDs(block: 8)
+            let logger = Logger(label: "test")
+            /// Waits (up to 5 s) for the background block to arrive.
+            func settled(at least: Int) async throws {
+                for _ in 0..<500 where ids.count < least { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(ids.count >= least)
+            }
+            // None on hand: the batch waits for a block, and another is taken in the background.
+            try await ids.refill(for: 3, on: c.db.sql, ahead: c.db.sql, logger: logger)
+            #expect(ids.count >= 8)
+            try await settled(at: 16)
+            var taken: [Int64] = []
+            for _ in 0..<12 { taken.append(try #require(ids.take())) }
+            #expect(ids.count == 4)
+            // Enough for the batch, but under half a block once it takes them: no wait, a block ahead.
+            try await ids.refill(for: 1, on: c.db.sql, ahead: c.db.sql, logger: logger)
+            try await settled(at: 12)
+            while let id = ids.take() { taken.append(id) }
+            #expect(Set(taken).count == taken.count)
+            #expect(taken.count == 24)
+            // Lowest first within what was on hand: the first block's ids before the later ones'.
+            #expect(Array(taken.prefix(8)) == taken.prefix(8).sorted())
+        }
+    }
+
     @Test("on PostgreSQL sales go many to a batch: two cards approved and a decline booked by one write; two sales of one card, a duplicate and a replay go the single way, written only there; the cards behind tokens seen are read with the tokens; a token's next sale is decided from what its last one left, and a card changed since has its batch read and decided again")
     func batches() async throws {
         try await CloudFlowTests.each("switch-batch") { (c: Cloud) async throws -> Void in
