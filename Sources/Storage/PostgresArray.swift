@@ -93,7 +93,8 @@ public struct PostgresArray: Encodable, Sendable {
         return (PostgresData(type: arrayType, formatCode: .binary, value: out), type + "[]")
     }
 
-    /// Never sent as a protocol-level bind (see above).
+    /// Never encoded through Codable: it is bound only to a prepared statement, in its binary
+    /// form (``binary``), by ``PreparingPostgresDatabase``.
     public func encode(to encoder: any Encoder) throws {
         throw EncodingError.invalidValue(self, .init(codingPath: encoder.codingPath, debugDescription: "a PostgresArray travels only in a prepared statement"))
     }

@@ -136,15 +136,12 @@ struct BoundArgument {
         case nil:
             guard let array = bind as? PostgresArray, let (data, type) = array.binary else { return nil }
             (value, self.type) = (data, type)
-            return
         case .null:
             (value, type) = (nil, "")
-            return
         case .text(let v):
             guard PostgresArray.canHold(v) else { return nil }
             buffer.writeString(v)
             (value, type) = (PostgresData(type: .text, value: buffer), "text")
-            return
         case .integer(let n, let postgresType):
             let dataType: PostgresDataType
             switch postgresType {
@@ -153,7 +150,6 @@ struct BoundArgument {
             default: buffer.writeInteger(n); dataType = .int8
             }
             (value, type) = (PostgresData(type: dataType, value: buffer), postgresType)
-            return
         case .bool(let v):
             buffer.writeInteger(UInt8(v ? 1 : 0))
             (value, type) = (PostgresData(type: .bool, value: buffer), "bool")
