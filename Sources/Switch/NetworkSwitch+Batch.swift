@@ -1,7 +1,7 @@
 import Foundation
 import ISO8583
-import Logging
 import IssuerHost
+import Logging
 import Metrics
 import PaymentCore
 import PaymentCrypto
@@ -30,11 +30,12 @@ import TokenService
 /// and the PIN tries unchanged, the request key new, and for a warm sale the digests of its
 /// rows); when any of it does not hold the statement fails whole, and the batch is read and
 /// decided once more if it had warm sales, else its sales go the single way
-/// (``NetworkSwitch/authorize(_:)``), which reads everything again. So do the sales of a batch that the single way answers differently:
-/// a request key already recorded, a cryptogram or token declined, an unknown card, a decision
-/// without a card, a PIN block without a key, and two sales of one card or account in one
-/// batch (which the write finds as a change). Nothing is written for a sale that goes the
-/// single way, and nothing is answered before the batch's commit is on disk.
+/// (``NetworkSwitch/authorize(_:)``), which reads everything again. So do the sales of a batch
+/// that the single way answers differently: a request key already recorded, a cryptogram or
+/// token declined, an unknown card, a decision without a card, a PIN block without a key, and
+/// two sales of one card or account in one batch (which the write finds as a change). Nothing
+/// is written for a sale that goes the single way, and nothing is answered before the batch's
+/// commit is on disk.
 final class SaleBatcher: Sendable {
     /// A sale as ``NetworkSwitch/authorize(_:)`` has read it.
     struct Sale: Sendable {
