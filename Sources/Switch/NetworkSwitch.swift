@@ -81,6 +81,8 @@ public final class NetworkSwitch: Sendable {
     let warmCards = RecentlyUsed<WarmCard>(generation: 8_192)
     /// Record ids for sales decided without a statement.
     let recordIDs = RecordIDs()
+    /// Requests whose record is not committed yet (see ``InFlight``).
+    let inFlight = InFlight()
 
     public init(database: Database, tokenService: TokenService, issuerHost: IssuerHost, keys: any KeyHolding, issuers: [String: any IssuerConnection],
                 configuration: SwitchConfiguration = SwitchConfiguration(), logger: Logger = Logger(label: "cloudtap.switch")) {
@@ -150,19 +152,30 @@ public final class NetworkSwitch: Sendable {
         let tsp = self.tsp, engine = db.engine, shared = tsp.uses(db)
         let check: CryptogramCheck? = if shared, case .check(let c)? = tokenCheck { c } else { nil }
         let lookup = try check.map { try tsp.lookupHash($0) }
-        if let sale = batchable(message, request, key: key, now: now, clock: clock, bank: bank, check: check, lookup: lookup),
-           case .answered(let response) = await batcher.submit(sale, to: self) {
-            return response
+        if let sale = batchable(message, request, key: key, now: now, clock: clock, bank: bank, check: check, lookup: lookup) {
+            // A batch records the request with its answer: a reversal meanwhile waits for it.
+            inFlight.begin(key)
+            let submitted = await batcher.submit(sale, to: self)
+            inFlight.end(key)
+            if case .answered(let response) = submitted { return response }
+        }
+        let values = requestValues(request, key: key, now: now, bank: bank)
+        // On SQLite, a sale at an issuer in this process on the same database is one unit.
+        let checkedElsewhere = if case .check? = tokenCheck, !shared { true } else { false }
+        if engine == .sqlite, !checkedElsewhere, let bank, let gateway = (issuers[bank] as? InProcessIssuer)?.gateway, gateway.host.uses(db) {
+            if let answered = try await authorizeInOneUnit(message, request, key: key, values: values, clock: clock, bank: bank, tokenCheck: tokenCheck,
+                                                           check: check, lookup: lookup) {
+                return answered
+            }
         }
         var reading: CryptogramReading?
         if engine == .postgres, let check, let lookup { reading = try await tsp.read(check, lookup: lookup) }
         let verified: VerifiedCryptogram? = if case .verified(let v)? = reading { v } else { nil }
         let early: CryptogramVerdict? = if case .declined(let code, let reason)? = reading { .declined(responseCode: code, reason: reason) } else { nil }
-        let values: SQLQueryString = """
-            \(bind: key), \(bind: request.terminalID), \(bind: request.stan), \(bind: request.pan.lastFour), \(bind: request.amount.minorUnits),
-            \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: UTCTime(now).iso8601), \(bind: request.merchantID),
-            \(bind: request.acquirerID), \(bind: bank)
-            """
+        // Until the request is recorded, a reversal of it waits (it would find nothing).
+        inFlight.begin(key)
+        var recording = true
+        defer { if recording { inFlight.end(key) } }
         let inserted: (id: Int64, verdict: CryptogramVerdict?)?
         // On PostgreSQL, what an in-process issuer decides from (the card behind the token, its
         // account, its day, an earlier answer to the issuer-side key) is read in the request's
@@ -212,26 +225,13 @@ public final class NetworkSwitch: Sendable {
             }
         } else {
             inserted = try await db.transaction { tx in
-                // The id AUTOINCREMENT would give (one past the larger of the table's sequence
-                // and its largest id) taken in the statement, so the issuer-side key made from it
-                // (as issuerSTAN and IssuerGateway.key make it) is written with the row. The
-                // unit runs on SQLite's only writer: nothing takes an id in between.
-                let issuerKey: SQLQueryString = bank == nil ? "NULL" : """
-                    \(bind: request.acquirerID) || '/' || printf('%06d', next.id % 1000000) || '/' || \(bind: clock)
-                    """
-                guard let row = try await tx.raw("""
-                    INSERT INTO net_transactions (id, request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at,
-                        merchant_id, acquirer_id, bank_id, issuer_key)
-                    SELECT next.id, \(values), \(issuerKey)
-                    FROM (SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'net_transactions'), 0),
-                                     COALESCE((SELECT MAX(id) FROM net_transactions), 0)) + 1 AS id) AS next
-                    WHERE true ON CONFLICT (request_key) DO NOTHING RETURNING id
-                    """).first() else { return nil }
-                let id = try row.decode(column: "id", as: Int64.self)
+                guard let id = try await Self.recordSQLite(values, acquirer: request.acquirerID, clock: clock, bank: bank, in: tx) else { return nil }
                 if let check, let lookup { return (id, try await tsp.validate(check, lookup: lookup, in: tx)) }
                 return (id, nil)
             }
         }
+        recording = false
+        inFlight.end(key)
         guard let (id, verdict) = inserted else { return try await duplicate(of: try await recorded(key)!, key: key, message: message) }
         let trace = Trace()
         trace.add("terminal → switch", message, terminalSpec)
@@ -268,6 +268,95 @@ public final class NetworkSwitch: Sendable {
             }
         }
         return response
+    }
+
+    /// The columns of a new request's record, from `request_key` to `bank_id`.
+    func requestValues(_ request: AuthorizationRequest, key: String, now: Date, bank: String?) -> SQLQueryString {
+        """
+        \(bind: key), \(bind: request.terminalID), \(bind: request.stan), \(bind: request.pan.lastFour), \(bind: request.amount.minorUnits),
+        \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: UTCTime(now).iso8601), \(bind: request.merchantID),
+        \(bind: request.acquirerID), \(bind: bank)
+        """
+    }
+
+    /// Records a request on SQLite, in the caller's unit; its id, or nil when its key is
+    /// recorded already. The id AUTOINCREMENT would give (one past the larger of the table's
+    /// sequence and its largest id) is taken in the statement, so the issuer-side key made from
+    /// it (as issuerSTAN and IssuerGateway.key make it) is written with the row. The unit runs on
+    /// SQLite's only writer: nothing takes an id in between.
+    static func recordSQLite(_ values: SQLQueryString, acquirer: String, clock: String, bank: String?, in tx: any SQLDatabase) async throws -> Int64? {
+        let issuerKey: SQLQueryString = bank == nil ? "NULL" : """
+            \(bind: acquirer) || '/' || printf('%06d', next.id % 1000000) || '/' || \(bind: clock)
+            """
+        guard let row = try await tx.raw("""
+            INSERT INTO net_transactions (id, request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at,
+                merchant_id, acquirer_id, bank_id, issuer_key)
+            SELECT next.id, \(values), \(issuerKey)
+            FROM (SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'net_transactions'), 0),
+                             COALESCE((SELECT MAX(id) FROM net_transactions), 0)) + 1 AS id) AS next
+            WHERE true ON CONFLICT (request_key) DO NOTHING RETURNING id
+            """).first() else { return nil }
+        return try row.decode(column: "id", as: Int64.self)
+    }
+
+    /// How a sale in one unit came out.
+    enum OneUnit: Sendable {
+        case answered(Message)
+        case duplicate
+    }
+
+    /// A sale at an issuer in this process that keeps its books in the switch's SQLite database,
+    /// as one unit: the request recorded, the token's cryptogram checked and its use recorded,
+    /// the request routed and forwarded, the issuer's decision booked, the answer and the trace
+    /// recorded — one commit, and one turn at SQLite's only writer instead of two (the wait for
+    /// the writer is most of a sale's time once the writer is busy). Nothing of it is durable,
+    /// or visible, before the commit, and nothing leaves the switch before: a crash leaves no
+    /// trace of the sale, and the POS, which heard nothing, reverses a request the switch never
+    /// had (25). A reversal that arrives meanwhile waits for the unit (``InFlight``).
+    ///
+    /// Nil when the unit failed and left nothing: the sale then goes the two-unit way, which
+    /// records the request first and answers a failure after it 96.
+    func authorizeInOneUnit(_ message: Message, _ request: AuthorizationRequest, key: String, values: SQLQueryString, clock: String, bank: String,
+                            tokenCheck: PreparedCheck?, check: CryptogramCheck?, lookup: Data?) async throws -> Message? {
+        inFlight.begin(key)
+        defer { inFlight.end(key) }
+        let outcome: OneUnit
+        do {
+            outcome = try await db.transaction { [self] tx in
+                guard let id = try await Self.recordSQLite(values, acquirer: request.acquirerID, clock: clock, bank: bank, in: tx) else { return .duplicate }
+                let verdict = if let check, let lookup { try await tsp.validate(check, lookup: lookup, in: tx) } else { CryptogramVerdict?.none }
+                let trace = Trace()
+                trace.add("terminal → switch", message, terminalSpec)
+                let response: Message, record: AnswerRecord
+                switch await route(request, id: id, bank: bank, clock: clock, tokenCheck: tokenCheck, verdict: verdict, trace: trace) {
+                case .decided(let code, let authCode, let arpc, let reason):
+                    response = try respond(message, code: code, authCode: authCode, arpc: arpc)
+                    trace.add("switch → terminal", response, terminalSpec)
+                    record = try answerRecord(id: id, code: code, authCode: authCode, arpc: arpc, reason: reason, trace: trace)
+                case .local(let outbound, let forwarded, let gateway, let bank):
+                    let start = ContinuousClock.now
+                    let (input, lookup) = try gateway.prepare(forwarded)
+                    let decided = try await gateway.decide(outbound, input: input, lookup: lookup, in: tx)
+                    (response, record) = try answer(message, id: id, decided: decided, bank: bank, trace: trace)
+                    Timer(label: "cloudtap_switch_issuer_duration_seconds", dimensions: [("bank", bank)]).record(duration: ContinuousClock.now - start)
+                case .standIn:
+                    // Not for an issuer in this process; the two-unit way answers it.
+                    throw StorageError("a stand-in answer for an issuer in process")
+                }
+                // Nothing else could have answered the record: it is the unit's own.
+                _ = try await record.write(tx, engine: .sqlite)
+                return .answered(response)
+            }
+        } catch {
+            logger.notice("a sale's unit failed; it goes the two-unit way", metadata: ["error": "\(error)"])
+            return nil
+        }
+        switch outcome {
+        case .answered(let response): return response
+        case .duplicate:
+            guard let earlier = try await recorded(key) else { throw StorageError("a request key found in the unit is not recorded after it") }
+            return try await duplicate(of: earlier, key: key, message: message)
+        }
     }
 
     /// Where a request stands after routing: answered (code, authorization code, ARPC, reason);
@@ -391,6 +480,8 @@ public final class NetworkSwitch: Sendable {
         }
         guard let terminal = message[41] else { throw ISO8583Error(.invalidValue("a reversal needs DE41"), path: "DE41", offset: 0) }
         let key = Self.requestKey(terminal: terminal, stan: originalSTAN, transmission: originalTime)
+        // A sale recorded only with its answer (one unit, or a batch) is waited for.
+        await inFlight.wait(for: key)
         guard let row = try await db.sql.raw("SELECT id, state, bank_id, issuer_key FROM net_transactions WHERE request_key = \(bind: key)").first() else {
             return IssuerGateway.answer(message, code: "25")
         }
@@ -878,6 +969,47 @@ final class ResumeOnce<T: Sendable>: @unchecked Sendable {
 }
 
 /// A value behind a lock (Foundation's, so the module builds wherever Foundation does).
+/// The requests this process is answering whose record is not committed yet: a sale in one
+/// SQLite unit, or in a PostgreSQL batch, is recorded together with its answer. A terminal's
+/// reversal of one waits until it is (``NetworkSwitch/reverseFromTerminal(_:)``) — otherwise
+/// it would find no record, answer 25, and the sale would then be approved and stay charged.
+final class InFlight: @unchecked Sendable {  // state behind the lock
+    private let lock = NSLock()
+    /// Request key → how many of its requests are in flight (a duplicate may be), and who waits.
+    private var keys: [String: (count: Int, waiting: [CheckedContinuation<Void, Never>])] = [:]
+
+    func begin(_ key: String) {
+        lock.withLock { keys[key, default: (0, [])].count += 1 }
+    }
+
+    func end(_ key: String) {
+        let waiting: [CheckedContinuation<Void, Never>] = lock.withLock {
+            guard var entry = keys[key] else { return [] }
+            entry.count -= 1
+            if entry.count > 0 {
+                keys[key] = entry
+                return []
+            }
+            keys[key] = nil
+            return entry.waiting
+        }
+        for waiter in waiting { waiter.resume() }
+    }
+
+    /// Returns once no request under `key` is in flight.
+    func wait(for key: String) async {
+        if lock.withLock({ keys[key] == nil }) { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = lock.withLock { () -> Bool in
+                guard keys[key] != nil else { return true }
+                keys[key]!.waiting.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+}
+
 final class Locked<Value: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Value

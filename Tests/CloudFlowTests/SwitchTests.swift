@@ -616,6 +616,40 @@ struct SwitchTests {
         }
     }
 
+    @Test("a sale recorded only with its answer (one SQLite unit, a PostgreSQL batch): a reversal sent while it waits for the database waits for it, then reverses it at the issuer")
+    func reversalWaitsForUnit() async throws {
+        try await CloudFlowTests.each("switch-inflight") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 3850))
+            guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) }).0 else {
+                Issue.record("no online request"); return
+            }
+            let request = OnlineAuthorization.request(for: online, amount: try Amount("38.50", currency: .cny), stan: 4343, at: Date(), terminal: Self.shop, pinBlock: nil)
+            // On SQLite the writer is held for 400 ms, so the sale's unit waits behind it; the
+            // reversal reads on the other connection and would find nothing there yet.
+            let db = c.db
+            let holder = Task { try await db.transaction { _ in try await Task.sleep(for: .milliseconds(400)) } }
+            try await Task.sleep(for: .milliseconds(50))
+            let network = s.network
+            let sale = Task { await network.handle(request.message) }
+            try await Task.sleep(for: .milliseconds(100))
+            var reversal = Message(mti: "0400")
+            reversal[3] = request.message[3]
+            reversal[4] = request.message[4]
+            reversal[11] = "004344"
+            reversal[39] = "98"
+            reversal[41] = request.terminalID
+            reversal[42] = request.merchantID
+            reversal[61] = "000000" + request.stan + request.transmissionDateTime
+            #expect(await network.handle(reversal)[39] == "00")
+            #expect(await sale.value[39] == "00")
+            try await holder.value
+            let state = try await c.db.sql.raw("SELECT state FROM net_transactions WHERE stan = '004343'").first()?.decode(column: "state", as: String.self)
+            #expect(state == "reversed")
+            #expect(try await c.issuer.balance(account: s.account) == 500_000)
+        }
+    }
+
     @Test("the POS hears nothing and reverses; the switch reverses at the issuer; a suspended token is declined")
     func reversalAndSuspension() async throws {
         try await CloudFlowTests.each("switch-reverse") { (c: Cloud) async throws -> Void in
