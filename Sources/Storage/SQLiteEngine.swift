@@ -10,9 +10,11 @@ import SQLKit
 ///
 /// Every unit of work — a transaction's body, or a single statement — is queued; the writer
 /// takes whatever is queued, opens one `BEGIN IMMEDIATE`, runs each unit inside its own
-/// `SAVEPOINT` (a unit that throws is rolled back alone), commits once and only then answers
-/// every caller. So a commit's fsync is shared by all the work that arrived while the previous
-/// one was on disk, and nobody hears "done" before their work is durable (`synchronous=FULL`).
+/// `SAVEPOINT` (a unit that throws is rolled back alone) and commits once. The commit does not
+/// wait for the disk: a thread of its own (``WALSyncer``) makes the log durable and only then
+/// answers the batch's callers, while the writer goes on with the next batch. So nobody hears
+/// "done" before their work is on disk, one flush covers every batch committed while the one
+/// before was being flushed, and the only writer never waits for the disk.
 ///
 /// The writer runs as a task whose executor preference is the connection's thread, so a body's
 /// statements run on that thread one after another without hopping between threads; prepared
@@ -24,6 +26,8 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
     private let queue = WorkQueue()
     private var writer: Task<Void, Never>?
     private var checkpointer: Checkpointer?
+    /// Makes committed batches durable and answers their callers (see ``WALSyncer``).
+    let syncer: WALSyncer
     /// A second connection for single SELECTs outside transactions: they read the last
     /// committed state (WAL) without queueing behind the writer's batches.
     let reader: SQLiteReader
@@ -42,7 +46,11 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
         // load run than with 4 KiB pages; 1 KiB pages were no better (docs/benchmarks.md).
         try connection.execute("PRAGMA page_size=2048")
         try connection.execute("PRAGMA journal_mode=WAL")
-        try connection.execute("PRAGMA synchronous=FULL")
+        // NORMAL: the writer's commits do not sync the log — the syncer does, before anyone is
+        // answered — while SQLite still syncs where the log's own safety needs it: the log
+        // before a checkpoint copies it, the database file after, and the log's new header when
+        // the log starts over (so no frame of the log before can be taken for a current one).
+        try connection.execute("PRAGMA synchronous=NORMAL")
         try connection.execute("PRAGMA foreign_keys=ON")
         try connection.execute("PRAGMA busy_timeout=10000")
         // A unit's savepoint keeps the pages it changes in a sub-journal until it is released;
@@ -64,10 +72,12 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
         try connection.execute("PRAGMA wal_autocheckpoint=0")
         let caughtUp = CheckpointSignal()
         checkpointer = try Checkpointer(path: path, logger: logger, signal: caughtUp)
-        reader = try SQLiteReader(path: path)
+        let syncer = WALSyncer(path: path + "-wal", logger: logger)
+        self.syncer = syncer
+        reader = try SQLiteReader(path: path, syncer: syncer)
         let queue = self.queue, connection = self.connection, thread = self.thread, maximum = maximumBatch
         writer = Task(executorPreference: thread) {
-            await Self.write(queue: queue, connection: connection, logger: logger, maximum: maximum, caughtUp: caughtUp)
+            await Self.write(queue: queue, connection: connection, logger: logger, maximum: maximum, caughtUp: caughtUp, syncer: syncer)
         }
     }
 
@@ -82,6 +92,7 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
     func shutdown() async {
         queue.close()
         await writer?.value
+        syncer.stop()
         checkpointer?.stop()
         reader.close()
         try? connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -90,20 +101,29 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
     }
 
     /// The writer: batches of units, one commit each.
-    static func write(queue: WorkQueue, connection: SQLiteHandle, logger: Logger, maximum: Int, caughtUp: CheckpointSignal? = nil) async {
+    static func write(queue: WorkQueue, connection: SQLiteHandle, logger: Logger, maximum: Int, caughtUp: CheckpointSignal? = nil,
+                      syncer: WALSyncer) async {
         let session = SQLiteSession(connection: connection, logger: logger)
-        /// Commits the batch; the error when the commit failed (and the batch was rolled back).
-        func commit() -> (any Error)? {
+        /// Commits the batch and hands it to the syncer, which answers its callers once the
+        /// commit is on disk; a batch whose commit failed (and was rolled back) is answered now.
+        func commit(_ batch: [Work]) {
+            let sequence = syncer.announce()
             do {
                 try connection.execute("COMMIT")
-                return nil
+                syncer.committed(sequence, batch)
             } catch {
                 logger.error("commit failed; the batch is rolled back", metadata: ["error": "\(error)"])
                 try? connection.execute("ROLLBACK")
-                return error
+                syncer.committed(sequence, [])
+                for work in batch { work.complete(committed: error) }
             }
         }
         while let batch = await queue.next(maximum: maximum) {
+            if let failure = syncer.failure {
+                // The log could not be synced: nothing more is written to it.
+                for work in batch { work.complete(committed: failure) }
+                continue
+            }
             if caughtUp?.take() == true {
                 // Between batches, no transaction open: the frames since the background
                 // checkpoint, so the next write can start the WAL over.
@@ -120,10 +140,12 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
             if batch.count == 1, let work = batch.first {
                 // A batch of one needs no savepoint: its transaction is the unit.
                 if await work.run(session) {
-                    work.complete(committed: commit())
+                    commit(batch)
                 } else {
+                    // Answered after the batches before it are durable too: what it failed on
+                    // may have been read from them.
                     try? connection.execute("ROLLBACK")
-                    work.complete(committed: nil)
+                    syncer.committed(syncer.announce(), batch)
                 }
                 continue
             }
@@ -140,9 +162,126 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
                     work.fail(error)
                 }
             }
-            let failure = commit()
-            for work in batch { work.complete(committed: failure) }
+            commit(batch)
         }
+    }
+}
+
+/// Makes the writer's commits durable off its thread, and answers their callers after.
+///
+/// The writer's connection commits with `synchronous=NORMAL`: the frames are in the log file
+/// (the write-gathering VFS hands them down before the commit is published) but not yet on disk.
+/// This thread syncs the log file (`fdatasync`, as SQLite itself would at such a commit) and then
+/// answers every batch committed before the sync began — one sync for all the batches committed
+/// while the one before was under way. The log is one file written in order, so a sync takes
+/// every commit before it; a crash before it loses only batches nobody was answered for.
+///
+/// Other connections see a commit at once; the read connection holds back what it read until
+/// the batches it could have seen are durable (``afterDurable(_:)``), so nothing read there
+/// is acted on before it is on disk. A failed sync leaves the log's state unknown: the batches
+/// waiting are answered with the error, and the writer writes nothing more.
+final class WALSyncer: @unchecked Sendable {  // state behind the condition's lock
+    private let condition = NSCondition()
+    private let logger: Logger
+    /// Makes the log durable; nil, or the error it failed with. Called on the syncer's thread only.
+    private let sync: @Sendable () -> (any Error)?
+    private let file: LogFile?
+    /// Batches whose commit has begun (a reader may see any of them), and committed batches.
+    private var announced: UInt64 = 0
+    private var written: UInt64 = 0
+    private var durable: UInt64 = 0
+    private var waiting: [(sequence: UInt64, batch: [Work])] = []
+    private var readers: [(sequence: UInt64, resume: @Sendable () -> Void)] = []
+    private var failed: (any Error)?
+    private var stopped = false
+    private var done = false
+
+    /// `path`: the log file, `…-wal` (a connection in WAL mode keeps it while open).
+    convenience init(path: String, logger: Logger) {
+        let file = LogFile(path: path)
+        self.init(logger: logger, file: file) { file.sync() }
+    }
+
+    /// With `sync` doing what syncing the log does (tests stand in for the disk with it).
+    init(logger: Logger, file: LogFile? = nil, sync: @escaping @Sendable () -> (any Error)?) {
+        self.logger = logger
+        self.file = file
+        self.sync = sync
+        let thread = Thread { self.loop() }
+        thread.name = "cloudtap-sqlite-sync"
+        thread.start()
+    }
+
+    /// The error a sync failed with, if one did.
+    var failure: (any Error)? { condition.withLock { failed } }
+
+    /// A batch's commit is about to begin: its number.
+    func announce() -> UInt64 {
+        condition.withLock {
+            announced += 1
+            return announced
+        }
+    }
+
+    /// Batch `sequence` is committed (or rolled back: `batch` empty); its units are answered
+    /// once it is durable.
+    func committed(_ sequence: UInt64, _ batch: [Work]) {
+        condition.withLock {
+            written = sequence
+            if !batch.isEmpty { waiting.append((sequence, batch)) }
+            condition.signal()
+        }
+    }
+
+    /// Runs `resume` once every batch a read that has just finished could have seen is durable.
+    func afterDurable(_ resume: @escaping @Sendable () -> Void) {
+        let now: Bool = condition.withLock {
+            if durable >= announced || failed != nil { return true }
+            readers.append((announced, resume))
+            return false
+        }
+        if now { resume() }
+    }
+
+    /// Syncs what is committed, answers it, until stopped with nothing left to sync.
+    private func loop() {
+        while true {
+            condition.lock()
+            while durable == written && !stopped { condition.wait() }
+            if durable == written {
+                done = true
+                condition.broadcast()
+                condition.unlock()
+                break
+            }
+            let target = written
+            condition.unlock()
+            let error = sync()
+            condition.lock()
+            if let error, failed == nil {
+                failed = error
+                logger.critical("the SQLite log could not be synced; nothing more is written to the database", metadata: ["error": "\(error)"])
+            }
+            durable = target
+            let answered = waiting.prefix { $0.sequence <= target }
+            waiting.removeFirst(answered.count)
+            let ready = readers.filter { $0.sequence <= target || failed != nil }
+            readers.removeAll { $0.sequence <= target || failed != nil }
+            let failure = failed
+            condition.unlock()
+            for (_, batch) in answered { for work in batch { work.complete(committed: failure) } }
+            for reader in ready { reader.resume() }
+        }
+        file?.close()
+    }
+
+    /// Waits until everything committed is durable and answered, then ends the thread.
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.signal()
+        while !done { condition.wait() }
+        condition.unlock()
     }
 }
 
@@ -150,8 +289,10 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
 final class SQLiteReader: @unchecked Sendable {
     private let connection: SQLiteHandle
     private let queue = DispatchQueue(label: "cloudtap-sqlite-read")
+    private let syncer: WALSyncer
 
-    init(path: String) throws {
+    init(path: String, syncer: WALSyncer) throws {
+        self.syncer = syncer
         connection = try SQLiteHandle(path: path)
         try connection.execute("PRAGMA busy_timeout=10000")
         try connection.execute("PRAGMA query_only=ON")
@@ -168,7 +309,8 @@ final class SQLiteReader: @unchecked Sendable {
             queue.async {
                 do {
                     try self.connection.execute(sql, binds: binds) { columns, row in onRow(SQLiteResultRow(columns: columns, values: row)) }
-                    continuation.resume()
+                    // What was read may be committed but not yet on disk: held back until it is.
+                    self.syncer.afterDurable { continuation.resume() }
                 } catch {
                     continuation.resume(throwing: error)
                 }
@@ -201,6 +343,8 @@ final class Checkpointer: @unchecked Sendable {
     init(path: String, logger: Logger, signal: CheckpointSignal? = nil) throws {
         connection = try SQLiteHandle(path: path)
         try connection.execute("PRAGMA busy_timeout=0")
+        // Its checkpoints sync the log before copying it and the database file after.
+        try connection.execute("PRAGMA synchronous=FULL")
         let thread = Thread {
             while true {
                 self.condition.lock()
@@ -276,6 +420,28 @@ final class TypedWork<T: Sendable>: Work, @unchecked Sendable {
         case (.success(let value)?, nil): continuation.resume(returning: value)
         case (nil, nil): continuation.resume(throwing: StorageError("the unit did not run"))
         }
+    }
+}
+
+/// The log file as the syncer syncs it: its own descriptor, opened at the first sync (the file
+/// exists once a connection has opened the database in WAL mode). Used by the syncer's thread.
+final class LogFile: @unchecked Sendable {
+    let path: String
+    private var descriptor: Int32 = -1
+
+    init(path: String) { self.path = path }
+
+    func sync() -> (any Error)? {
+        if descriptor < 0 {
+            descriptor = open(path, O_RDWR | O_CLOEXEC)
+            if descriptor < 0 { return StorageError("cannot open \(path) to sync it: \(String(cString: strerror(errno)))") }
+        }
+        return fdatasync(descriptor) == 0 ? nil : StorageError("fdatasync of \(path) failed: \(String(cString: strerror(errno)))")
+    }
+
+    func close() {
+        if descriptor >= 0 { _ = Glibc.close(descriptor) }
+        descriptor = -1
     }
 }
 
