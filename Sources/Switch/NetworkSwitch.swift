@@ -320,13 +320,15 @@ public final class NetworkSwitch: Sendable {
                             tokenCheck: PreparedCheck?, check: CryptogramCheck?, lookup: Data?) async throws -> Message? {
         inFlight.begin(key)
         defer { inFlight.end(key) }
+        // The request's line of the trace is made before the unit: the writer is the one
+        // thread every sale waits for.
+        let trace = Trace()
+        trace.add("terminal → switch", message, terminalSpec)
         let outcome: OneUnit
         do {
             outcome = try await db.transaction { [self] tx in
                 guard let id = try await Self.recordSQLite(values, acquirer: request.acquirerID, clock: clock, bank: bank, in: tx) else { return .duplicate }
                 let verdict = if let check, let lookup { try await tsp.validate(check, lookup: lookup, in: tx) } else { CryptogramVerdict?.none }
-                let trace = Trace()
-                trace.add("terminal → switch", message, terminalSpec)
                 let response: Message, record: AnswerRecord
                 switch await route(request, id: id, bank: bank, clock: clock, tokenCheck: tokenCheck, verdict: verdict, trace: trace) {
                 case .decided(let code, let authCode, let arpc, let reason):
