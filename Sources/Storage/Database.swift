@@ -89,10 +89,14 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
         self.logger = logger
     }
 
+    /// SQLite: how many units wait for the writer now (nil on PostgreSQL). A caller with a
+    /// choice of how to split its work can ask whether the writer is the bottleneck.
+    public var writerBacklog: Int? { sqlite?.backlog }
+
     /// Opens the database. SQLite: one connection on its own thread (SQLite has one writer at a
-    /// time) with group commit — see ``SQLiteEngine`` — WAL journal, `synchronous=FULL` (checked
-    /// here: a commit is on disk before anyone hears of it), foreign keys on. PostgreSQL: by
-    /// URL, `connectionsPerEventLoop` per loop.
+    /// time) with group commit — see ``SQLiteEngine`` — WAL journal, a commit on disk before
+    /// anyone hears of it (the writer's `synchronous=NORMAL` checked here, the log synced by the
+    /// engine), foreign keys on. PostgreSQL: by URL, `connectionsPerEventLoop` per loop.
     ///
     /// Inside ``transaction(_:)`` use only the database the body is given: on SQLite another
     /// statement would wait for the unit the body is part of.

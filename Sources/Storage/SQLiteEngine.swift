@@ -81,6 +81,9 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
         }
     }
 
+    /// Units waiting for the writer.
+    var backlog: Int { queue.count }
+
     /// Runs `body` as one unit: in a savepoint of the current batch, answered after the commit.
     func unit<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
@@ -451,6 +454,8 @@ final class WorkQueue: @unchecked Sendable {
     private var items: [Work] = []
     private var waiter: CheckedContinuation<Void, Never>?
     private var closed = false
+
+    var count: Int { lock.withLock { items.count } }
 
     /// False when the queue is closed.
     func push(_ work: Work) -> Bool {

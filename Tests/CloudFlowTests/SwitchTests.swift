@@ -85,7 +85,7 @@ struct SwitchTests {
     }
 
     static func setUp(_ c: Cloud, issuerDelay: Duration? = nil, issuerTimeout: Duration? = nil, standIn: StandInPolicy? = nil, down: DownFlag? = nil,
-                      logger: Logger = Logger(label: "cloudtap.switch")) async throws -> Setup {
+                      oneUnit: Bool = true, logger: Logger = Logger(label: "cloudtap.switch")) async throws -> Setup {
         try await c.db.migrate(NetworkSchema.migrations)
         try await c.issuer.addBINRange(bank: "BANKA", low: "621022", high: "621022", kind: "card")
         _ = try c.hsm.importClearKey(name: "TERM0001/tpk", usage: .pinEncryption, algorithm: .tdes, key: tpk)
@@ -96,6 +96,7 @@ struct SwitchTests {
         if let issuerDelay { configuration.issuerTimeout = issuerTimeout ?? issuerDelay / 4 }
         if down != nil { configuration.issuerTimeout = .milliseconds(100) }
         if let standIn { configuration.standIn = ["BANKA": standIn] }
+        if !oneUnit { configuration.sqliteOneUnitBacklog = 0 }
         let gateway = InProcessIssuer(IssuerGateway(host: c.issuer))
         let connection: any IssuerConnection = down.map { FlakyIssuer(inner: gateway, down: $0) } ?? issuerDelay.map { SlowIssuer(inner: gateway, delay: $0) } ?? gateway
         let network = NetworkSwitch(database: c.db, tokenService: c.tsp, issuerHost: c.issuer, keys: c.hsm, issuers: ["BANKA": connection],
@@ -208,10 +209,11 @@ struct SwitchTests {
         }
     }
 
-    @Test("38.50 without PIN and 1,288.00 with PIN are approved and booked; a wrong PIN is declined 55")
-    func approvals() async throws {
-        try await CloudFlowTests.each("switch-approve") { (c: Cloud) async throws -> Void in
-            let s = try await Self.setUp(c)
+    @Test("38.50 without PIN and 1,288.00 with PIN are approved and booked; a wrong PIN is declined 55 (on SQLite as one unit a sale, and as two)",
+          arguments: [true, false])
+    func approvals(oneUnit: Bool) async throws {
+        try await CloudFlowTests.each("switch-approve-\(oneUnit ? 1 : 2)") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c, oneUnit: oneUnit)
             let small = try await Self.sale(s, "38.50")
             guard case .approved = small.outcome else { Issue.record("\(small.outcome)"); return }
             #expect(small.response?.echoed[2] == small.request?.pan.digits)  // the POS sees the token, never the card
@@ -418,10 +420,11 @@ struct SwitchTests {
         }
     }
 
-    @Test("a duplicate 0200 gets the first answer and is charged once; another sale under its key 94; a replayed cryptogram is declined")
-    func duplicates() async throws {
-        try await CloudFlowTests.each("switch-duplicate") { (c: Cloud) async throws -> Void in
-            let s = try await Self.setUp(c)
+    @Test("a duplicate 0200 gets the first answer and is charged once; another sale under its key 94; a replayed cryptogram is declined (on SQLite as one unit a sale, and as two)",
+          arguments: [true, false])
+    func duplicates(oneUnit: Bool) async throws {
+        try await CloudFlowTests.each("switch-duplicate-\(oneUnit ? 1 : 2)") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c, oneUnit: oneUnit)
             let first = try await Self.sale(s, "38.50")
             let request = try #require(first.request)
             let again = await s.network.handle(request.message)
@@ -450,10 +453,11 @@ struct SwitchTests {
         }
     }
 
-    @Test("each issuer decline end to end: 51 funds, 61 amount limit, 65 count limit, 54 expired, 41 lost, 43 stolen, 62 blocked card, 55 then 75 blocked PIN; 15 no issuer for the BIN")
-    func declineReasons() async throws {
-        try await CloudFlowTests.each("switch-declines") { (c: Cloud) async throws -> Void in
-            let s = try await Self.setUp(c)
+    @Test("each issuer decline end to end: 51 funds, 61 amount limit, 65 count limit, 54 expired, 41 lost, 43 stolen, 62 blocked card, 55 then 75 blocked PIN; 15 no issuer for the BIN (on SQLite as one unit a sale, and as two)",
+          arguments: [true, false])
+    func declineReasons(oneUnit: Bool) async throws {
+        try await CloudFlowTests.each("switch-declines-\(oneUnit ? 1 : 2)") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c, oneUnit: oneUnit)
             let card = try #require(try await c.issuer.card(id: 1))
             func declined(_ amount: String, pin: String? = "135790") async throws -> String? {
                 if case .declined(let code) = try await Self.sale(s, amount, pin: pin).outcome { return code }
