@@ -74,7 +74,13 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
         checkpointer = try Checkpointer(path: path, logger: logger, signal: caughtUp)
         let syncer = WALSyncer(path: path + "-wal", logger: logger)
         self.syncer = syncer
-        reader = try SQLiteReader(path: path, syncer: syncer)
+        do {
+            reader = try SQLiteReader(path: path, syncer: syncer)
+        } catch {
+            syncer.stop()
+            checkpointer?.stop()
+            throw error
+        }
         let queue = self.queue, connection = self.connection, thread = self.thread, maximum = maximumBatch
         writer = Task(executorPreference: thread) {
             await Self.write(queue: queue, connection: connection, logger: logger, maximum: maximum, caughtUp: caughtUp, syncer: syncer)

@@ -225,12 +225,23 @@ final class RecordIDs: Sendable {
 
     /// Takes a block from the sequence on `db` (the batch's connection) when fewer than
     /// `needed` are left, and the batch waits for it; when fewer than half a block are left,
-    /// starts taking one on `ahead` (the pool) without waiting.
+    /// starts taking one on `ahead` (the pool) without waiting — after the batch's own block,
+    /// when there is one, so that the batch's ids are the lower (taken at once, the background's
+    /// block could come first from the sequence and last to hand, and the batch would take the
+    /// higher ids).
     func refill(for needed: Int, on db: any SQLDatabase, ahead: any SQLDatabase, logger: Logger) async throws {
         let (short, low) = state.withLock { s -> (Bool, Bool) in
             let low = s.ids.count - needed < block / 2 && !s.refilling
             if low { s.refilling = true }
             return (s.ids.count < needed, low)
+        }
+        if short {
+            do {
+                try await take(max(block, needed), on: db)
+            } catch {
+                if low { state.withLock { $0.refilling = false } }
+                throw error
+            }
         }
         if low {
             Task {
@@ -242,7 +253,6 @@ final class RecordIDs: Sendable {
                 self.state.withLock { $0.refilling = false }
             }
         }
-        if short { try await take(max(block, needed), on: db) }
     }
 
     private func take(_ count: Int, on db: any SQLDatabase) async throws {

@@ -255,6 +255,8 @@ struct SwitchTests {
             var taken: [Int64] = []
             for _ in 0..<12 { taken.append(try #require(ids.take())) }
             #expect(ids.count == 4)
+            // The background's block is taken after the batch's, so the batch's ids are the lower.
+            #expect(try #require(taken.prefix(8).max()) < (try #require(taken.dropFirst(8).min())))
             // Enough for the batch, but under half a block once it takes them: no wait, a block ahead.
             try await ids.refill(for: 1, on: c.db.sql, ahead: c.db.sql, logger: logger)
             try await settled(at: 12)
@@ -588,29 +590,39 @@ struct SwitchTests {
         }
     }
 
+    /// The 0200 a POS would send for a tap of 38.50 (not sent).
+    static func tapped(_ s: Setup, stan: UInt32) async throws -> AuthorizationRequest? {
+        var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 3850))
+        guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) }).0 else {
+            return nil
+        }
+        return OnlineAuthorization.request(for: online, amount: try Amount("38.50", currency: .cny), stan: stan, at: Date(), terminal: Self.shop, pinBlock: nil)
+    }
+
+    /// A terminal's 0400 for `request` (terminal dialect: DE61 names the original), reason 98.
+    static func terminalReversal(of request: AuthorizationRequest, stan: String) -> Message {
+        var reversal = Message(mti: "0400")
+        reversal[3] = request.message[3]
+        reversal[4] = request.message[4]
+        reversal[11] = stan
+        reversal[39] = "98"
+        reversal[41] = request.terminalID
+        reversal[42] = request.merchantID
+        reversal[61] = "000000" + request.stan + request.transmissionDateTime
+        return reversal
+    }
+
     @Test("a reversal that overtakes its own request (the issuer still deciding): the record stays reversed and the late approval is undone at the issuer")
     func reversalOvertakesRequest() async throws {
         try await CloudFlowTests.each("switch-overtake") { (c: Cloud) async throws -> Void in
             // The issuer takes 400 ms; the switch waits up to 2 s, so no stand-in.
             let s = try await Self.setUp(c, issuerDelay: .milliseconds(400), issuerTimeout: .seconds(2))
-            var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 3850))
-            guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) }).0 else {
-                Issue.record("no online request"); return
-            }
-            let request = OnlineAuthorization.request(for: online, amount: try Amount("38.50", currency: .cny), stan: 4242, at: Date(), terminal: Self.shop, pinBlock: nil)
+            guard let request = try await Self.tapped(s, stan: 4242) else { Issue.record("no online request"); return }
             let network = s.network
             let sale = Task { await network.handle(request.message) }
             try await Task.sleep(for: .milliseconds(100))
             // The terminal gives up and reverses (terminal dialect: DE61 names the original).
-            var reversal = Message(mti: "0400")
-            reversal[3] = request.message[3]
-            reversal[4] = request.message[4]
-            reversal[11] = "004243"
-            reversal[39] = "98"
-            reversal[41] = request.terminalID
-            reversal[42] = request.merchantID
-            reversal[61] = "000000" + request.stan + request.transmissionDateTime
-            #expect(await network.handle(reversal)[39] == "00")
+            #expect(await network.handle(Self.terminalReversal(of: request, stan: "004243"))[39] == "00")
             let answer = await sale.value
             #expect(answer[39] == "00")  // the issuer approved, late
             let state = try await c.db.sql.raw("SELECT state FROM net_transactions WHERE stan = '004242'").first()?.decode(column: "state", as: String.self)
@@ -624,11 +636,7 @@ struct SwitchTests {
     func reversalWaitsForUnit() async throws {
         try await CloudFlowTests.each("switch-inflight") { (c: Cloud) async throws -> Void in
             let s = try await Self.setUp(c)
-            var kernel = ContactlessKernel(configuration: TerminalConfiguration(), transaction: TransactionInput(amount: 3850))
-            guard case .onlineRequest(let online) = await Reader.tap(&kernel, over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) }).0 else {
-                Issue.record("no online request"); return
-            }
-            let request = OnlineAuthorization.request(for: online, amount: try Amount("38.50", currency: .cny), stan: 4343, at: Date(), terminal: Self.shop, pinBlock: nil)
+            guard let request = try await Self.tapped(s, stan: 4343) else { Issue.record("no online request"); return }
             // On SQLite the writer is held for 400 ms, so the sale's unit waits behind it; the
             // reversal reads on the other connection and would find nothing there yet.
             let db = c.db
@@ -637,15 +645,7 @@ struct SwitchTests {
             let network = s.network
             let sale = Task { await network.handle(request.message) }
             try await Task.sleep(for: .milliseconds(100))
-            var reversal = Message(mti: "0400")
-            reversal[3] = request.message[3]
-            reversal[4] = request.message[4]
-            reversal[11] = "004344"
-            reversal[39] = "98"
-            reversal[41] = request.terminalID
-            reversal[42] = request.merchantID
-            reversal[61] = "000000" + request.stan + request.transmissionDateTime
-            #expect(await network.handle(reversal)[39] == "00")
+            #expect(await network.handle(Self.terminalReversal(of: request, stan: "004344"))[39] == "00")
             #expect(await sale.value[39] == "00")
             try await holder.value
             let state = try await c.db.sql.raw("SELECT state FROM net_transactions WHERE stan = '004343'").first()?.decode(column: "state", as: String.self)
