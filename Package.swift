@@ -128,7 +128,8 @@ let package = Package(
             dependencies: ["ISO8583Link", "ISO8583", "TLSTestSupport", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", "SQLiteDirect", .product(name: "SQLKit", package: "sql-kit")]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", "SQLiteDirect", .product(name: "SQLKit", package: "sql-kit"),
+                                                          .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "IssuerHostTests", dependencies: ["IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "CloudFlowTests", dependencies: ["TokenService", "CloudWire", "Wallet", "Terminal", "QR", "EMV", "Switch", "ISO8583", "IssuerHost", "Server", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore",

@@ -81,7 +81,7 @@ extension IssuerHost {
         }
         // The card, its bank's key names, its account, the day's totals so far and any earlier
         // answer to the same key, in one statement.
-        guard let card = try await db.raw("SELECT " + Self.cardRead(hash: hash, day: day, key: "\(bind: input.idempotencyKey)")).first() else {
+        guard let card = try await db.first("SELECT " + Self.cardRead(hash: hash, day: day, key: "\(bind: input.idempotencyKey)")) else {
             // No such card: a repeat gets the first answer, else 14.
             if let prior = try await db.raw("SELECT response_code, auth_code, reason FROM issuer_authorizations WHERE idempotency_key = \(bind: input.idempotencyKey)").first() {
                 return PreparedAuthorization(input: input, decision: try IssuerHost.decision(prior), basis: nil)
@@ -98,13 +98,13 @@ extension IssuerHost {
     /// statement). Its columns are those ``decide(_:card:day:)`` reads; the card's id is
     /// `card_id`. A caller may read it within its own statement (the switch does, on PostgreSQL,
     /// in the statement that records the request: one round trip fewer).
-    public static func cardRead(hash: Data, day: String, key: SQLQueryString) -> SQLQueryString {
+    public static func cardRead(hash: Data, day: String, key: Statement) -> Statement {
         cardRead(hash: "\(bind: hash)", day: "\(bind: day)", key: key)
     }
 
     /// As ``cardRead(hash:day:key:)`` with each of the three an SQL expression: the switch reads
     /// many cards at once from arrays (`q.hash`, `q.day`, `q.key`).
-    public static func cardRead(hash: SQLQueryString, day: SQLQueryString, key: SQLQueryString) -> SQLQueryString {
+    public static func cardRead(hash: Statement, day: Statement, key: Statement) -> Statement {
         """
         c.id AS card_id, c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_method, c.pin_reference, c.pin_tries, c.per_transaction_limit,
                c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name, a.balance, a.credit_limit, a.currency,
@@ -207,8 +207,8 @@ extension IssuerHost {
         }
         let input = prepared.input, decision = prepared.decision
         let amount = input.amount.minorUnits
-        func require(_ statement: SQLQueryString) async throws -> any SQLRow {
-            guard let row = try await tx.raw(statement).first() else { throw AuthorizationChanged() }
+        func require(_ statement: Statement) async throws -> any SQLRow {
+            guard let row = try await tx.first(statement) else { throw AuthorizationChanged() }
             return row
         }
         let authorization = try await require(
@@ -234,19 +234,18 @@ extension IssuerHost {
         guard let basis = prepared.basis else { return nil }
         let input = prepared.input, decision = prepared.decision
         let amount = input.amount.minorUnits, currency = Int(input.amount.currency.numericCode)
-        var parts: SQLQueryString = "auth AS ("
-            + IssuerHost.authorizationInsert(bank: basis.bank, key: input.idempotencyKey, card: basis.card, input: input, decision: decision,
-                                             day: basis.day, now: basis.now)
-            + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
-        if let tries = basis.pinTries, let card = basis.card { parts = parts + ", pins AS (" + IssuerHost.pinTries(tries, card: card) + ")" }
+        let insert = IssuerHost.authorizationInsert(bank: basis.bank, key: input.idempotencyKey, card: basis.card, input: input, decision: decision,
+                                                    day: basis.day, now: basis.now)
+        var parts: SQLQueryString = "auth AS (\(insert) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
+        if let tries = basis.pinTries, let card = basis.card { parts = parts + ", pins AS (\(IssuerHost.pinTries(tries, card: card)))" }
         if decision.isApproved, let card = basis.card {
             parts = parts + """
                 , ledger AS (
                     INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at)
                     SELECT \(bind: basis.bank), auth.id, entry.account, entry.amount, \(bind: currency), 'purchase', \(bind: basis.now)
                     FROM auth, (VALUES (\(bind: "acct:\(basis.account)"), \(bind: amount)), (\(bind: "bank:\(basis.bank):network-payable"), \(bind: -amount))) AS entry (account, amount)),
-                balance AS (
-                """ + IssuerHost.balance(basis, amount: amount, after: "auth") + "), today AS (" + IssuerHost.today(basis, card: card, amount: amount, after: "auth") + ")"
+                balance AS (\(IssuerHost.balance(basis, amount: amount, after: "auth"))), today AS (\(IssuerHost.today(basis, card: card, amount: amount, after: "auth")))
+                """
         }
         return parts
     }
@@ -313,20 +312,20 @@ extension IssuerHost {
     /// Whether `error` says a prepared decision no longer held when it was booked.
     public static func isChange(_ error: any Error) -> Bool { error is AuthorizationChanged || isSerializationFailure(error) }
 
-    static func pinTries(_ tries: (before: Int, after: Int), card: Int64) -> SQLQueryString {
+    static func pinTries(_ tries: (before: Int, after: Int), card: Int64) -> Statement {
         "UPDATE issuer_cards SET pin_tries = \(bind: tries.after) WHERE id = \(bind: card) AND pin_tries = \(bind: tries.before) RETURNING id"
     }
 
-    static func balance(_ basis: PreparedAuthorization.Basis, amount: Int64, after source: String?) -> SQLQueryString {
+    static func balance(_ basis: PreparedAuthorization.Basis, amount: Int64, after source: String?) -> Statement {
         """
-        UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: basis.account) AND balance = \(bind: basis.balance)\(unsafeRaw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
+        UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: basis.account) AND balance = \(bind: basis.balance)\(raw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
         RETURNING id
         """
     }
 
-    static func today(_ basis: PreparedAuthorization.Basis, card: Int64, amount: Int64, after source: String?) -> SQLQueryString {
+    static func today(_ basis: PreparedAuthorization.Basis, card: Int64, amount: Int64, after source: String?) -> Statement {
         """
-        INSERT INTO issuer_card_days (card_id, day, total, approvals) SELECT \(bind: card), \(bind: basis.day), \(bind: amount), 1\(unsafeRaw: source.map { " FROM \($0)" } ?? " WHERE true")
+        INSERT INTO issuer_card_days (card_id, day, total, approvals) SELECT \(bind: card), \(bind: basis.day), \(bind: amount), 1\(raw: source.map { " FROM \($0)" } ?? " WHERE true")
         ON CONFLICT (card_id, day) DO UPDATE SET total = issuer_card_days.total + excluded.total, approvals = issuer_card_days.approvals + 1
             WHERE issuer_card_days.total = \(bind: basis.todayTotal) AND issuer_card_days.approvals = \(bind: basis.todayApprovals)
         RETURNING card_id
@@ -426,14 +425,14 @@ extension IssuerHost {
     @discardableResult
     static func record(_ tx: any SQLDatabase, bank: String, key: String, card: Int64?, input: AuthorizationInput,
                        decision: AuthorizationDecision, day: String, now: String) async throws -> Int64 {
-        let row = try await tx.raw(authorizationInsert(bank: bank, key: key, card: card, input: input, decision: decision, day: day, now: now)
-                                   + " RETURNING id").first()
+        let row = try await tx.first(authorizationInsert(bank: bank, key: key, card: card, input: input, decision: decision, day: day, now: now)
+                                     + " RETURNING id")
         return try row!.decode(column: "id", as: Int64.self)
     }
 
     /// The INSERT of an authorization row, for the caller to finish (conflict handling, RETURNING).
     static func authorizationInsert(bank: String, key: String, card: Int64?, input: AuthorizationInput, decision: AuthorizationDecision,
-                                    day: String, now: String) -> SQLQueryString {
+                                    day: String, now: String) -> Statement {
         let (code, authCode, reason) = decision.parts
         return """
             INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)

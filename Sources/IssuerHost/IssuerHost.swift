@@ -119,10 +119,12 @@ public final class IssuerHost: Sendable {
                      entries: [(String, Int64)], now: String) async throws {
         precondition(entries.reduce(0) { $0 + $1.1 } == 0, "unbalanced posting")
         // The posting's entries in one statement: they are written together or not at all.
-        let rows: [SQLQueryString] = entries.map { account, amount in
-            "(\(bind: bank), \(bind: authorization), \(bind: account), \(bind: amount), \(bind: Int(currency)), \(bind: memo), \(bind: now))"
+        var statement: Statement = "INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at) VALUES "
+        for (i, (account, amount)) in entries.enumerated() {
+            statement = statement + (i == 0 ? "" : ", ")
+                + "(\(bind: bank), \(bind: authorization), \(bind: account), \(bind: amount), \(bind: Int(currency)), \(bind: memo), \(bind: now))"
         }
-        try await tx.raw("INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at) VALUES " + rows.joined(separator: ", ")).run()
+        try await tx.run(statement)
     }
 
     // MARK: Books

@@ -19,6 +19,8 @@ public enum SQLiteValue: Sendable, Hashable {
 public final class SQLiteHandle: @unchecked Sendable {
     private var db: OpaquePointer?
     private var statements: [String: Prepared] = [:]
+    /// The same statements by the number a caller keeps for their text (see ``execute(_:slot:binds:_:)``).
+    private var slots: [Prepared?] = []
 
     /// A prepared statement and its result columns' names, read once and again only after
     /// SQLite has prepared the statement anew (a schema change, such as a migration's, makes it).
@@ -68,12 +70,23 @@ public final class SQLiteHandle: @unchecked Sendable {
     public func close() {
         for prepared in statements.values { sqlite3_finalize(prepared.statement) }
         statements = [:]
+        slots = []
         sqlite3_close_v2(db)
         db = nil
     }
 
     func error(_ status: Int32, _ sql: String) -> SQLiteEngineError {
         SQLiteEngineError(code: status, message: db.map { String(cString: sqlite3_errmsg($0)) } ?? "closed", sql: sql)
+    }
+
+    private func prepared(_ sql: String, slot: Int?) throws -> Prepared {
+        if let slot, slot < slots.count, let cached = slots[slot] { return cached }
+        let prepared = try prepared(sql)
+        if let slot {
+            if slot >= slots.count { slots += Array(repeating: nil, count: slot + 1 - slots.count) }
+            slots[slot] = prepared
+        }
+        return prepared
     }
 
     private func prepared(_ sql: String) throws -> Prepared {
@@ -87,9 +100,12 @@ public final class SQLiteHandle: @unchecked Sendable {
     }
 
     /// Runs one statement with its binds, handing each result row (column names, values) to `onRow`.
-    public func execute(_ sql: String, binds: [SQLiteValue] = [], _ onRow: ([String], [SQLiteValue]) -> Void = { _, _ in }) throws {
+    /// A caller that numbers the texts it runs passes the text's number as `slot`: its prepared
+    /// statement is then found by the number rather than by hashing the text (the same text
+    /// always under the same number, and a number never for another text).
+    public func execute(_ sql: String, slot: Int? = nil, binds: [SQLiteValue] = [], _ onRow: ([String], [SQLiteValue]) -> Void = { _, _ in }) throws {
         guard db != nil else { throw SQLiteEngineError(code: SQLITE_MISUSE, message: "the connection is closed", sql: sql) }
-        let prepared = try prepared(sql)
+        let prepared = try prepared(sql, slot: slot)
         let statement = prepared.statement
         defer {
             sqlite3_reset(statement)

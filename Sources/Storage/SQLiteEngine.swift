@@ -313,11 +313,11 @@ final class SQLiteReader: @unchecked Sendable {
         return head.count == 7 && String(decoding: head, as: UTF8.self).uppercased() == "SELECT "
     }
 
-    func execute(_ sql: String, binds: [SQLiteValue], _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+    func execute(_ sql: String, slot: Int? = nil, binds: [SQLiteValue], _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             queue.async {
                 do {
-                    try self.connection.execute(sql, binds: binds) { columns, row in onRow(SQLiteResultRow(columns: columns, values: row)) }
+                    try self.connection.execute(sql, slot: slot, binds: binds) { columns, row in onRow(SQLiteResultRow(columns: columns, values: row)) }
                     // What was read may be committed but not yet on disk: held back until it is.
                     self.syncer.afterDurable { continuation.resume() }
                 } catch {
@@ -530,6 +530,12 @@ struct SQLiteSession: SQLiteFace, @unchecked Sendable {
     let logger: Logger
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        if let statement = query as? Statement, let rendered = statement.sqlite {
+            logger.debug("\(rendered.sql)")
+            return try connection.execute(rendered.sql, slot: rendered.slot, binds: try Self.values(statement.binds)) { columns, row in
+                onRow(SQLiteResultRow(columns: columns, values: row))
+            }
+        }
         let (sql, binds) = serialize(query)
         logger.debug("\(sql)")
         try connection.execute(sql, binds: try Self.values(binds)) { columns, row in onRow(SQLiteResultRow(columns: columns, values: row)) }
@@ -569,6 +575,11 @@ struct QueuedSQLiteDatabase: SQLiteFace, @unchecked Sendable {
     let logger: Logger
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        if let statement = query as? Statement, let rendered = statement.sqlite {
+            guard rendered.isRead else { return try await engine.unit { session in try await session.execute(sql: query, onRow) } }
+            logger.debug("\(rendered.sql)")
+            return try await engine.reader.execute(rendered.sql, slot: rendered.slot, binds: try SQLiteSession.values(statement.binds), onRow)
+        }
         let (sql, binds) = serialize(query)
         if SQLiteReader.isRead(sql) {
             logger.debug("\(sql)")

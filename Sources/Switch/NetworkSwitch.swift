@@ -212,7 +212,7 @@ public final class NetworkSwitch: Sendable {
             let host = bank.flatMap { (issuers[$0] as? InProcessIssuer)?.gateway.host }.flatMap { $0.uses(db) ? $0 : nil }
             if let verified, let host {
                 let read = IssuerHost.cardRead(hash: try host.lookupHash(verified.pan), day: day, key: "request.issuer_key")
-                final = statement + ", issuer.* FROM request LEFT JOIN LATERAL (SELECT " + read + ") issuer ON true"
+                final = statement + ", issuer.* FROM request LEFT JOIN LATERAL (SELECT \(read)) issuer ON true"
             }
             let sql = final
             // With the issuer in process, nothing leaves the switch on the strength of this
@@ -278,7 +278,7 @@ public final class NetworkSwitch: Sendable {
     }
 
     /// The columns of a new request's record, from `request_key` to `bank_id`.
-    func requestValues(_ request: AuthorizationRequest, key: String, now: Date, bank: String?) -> SQLQueryString {
+    func requestValues(_ request: AuthorizationRequest, key: String, now: Date, bank: String?) -> Statement {
         """
         \(bind: key), \(bind: request.terminalID), \(bind: request.stan), \(bind: request.pan.lastFour), \(bind: request.amount.minorUnits),
         \(bind: Int(request.amount.currency.numericCode)), 'pending', '', \(bind: UTCTime(now).iso8601), \(bind: request.merchantID),
@@ -291,18 +291,18 @@ public final class NetworkSwitch: Sendable {
     /// sequence and its largest id) is taken in the statement, so the issuer-side key made from
     /// it (as issuerSTAN and IssuerGateway.key make it) is written with the row. The unit runs on
     /// SQLite's only writer: nothing takes an id in between.
-    static func recordSQLite(_ values: SQLQueryString, acquirer: String, clock: String, bank: String?, in tx: any SQLDatabase) async throws -> Int64? {
-        let issuerKey: SQLQueryString = bank == nil ? "NULL" : """
+    static func recordSQLite(_ values: Statement, acquirer: String, clock: String, bank: String?, in tx: any SQLDatabase) async throws -> Int64? {
+        let issuerKey: Statement = bank == nil ? "NULL" : """
             \(bind: acquirer) || '/' || printf('%06d', next.id % 1000000) || '/' || \(bind: clock)
             """
-        guard let row = try await tx.raw("""
+        guard let row = try await tx.first("""
             INSERT INTO net_transactions (id, request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at,
                 merchant_id, acquirer_id, bank_id, issuer_key)
             SELECT next.id, \(values), \(issuerKey)
             FROM (SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'net_transactions'), 0),
                              COALESCE((SELECT MAX(id) FROM net_transactions), 0)) + 1 AS id) AS next
             WHERE true ON CONFLICT (request_key) DO NOTHING RETURNING id
-            """).first() else { return nil }
+            """) else { return nil }
         return try row.decode(column: "id", as: Int64.self)
     }
 
@@ -329,7 +329,7 @@ public final class NetworkSwitch: Sendable {
     ///
     /// Nil when the unit failed and left nothing: the sale then goes the two-unit way, which
     /// records the request first and answers a failure after it 96.
-    func authorizeInOneUnit(_ message: Message, _ request: AuthorizationRequest, key: String, values: SQLQueryString, clock: String, bank: String,
+    func authorizeInOneUnit(_ message: Message, _ request: AuthorizationRequest, key: String, values: Statement, clock: String, bank: String,
                             tokenCheck: PreparedCheck?, check: CryptogramCheck?, lookup: Data?) async throws -> Message? {
         inFlight.begin(key)
         defer { inFlight.end(key) }
@@ -677,7 +677,7 @@ public final class NetworkSwitch: Sendable {
         if db.engine == .postgres {
             // One statement, which the server commits by itself.
             let wasPending = try await db.statement { tx in try await answer.write(tx, engine: .postgres) }
-            if !wasPending { try await db.statement { tx in try await tx.raw(answer.late).run() } }
+            if !wasPending { try await db.statement { tx in try await tx.run(answer.late) } }
             return wasPending
         }
         return try await db.transaction { tx in try await answer.write(tx, engine: .sqlite) }
@@ -717,7 +717,7 @@ public final class NetworkSwitch: Sendable {
                     let wasPending = try await db.statement { tx in
                         try await record.write(tx, engine: .postgres, booking: (host.booking(prepared), IssuerHost.bookedColumn(prepared)))
                     }
-                    if !wasPending { try await db.statement { tx in try await tx.raw(record.late).run() } }
+                    if !wasPending { try await db.statement { tx in try await tx.run(record.late) } }
                     gateway.count(decided)
                     return (response, decided.code, wasPending)
                 } catch where IssuerHost.isChange(error) {
@@ -729,7 +729,7 @@ public final class NetworkSwitch: Sendable {
                 let decided = try await gateway.decide(outbound, input: input, lookup: lookup, in: tx)
                 let (response, record) = try self.answer(message, id: id, decided: decided, bank: bank, trace: trace)
                 let wasPending = try await record.write(tx, engine: engine)
-                if !wasPending, engine == .postgres { try await tx.raw(record.late).run() }
+                if !wasPending, engine == .postgres { try await tx.run(record.late) }
                 return (response, decided.code, wasPending)
             }
         } catch {
@@ -763,10 +763,10 @@ public final class NetworkSwitch: Sendable {
     /// of the UPDATE orders it against a reversal); a record a reversal reached first keeps its
     /// state and gets the late answer's details only.
     struct AnswerRecord {
-        let answer: SQLQueryString
-        let late: SQLQueryString
-        let trail: SQLQueryString?
-        let owed: SQLQueryString?
+        let answer: Statement
+        let late: Statement
+        let trail: Statement?
+        let owed: Statement?
         let reversal: SQLQueryString?
 
         /// Writes the record; true when it was still pending. On PostgreSQL one statement (the
@@ -775,19 +775,19 @@ public final class NetworkSwitch: Sendable {
         /// ``late``; on SQLite, which has no INSERT or UPDATE inside WITH, one statement each.
         func write(_ tx: any SQLDatabase, engine: Engine, booking: (parts: SQLQueryString?, check: SQLQueryString)? = nil) async throws -> Bool {
             if engine == .postgres {
-                var statement: SQLQueryString = "WITH answered AS (" + answer + ")"
-                if let trail { statement = statement + ", trail AS (" + trail + ")" }
-                if let owed { statement = statement + ", owed AS (" + owed + ")" }
+                var statement: SQLQueryString = "WITH answered AS (\(answer))"
+                if let trail { statement = statement + ", trail AS (\(trail))" }
+                if let owed { statement = statement + ", owed AS (\(owed))" }
                 if let reversal { statement = statement + ", reversal AS (" + reversal + ")" }
                 var columns: SQLQueryString = "(SELECT COUNT(*) FROM answered) AS n"
                 if let parts = booking?.parts { statement = statement + ", " + parts }
                 if let booking { columns = columns + ", " + booking.check }
                 return try await tx.raw(statement + " SELECT " + columns).first()!.decode(column: "n", as: Int.self) > 0
             }
-            let wasPending = try await tx.raw(answer).first() != nil
-            if !wasPending { try await tx.raw(late).run() }
-            if let trail { try await tx.raw(trail).run() }
-            if let owed { try await tx.raw(owed).run() }
+            let wasPending = try await tx.first(answer) != nil
+            if !wasPending { try await tx.run(late) }
+            if let trail { try await tx.run(trail) }
+            if let owed { try await tx.run(owed) }
             if let reversal { try await tx.raw(reversal).run() }
             return wasPending
         }

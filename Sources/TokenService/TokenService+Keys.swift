@@ -138,11 +138,11 @@ extension TokenService {
         let keys = Self.cryptogramKeys(check)
         // The token with its vault entry and bank key, the key it names and whether its ATC was
         // seen before, in one statement.
-        let row = try await db.raw("""
+        let row = try await db.first("""
             SELECT \(Self.cryptogramColumns)
             FROM (SELECT \(bind: hash) AS hash, \(bind: keys.atc) AS atc, \(bind: keys.hour) AS hour, \(bind: keys.sequence) AS sequence) q
             \(Self.cryptogramJoins)
-            """).first()
+            """)
         return try await reading(check, row: row, on: db)
     }
 
@@ -151,7 +151,7 @@ extension TokenService {
     /// PostgreSQL may turn an EXISTS into a hash of the whole table, built again for every
     /// statement, when its statistics say the table is small (with many rows of `q`, it did:
     /// 7,576 ATCs read for 3 cryptograms).
-    public static let cryptogramColumns: SQLQueryString = """
+    public static let cryptogramColumns: Statement = """
         t.id, t.state, t.token_expiry, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile,
         l.id AS luk_id, l.max_transactions, l.ttl_seconds, l.max_amount, l.uses, l.cumulative, l.state AS luk_state,
         COALESCE((SELECT 1 FROM tsp_atcs a WHERE a.token_id = t.id AND a.atc = q.atc LIMIT 1), 0) AS atc_seen
@@ -188,7 +188,7 @@ extension TokenService {
     /// `sequence` (the IAD's key index; 0 and -1 when it does not parse, which finds no key):
     /// a row for every `q`, the token's columns NULL when no token has the hash. A caller
     /// reading many cryptograms at once (the switch, on PostgreSQL) makes `q` of arrays.
-    public static let cryptogramJoins: SQLQueryString = """
+    public static let cryptogramJoins: Statement = """
         LEFT JOIN tsp_tokens t ON t.token_hash = q.hash LEFT JOIN tsp_vault v ON v.id = t.vault_id
         LEFT JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
         LEFT JOIN tsp_luks l ON l.token_id = t.id AND l.generation_hour = q.hour AND l.sequence = q.sequence
@@ -256,13 +256,13 @@ extension TokenService {
             let row = try await tx.raw("WITH " + recording(verified, after: nil) + " SELECT " + Self.recordingColumns(verified)).first()!
             return try verdict(verified, row: row)
         }
-        let seen = try await tx.raw("""
+        let seen = try await tx.first("""
             INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
             SELECT \(bind: verified.tokenID), \(bind: verified.atc), \(bind: verified.stamp), \(bind: verified.amountAuthorised), \(bind: Int(verified.keyIndex.sequence))
             WHERE EXISTS (SELECT 1 FROM tsp_tokens WHERE id = \(bind: verified.tokenID) AND state = 'active')
             ON CONFLICT DO NOTHING RETURNING atc
-            """).first() != nil
-        let used = seen ? try await tx.raw(Self.keyUse(verified, after: nil)).first() != nil : false
+            """) != nil
+        let used = seen ? try await tx.first(Self.keyUse(verified, after: nil)) != nil : false
         let state = seen ? TokenState.active.rawValue
             : try await tx.raw("SELECT state FROM tsp_tokens WHERE id = \(bind: verified.tokenID)").first()?.decode(column: "state", as: String.self)
         return Self.verdict(verified, tokenState: state, atcRecorded: seen, keyUsed: used)
@@ -279,8 +279,8 @@ extension TokenService {
             SELECT \(bind: verified.tokenID), \(bind: verified.atc), \(bind: verified.stamp), \(bind: verified.amountAuthorised), \(bind: Int(verified.keyIndex.sequence))
             \(unsafeRaw: source.map { "FROM \($0) " } ?? "")WHERE EXISTS (SELECT 1 FROM tsp_tokens WHERE id = \(bind: verified.tokenID) AND state = 'active')
             ON CONFLICT DO NOTHING RETURNING atc),
-        used AS (
-        """ + Self.keyUse(verified, after: "seen") + ")"
+        used AS (\(Self.keyUse(verified, after: "seen")))
+        """
     }
 
     /// ``recording(_:after:)`` for many verified cryptograms at once (PostgreSQL), as parts of a
@@ -327,10 +327,10 @@ extension TokenService {
 
     /// The key's use counted, only while its count and amount allow (and, with `after`, only
     /// when that part yielded a row).
-    static func keyUse(_ verified: VerifiedCryptogram, after source: String?) -> SQLQueryString {
+    static func keyUse(_ verified: VerifiedCryptogram, after source: String?) -> Statement {
         """
         UPDATE tsp_luks SET uses = uses + 1, cumulative = cumulative + \(bind: verified.spend)
-        WHERE id = \(bind: verified.keyID) AND state = 'issued' AND uses < max_transactions AND cumulative + \(bind: verified.spend) <= max_amount\(unsafeRaw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
+        WHERE id = \(bind: verified.keyID) AND state = 'issued' AND uses < max_transactions AND cumulative + \(bind: verified.spend) <= max_amount\(raw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
         RETURNING id
         """
     }

@@ -1,0 +1,90 @@
+import Foundation
+import Logging
+import SQLKit
+import SQLiteDirect
+@testable import Storage
+import StorageTestSupport
+import Testing
+
+@Suite("Statements fixed in the source")
+struct StatementTests {
+    static func lookUp(_ name: String) -> Statement { "SELECT value FROM counters WHERE name = \(bind: name)" }
+
+    static func update(_ name: String, by delta: Int64, only condition: String?) -> Statement {
+        "UPDATE counters SET value = value + \(bind: delta) WHERE name = \(bind: name)\(raw: condition.map { " AND \($0)" } ?? "") RETURNING value"
+    }
+
+    @Test("SQLite's text is rendered once for the place a statement is written: the same text and number for any binds, other text for other run-time text, none for an SQLKit expression")
+    func rendering() throws {
+        let a = try #require(Self.lookUp("a").sqlite), b = try #require(Self.lookUp("b").sqlite)
+        #expect(a === b)
+        #expect(a.sql == "SELECT value FROM counters WHERE name = ?1")
+        #expect(a.isRead)
+        let plain = try #require(Self.update("a", by: 1, only: nil).sqlite)
+        let conditional = try #require(Self.update("a", by: 1, only: "value < 10").sqlite)
+        #expect(plain !== conditional && plain.slot != conditional.slot)
+        #expect(plain.sql == "UPDATE counters SET value = value + ?1 WHERE name = ?2 RETURNING value")
+        #expect(conditional.sql == "UPDATE counters SET value = value + ?1 WHERE name = ?2 AND value < 10 RETURNING value")
+        #expect(!plain.isRead)
+        // Nested statements take their pieces and binds in order; SQLKit renders the same text.
+        let inner: Statement = "\(bind: 7), \(bind: "x")"
+        let outer: Statement = "INSERT INTO t (n, s, d) VALUES (\(inner), \(bind: Data([1])))"
+        #expect(outer.sqlite?.sql == "INSERT INTO t (n, s, d) VALUES (?1, ?2, ?3)")
+        #expect(outer.binds.count == 3 && outer.binds[1] as? String == "x")
+        let (sql, binds) = SQLiteRenderer().serialize(outer)
+        #expect(sql == "INSERT INTO t (n, s, d) VALUES (?1, ?2, ?3)" && binds.count == 3)
+        let joined = "SELECT " + inner + " AS pair"
+        #expect(joined.sqlite?.sql == "SELECT ?1, ?2 AS pair")
+        // An SQLKit expression inside: rendered by SQLKit every time, never cached.
+        let mixed: Statement = "SELECT \(sql: SQLLiteral.numeric("1")) AS one WHERE \(bind: 1) = 1"
+        #expect(mixed.sqlite == nil)
+        #expect(SQLiteRenderer().serialize(mixed).0 == "SELECT 1 AS one WHERE ?1 = 1")
+    }
+
+    @Test("statements run the same on every engine: reads, writes with RETURNING, NULL binds, inside units and alone")
+    func runs() async throws {
+        for location in try TestDatabases.locations("statements") {
+            let db = try await Database.open(location)
+            try await db.migrate(StorageTests.migrations)
+            try await db.sql.run("INSERT INTO counters (name, value) VALUES (\(bind: "a"), \(bind: 1)), (\(bind: "b"), \(bind: 5))")
+            let updated = try await db.transaction { tx in
+                try await tx.first(Self.update("a", by: 2, only: "value < 10"))?.decode(column: "value", as: Int64.self)
+            }
+            #expect(updated == 3, "\(location)")
+            // The condition fails: no row.
+            let refused = try await db.transaction { tx in try await tx.first(Self.update("b", by: 10, only: "value > 100")) }
+            #expect(refused == nil, "\(location)")
+            #expect(try await db.sql.first(Self.lookUp("b"))?.decode(column: "value", as: Int64.self) == 5, "\(location)")
+            let missing: String? = nil
+            let none = try await db.sql.all("SELECT name FROM counters WHERE name = \(bind: missing) OR \(bind: missing) IS NULL ORDER BY name")
+            #expect(try none.map { try $0.decode(column: "name", as: String.self) } == ["a", "b"], "\(location)")
+            // A statement inside an SQLKit query string, as PostgreSQL's composed statements hold them.
+            let composed: SQLQueryString = "SELECT COUNT(*) AS n FROM (\(Self.lookUp("a"))) AS q"
+            #expect(try await db.sql.raw(composed).first()?.decode(column: "n", as: Int.self) == 1, "\(location)")
+            await db.shutdown()
+        }
+    }
+
+    @Test("a statement's prepared form follows the schema: run again after the table changes, it reads the new columns")
+    func afterSchemaChange() async throws {
+        for location in try TestDatabases.locations("statements-schema") {
+            let db = try await Database.open(location)
+            try await db.migrate(StorageTests.migrations)
+            try await db.sql.run("INSERT INTO counters (name, value) VALUES (\(bind: "a"), \(bind: 1))")
+            let all: Statement = "SELECT * FROM counters WHERE name = \(bind: "a")"
+            #expect(try await db.transaction { tx in try await tx.first(all)?.allColumns } == ["name", "value"], "\(location)")
+            try await db.sql.raw("ALTER TABLE counters ADD COLUMN note TEXT").run()
+            #expect(try await db.transaction { tx in try await tx.first(all)?.allColumns } == ["name", "value", "note"], "\(location)")
+            await db.shutdown()
+        }
+    }
+}
+
+/// SQLKit's rendering of an expression with SQLite's dialect, as the writer's session would.
+struct SQLiteRenderer {
+    func serialize(_ expression: any SQLExpression) -> (String, [any Encodable & Sendable]) {
+        // The session is only asked to render: its connection is never used.
+        let session = SQLiteSession(connection: try! SQLiteHandle(path: ":memory:"), logger: Logger(label: "render"))
+        return session.serialize(expression)
+    }
+}
