@@ -532,7 +532,7 @@ struct SQLiteSession: SQLiteFace, @unchecked Sendable {
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         if let statement = query as? Statement, let rendered = statement.sqlite {
             logger.debug("\(rendered.sql)")
-            return try connection.execute(rendered.sql, slot: rendered.slot, binds: try Self.values(statement.binds)) { columns, row in
+            return try connection.execute(rendered.sql, slot: rendered.slot, binds: try statement.sqliteValues()) { columns, row in
                 onRow(SQLiteResultRow(columns: columns, values: row))
             }
         }
@@ -543,27 +543,29 @@ struct SQLiteSession: SQLiteFace, @unchecked Sendable {
 
     /// SQLKit's binds as SQLite values (through SQLiteKit's encoder, as its driver would).
     static func values(_ binds: [any Encodable & Sendable]) throws -> [SQLiteValue] {
-        let encoder = SQLiteDataEncoder()
-        return try binds.map {
-            // The common types directly; the rest as SQLiteKit's encoder writes them.
-            if let common = CommonBind($0) {
-                switch common {
-                case .null: return .null
-                case .text(let v): return .text(v)
-                case .integer(let n, _): return .integer(n)
-                case .bool(let v): return .integer(v ? 1 : 0)
-                case .double(let d): return .float(d)
-                case .bytes(let v): return .blob(v)
-                case .data(let v): return .blob(Array(v))
-                }
+        try binds.map(value)
+    }
+
+    /// One of SQLKit's binds as a SQLite value.
+    static func value(_ bind: any Encodable & Sendable) throws -> SQLiteValue {
+        // The common types directly; the rest as SQLiteKit's encoder writes them.
+        if let common = CommonBind(bind) {
+            switch common {
+            case .null: return .null
+            case .text(let v): return .text(v)
+            case .integer(let n, _): return .integer(n)
+            case .bool(let v): return .integer(v ? 1 : 0)
+            case .double(let d): return .float(d)
+            case .bytes(let v): return .blob(v)
+            case .data(let v): return .blob(Array(v))
             }
-            return switch try encoder.encode($0) {
-            case .integer(let n): .integer(Int64(n))
-            case .float(let d): .float(d)
-            case .text(let t): .text(t)
-            case .blob(let buffer): .blob(Array(buffer.readableBytesView))
-            case .null: .null
-            }
+        }
+        return switch try SQLiteDataEncoder().encode(bind) {
+        case .integer(let n): .integer(Int64(n))
+        case .float(let d): .float(d)
+        case .text(let t): .text(t)
+        case .blob(let buffer): .blob(Array(buffer.readableBytesView))
+        case .null: .null
         }
     }
 }
@@ -578,7 +580,7 @@ struct QueuedSQLiteDatabase: SQLiteFace, @unchecked Sendable {
         if let statement = query as? Statement, let rendered = statement.sqlite {
             guard rendered.isRead else { return try await engine.unit { session in try await session.execute(sql: query, onRow) } }
             logger.debug("\(rendered.sql)")
-            return try await engine.reader.execute(rendered.sql, slot: rendered.slot, binds: try SQLiteSession.values(statement.binds), onRow)
+            return try await engine.reader.execute(rendered.sql, slot: rendered.slot, binds: try statement.sqliteValues(), onRow)
         }
         let (sql, binds) = serialize(query)
         if SQLiteReader.isRead(sql) {

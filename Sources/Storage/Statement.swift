@@ -1,5 +1,6 @@
 import Foundation
 import SQLKit
+import SQLiteDirect
 import Synchronization
 
 /// A statement written in the source with its values bound, for the statements a sale runs
@@ -25,7 +26,7 @@ public struct Statement: SQLExpression, ExpressibleByStringInterpolation, Sendab
     }
 
     var pieces: [Piece] = []
-    var binds: [any Encodable & Sendable] = []
+    var binds: [Bind] = []
     /// Pieces SQLKit must render (`\(sql:)`), by their place in `pieces` (as `.text("")`).
     var expressions: [(index: Int, expression: any SQLExpression)] = []
 
@@ -41,9 +42,20 @@ public struct Statement: SQLExpression, ExpressibleByStringInterpolation, Sendab
         public mutating func appendLiteral(_ literal: StaticString) { statement.append(literal) }
 
         /// A value, as a placeholder.
-        public mutating func appendInterpolation(bind value: any Encodable & Sendable) {
+        public mutating func appendInterpolation(bind value: any Encodable & Sendable) { append(.other(value)) }
+        // The types a sale binds, kept as what they are: no existential to open again for
+        // SQLite. A nil keeps its optional's type, which PostgreSQL declares the bind by.
+        public mutating func appendInterpolation(bind value: String) { append(.text(value)) }
+        public mutating func appendInterpolation(bind value: Int) { append(.integer(Int64(value))) }
+        public mutating func appendInterpolation(bind value: Int64) { append(.integer(value)) }
+        public mutating func appendInterpolation(bind value: Data) { append(.data(value)) }
+        public mutating func appendInterpolation(bind value: String?) { append(value.map { .text($0) } ?? .other(value)) }
+        public mutating func appendInterpolation(bind value: Int64?) { append(value.map { .integer($0) } ?? .other(value)) }
+        public mutating func appendInterpolation(bind value: Data?) { append(value.map { .data($0) } ?? .other(value)) }
+
+        mutating func append(_ bind: Bind) {
             statement.pieces.append(.bind)
-            statement.binds.append(value)
+            statement.binds.append(bind)
         }
 
         /// Text decided at run time: a table name, a clause chosen among a few (never a value).
@@ -99,7 +111,7 @@ public struct Statement: SQLExpression, ExpressibleByStringInterpolation, Sendab
                 } else {
                     serializer.write(text)
                 }
-            case .bind: serializer.write(bind: binds.next()!)
+            case .bind: serializer.write(bind: binds.next()!.value)
             }
         }
     }
@@ -127,6 +139,45 @@ public struct Statement: SQLExpression, ExpressibleByStringInterpolation, Sendab
             cache[pieces] = rendered
             return rendered
         }
+    }
+}
+
+extension Statement {
+    /// A bound value: the common types as themselves, the rest as SQLKit takes them.
+    enum Bind: Sendable {
+        case text(String)
+        case integer(Int64)
+        case data(Data)
+        case other(any Encodable & Sendable)
+
+        /// As SQLKit's serializer takes it (an integer as `Int64`, which PostgreSQL declares
+        /// `int8`, as it does `Int`).
+        var value: any Encodable & Sendable {
+            switch self {
+            case .text(let v): v
+            case .integer(let v): v
+            case .data(let v): v
+            case .other(let v): v
+            }
+        }
+
+        /// As SQLite takes it.
+        func sqlite() throws -> SQLiteValue {
+            switch self {
+            case .text(let v): .text(v)
+            case .integer(let v): .integer(v)
+            case .data(let v): .blob(Array(v))
+            case .other(let v): try SQLiteSession.value(v)
+            }
+        }
+    }
+
+    /// The binds as SQLite takes them.
+    func sqliteValues() throws -> [SQLiteValue] {
+        var values: [SQLiteValue] = []
+        values.reserveCapacity(binds.count)
+        for bind in binds { values.append(try bind.sqlite()) }
+        return values
     }
 }
 

@@ -58,36 +58,80 @@ extension TokenService {
     }
 
     /// Issues `count` new limited-use keys for an active token, each encrypted to its device.
+    /// The keys are derived and sealed before the unit, from what is committed (a key agreement
+    /// and a derivation a key: on SQLite's only writer they had been most of a replenishment's
+    /// time); the unit reads the token again and writes them only if what they were made from
+    /// still holds — the token active, its device key, its bank's key and the last sequence
+    /// issued — and otherwise makes them again inside it.
     public func issueKeys(tokenID: Int64, count: Int, limits: LimitedUseKeyLimits = LimitedUseKeyLimits(), now: Date = Date()) async throws -> [IssuedKey] {
-        let keys = self.keys, vault = self.vault
         let stamp = UTCTime(now).iso8601
+        let early = try await keyIssue(tokenID: tokenID, count: count, now: now, on: db.sql)
         return try await db.transaction { tx in
-            guard let row = try await tx.raw("""
-                SELECT t.state, t.token_sealed, t.data_key_id, t.token_last4, d.public_key, k.imk_name, k.profile
-                FROM tsp_tokens t JOIN tsp_device_keys d ON d.token_id = t.id JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
-                WHERE t.id = \(bind: tokenID)
-                """).first() else { throw LifecycleError.unknownToken }
-            guard try row.decode(column: "state", as: String.self) == TokenState.active.rawValue else {
-                throw StorageError("keys are issued only to active tokens")
-            }
-            guard let profile = CryptogramProfile.named(try row.decode(column: "profile", as: String.self)) else { throw StorageError("unknown profile") }
-            let device = try P256.KeyAgreement.PublicKey(x963Representation: try row.decode(column: "public_key", as: Data.self))
-            let token = try await vault.openToken(row, tx)
-            let last = try await tx.raw("SELECT CAST(COALESCE(MAX(sequence), 0) AS BIGINT) AS s FROM tsp_luks WHERE token_id = \(bind: tokenID)").first()!.decode(column: "s", as: Int.self)
-            let indices = (1...count).map { LimitedUseKeyIndex(generatedAt: now, sequence: UInt16(truncatingIfNeeded: last + $0)) }
-            let sealed = try keys.issueLimitedUseKeys(imk: try row.decode(column: "imk_name", as: String.self), profile: profile, pan: token, psn: "01",
-                                                      indices: indices, device: device)
+            let batch = if let early, try await self.issueBasis(tokenID: tokenID, on: tx) == early.basis { early }
+                else { try await self.keyIssue(tokenID: tokenID, count: count, now: now, on: tx) }
+            guard let batch else { throw LifecycleError.unknownToken }
             // The batch in one statement.
-            let rows: [SQLQueryString] = indices.map { index in
-                """
-                (\(bind: tokenID), \(bind: Int64(index.generationHour)), \(bind: Int(index.sequence)), \(bind: limits.maxTransactions),
-                 \(bind: Int64(limits.timeToLive)), \(bind: limits.maxCumulativeAmount), 0, 0, 'issued', \(bind: stamp))
-                """
+            var statement: Statement =
+                "INSERT INTO tsp_luks (token_id, generation_hour, sequence, max_transactions, ttl_seconds, max_amount, uses, cumulative, state, issued_at) VALUES "
+            for (i, index) in batch.indices.enumerated() {
+                statement = statement + (i == 0 ? "" : ", ") + """
+                    (\(bind: tokenID), \(bind: Int64(index.generationHour)), \(bind: Int(index.sequence)), \(bind: limits.maxTransactions),
+                     \(bind: Int64(limits.timeToLive)), \(bind: limits.maxCumulativeAmount), 0, 0, 'issued', \(bind: stamp))
+                    """
             }
-            try await tx.raw("INSERT INTO tsp_luks (token_id, generation_hour, sequence, max_transactions, ttl_seconds, max_amount, uses, cumulative, state, issued_at) VALUES "
-                             + rows.joined(separator: ", ")).run()
-            return zip(indices, sealed).map { IssuedKey(index: $0, sealedKey: $1, limits: limits) }
+            try await tx.run(statement)
+            return zip(batch.indices, batch.sealed).map { IssuedKey(index: $0, sealedKey: $1, limits: limits) }
         }
+    }
+
+    /// What a batch of keys is made from; the unit that writes them compares it.
+    struct IssueBasis: Equatable {
+        let devicePublicKey: Data
+        let imkName: String
+        let profile: String
+        let lastSequence: Int
+    }
+
+    /// Keys made for a token and what they were made from (nil: no such token, or no device or
+    /// bank key for it).
+    struct KeyIssue {
+        let basis: IssueBasis
+        let indices: [LimitedUseKeyIndex]
+        let sealed: [[UInt8]]
+    }
+
+    static func issueRead(_ tokenID: Int64) -> Statement {
+        """
+        SELECT t.state, t.token_sealed, t.data_key_id, t.token_last4, d.public_key, k.imk_name, k.profile,
+               (SELECT CAST(COALESCE(MAX(sequence), 0) AS BIGINT) FROM tsp_luks WHERE token_id = t.id) AS last_sequence
+        FROM tsp_tokens t JOIN tsp_device_keys d ON d.token_id = t.id JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
+        WHERE t.id = \(bind: tokenID)
+        """
+    }
+
+    static func issueBasis(_ row: any SQLRow) throws -> IssueBasis {
+        guard try row.decode(column: "state", as: String.self) == TokenState.active.rawValue else {
+            throw StorageError("keys are issued only to active tokens")
+        }
+        return IssueBasis(devicePublicKey: try row.decode(column: "public_key", as: Data.self), imkName: try row.decode(column: "imk_name", as: String.self),
+                          profile: try row.decode(column: "profile", as: String.self), lastSequence: try row.decode(column: "last_sequence", as: Int.self))
+    }
+
+    /// The basis as the unit sees it.
+    func issueBasis(tokenID: Int64, on db: any SQLDatabase) async throws -> IssueBasis? {
+        try await db.first(Self.issueRead(tokenID)).map(Self.issueBasis)
+    }
+
+    /// Derives and seals the keys to the token's device, from what `db` reads.
+    func keyIssue(tokenID: Int64, count: Int, now: Date, on db: any SQLDatabase) async throws -> KeyIssue? {
+        guard let row = try await db.first(Self.issueRead(tokenID)) else { return nil }
+        let basis = try Self.issueBasis(row)
+        guard let profile = CryptogramProfile.named(basis.profile) else { throw StorageError("unknown profile") }
+        let device = try P256.KeyAgreement.PublicKey(x963Representation: basis.devicePublicKey)
+        let token = try await vault.openToken(row, db)
+        let indices = (1...count).map { LimitedUseKeyIndex(generatedAt: now, sequence: UInt16(truncatingIfNeeded: basis.lastSequence + $0)) }
+        let sealed = try keys.issueLimitedUseKeys(imk: basis.imkName, profile: profile, pan: token, psn: "01", indices: indices, device: device)
+        return KeyIssue(basis: basis, indices: indices, sealed: sealed)
     }
 
     /// Checks a cloud cryptogram for the switch: the token is known and active, the key index

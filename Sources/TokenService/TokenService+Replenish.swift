@@ -71,16 +71,20 @@ extension TokenService {
                           now: Date = Date()) async throws -> ReplenishmentOutcome {
         guard abs(request.timestamp.timeIntervalSince(now)) <= 300 else { return .refused(.stale) }
         let stamp = UTCTime(now).iso8601
+        let tokenRead: Statement = """
+            SELECT t.device_id, t.state, d.public_key FROM tsp_tokens t JOIN tsp_device_keys d ON d.token_id = t.id WHERE t.id = \(bind: request.tokenID)
+            """
+        // The signature checked before the unit, against the device key as committed; the unit
+        // checks it again only if the token's device key is another by then.
+        let verifiedKey = try await db.sql.first(tokenRead).flatMap { row in
+            try Self.signatureVerifies(request, publicKey: try row.decode(column: "public_key", as: Data.self))
+        }
         let checked: Result<[UInt16], ReplenishmentRefusal> = try await db.transaction { tx in
-            guard let token = try await tx.raw("""
-                SELECT t.device_id, t.state, d.public_key FROM tsp_tokens t JOIN tsp_device_keys d ON d.token_id = t.id WHERE t.id = \(bind: request.tokenID)
-                """).first() else { return .failure(.unknownToken) }
+            guard let token = try await tx.first(tokenRead) else { return .failure(.unknownToken) }
             guard try token.decode(column: "device_id", as: String.self) == request.deviceID else { return .failure(.notThisDevice) }
             guard try token.decode(column: "state", as: String.self) == TokenState.active.rawValue else { return .failure(.notActive) }
-            let agreement = try P256.KeyAgreement.PublicKey(x963Representation: try token.decode(column: "public_key", as: Data.self))
-            let verifier = try P256.Signing.PublicKey(rawRepresentation: agreement.rawRepresentation)
-            guard let signature = try? P256.Signing.ECDSASignature(derRepresentation: request.signature),
-                  verifier.isValidSignature(signature, for: request.signedBytes) else { return .failure(.badSignature) }
+            let publicKey = try token.decode(column: "public_key", as: Data.self)
+            guard try publicKey == verifiedKey || Self.signatureVerifies(request, publicKey: publicKey) != nil else { return .failure(.badSignature) }
             // No row back: the nonce was seen before.
             guard try await tx.raw("""
                 INSERT INTO tsp_replenish_nonces (token_id, nonce, seen_at) VALUES (\(bind: request.tokenID), \(bind: request.nonce), \(bind: stamp))
@@ -133,5 +137,14 @@ extension TokenService {
         let needed = max(0, poolSize - unspent)
         guard needed > 0 else { return .issued([], unseen: unseen) }
         return .issued(try await issueKeys(tokenID: request.tokenID, count: needed, limits: limits, now: now), unseen: unseen)
+    }
+
+    /// The device key (X9.63) when the request's signature verifies under it, else nil.
+    static func signatureVerifies(_ request: ReplenishmentRequest, publicKey: Data) throws -> Data? {
+        let agreement = try P256.KeyAgreement.PublicKey(x963Representation: publicKey)
+        let verifier = try P256.Signing.PublicKey(rawRepresentation: agreement.rawRepresentation)
+        guard let signature = try? P256.Signing.ECDSASignature(derRepresentation: request.signature),
+              verifier.isValidSignature(signature, for: request.signedBytes) else { return nil }
+        return publicKey
     }
 }

@@ -30,7 +30,7 @@ struct StatementTests {
         let inner: Statement = "\(bind: 7), \(bind: "x")"
         let outer: Statement = "INSERT INTO t (n, s, d) VALUES (\(inner), \(bind: Data([1])))"
         #expect(outer.sqlite?.sql == "INSERT INTO t (n, s, d) VALUES (?1, ?2, ?3)")
-        #expect(outer.binds.count == 3 && outer.binds[1] as? String == "x")
+        #expect(outer.binds.count == 3 && outer.binds[1].value as? String == "x")
         let (sql, binds) = SQLiteRenderer().serialize(outer)
         #expect(sql == "INSERT INTO t (n, s, d) VALUES (?1, ?2, ?3)" && binds.count == 3)
         let joined = "SELECT " + inner + " AS pair"
