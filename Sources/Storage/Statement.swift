@@ -83,10 +83,9 @@ public struct Statement: SQLExpression, ExpressibleByStringInterpolation, Sendab
     }
 
     mutating func append(_ other: Statement) {
-        let offset = pieces.count
+        if !other.expressions.isEmpty { expressions += other.expressions.map { ($0.index + pieces.count, $0.expression) } }
         pieces += other.pieces
         binds += other.binds
-        expressions += other.expressions.map { ($0.index + offset, $0.expression) }
     }
 
     public static func + (lhs: Statement, rhs: Statement) -> Statement {

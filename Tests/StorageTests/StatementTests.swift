@@ -39,6 +39,9 @@ struct StatementTests {
         let mixed: Statement = "SELECT \(sql: SQLLiteral.numeric("1")) AS one WHERE \(bind: 1) = 1"
         #expect(mixed.sqlite == nil)
         #expect(SQLiteRenderer().serialize(mixed).0 == "SELECT 1 AS one WHERE ?1 = 1")
+        let nested = "SELECT \(bind: 0) AS zero, " + ("\(sql: SQLLiteral.numeric("1")) AS one" as Statement)
+        #expect(nested.sqlite == nil)
+        #expect(SQLiteRenderer().serialize(nested).0 == "SELECT ?1 AS zero, 1 AS one")
     }
 
     @Test("statements run the same on every engine: reads, writes with RETURNING, NULL binds, inside units and alone")
