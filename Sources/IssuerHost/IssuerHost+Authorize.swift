@@ -318,14 +318,14 @@ extension IssuerHost {
 
     static func balance(_ basis: PreparedAuthorization.Basis, amount: Int64, after source: String?) -> Statement {
         """
-        UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: basis.account) AND balance = \(bind: basis.balance)\(raw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
+        UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: basis.account) AND balance = \(bind: basis.balance)\(unsafeRaw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
         RETURNING id
         """
     }
 
     static func today(_ basis: PreparedAuthorization.Basis, card: Int64, amount: Int64, after source: String?) -> Statement {
         """
-        INSERT INTO issuer_card_days (card_id, day, total, approvals) SELECT \(bind: card), \(bind: basis.day), \(bind: amount), 1\(raw: source.map { " FROM \($0)" } ?? " WHERE true")
+        INSERT INTO issuer_card_days (card_id, day, total, approvals) SELECT \(bind: card), \(bind: basis.day), \(bind: amount), 1\(unsafeRaw: source.map { " FROM \($0)" } ?? " WHERE true")
         ON CONFLICT (card_id, day) DO UPDATE SET total = issuer_card_days.total + excluded.total, approvals = issuer_card_days.approvals + 1
             WHERE issuer_card_days.total = \(bind: basis.todayTotal) AND issuer_card_days.approvals = \(bind: basis.todayApprovals)
         RETURNING card_id

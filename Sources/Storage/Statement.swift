@@ -13,7 +13,7 @@ import Synchronization
 ///
 ///     let row = try await tx.first("SELECT id FROM t WHERE key = \(bind: key)" as Statement)
 ///
-/// Besides binds, a statement may hold text decided at run time (`\(raw:)`, part of what the
+/// Besides binds, a statement may hold text decided at run time (`\(unsafeRaw:)`, part of what the
 /// cache keys on, so keep it to a few forms: never a value), another statement (its pieces and
 /// binds taken in), or any SQLKit expression (`\(sql:)`: such a statement is rendered by SQLKit
 /// on every run, as before).
@@ -58,8 +58,9 @@ public struct Statement: SQLExpression, ExpressibleByStringInterpolation, Sendab
             statement.binds.append(bind)
         }
 
-        /// Text decided at run time: a table name, a clause chosen among a few (never a value).
-        public mutating func appendInterpolation(raw text: String) { statement.pieces.append(.text(text)) }
+        /// Text decided at run time: a table name, a clause chosen among a few (never a value:
+        /// it is neither escaped nor bound, and each text is a statement of its own to the cache).
+        public mutating func appendInterpolation(unsafeRaw text: String) { statement.pieces.append(.text(text)) }
 
         /// Another statement, pieces and binds.
         public mutating func appendInterpolation(_ other: Statement) { statement.append(other) }

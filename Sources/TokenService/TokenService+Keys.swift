@@ -92,8 +92,7 @@ extension TokenService {
         let lastSequence: Int
     }
 
-    /// Keys made for a token and what they were made from (nil: no such token, or no device or
-    /// bank key for it).
+    /// Keys made for a token and what they were made from.
     struct KeyIssue {
         let basis: IssueBasis
         let indices: [LimitedUseKeyIndex]
@@ -122,7 +121,8 @@ extension TokenService {
         try await db.first(Self.issueRead(tokenID)).map(Self.issueBasis)
     }
 
-    /// Derives and seals the keys to the token's device, from what `db` reads.
+    /// Derives and seals the keys to the token's device, from what `db` reads; nil when there
+    /// is no such token, or no device or bank key for it.
     func keyIssue(tokenID: Int64, count: Int, now: Date, on db: any SQLDatabase) async throws -> KeyIssue? {
         guard let row = try await db.first(Self.issueRead(tokenID)) else { return nil }
         let basis = try Self.issueBasis(row)
@@ -374,7 +374,7 @@ extension TokenService {
     static func keyUse(_ verified: VerifiedCryptogram, after source: String?) -> Statement {
         """
         UPDATE tsp_luks SET uses = uses + 1, cumulative = cumulative + \(bind: verified.spend)
-        WHERE id = \(bind: verified.keyID) AND state = 'issued' AND uses < max_transactions AND cumulative + \(bind: verified.spend) <= max_amount\(raw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
+        WHERE id = \(bind: verified.keyID) AND state = 'issued' AND uses < max_transactions AND cumulative + \(bind: verified.spend) <= max_amount\(unsafeRaw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
         RETURNING id
         """
     }

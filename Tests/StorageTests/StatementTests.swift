@@ -11,7 +11,7 @@ struct StatementTests {
     static func lookUp(_ name: String) -> Statement { "SELECT value FROM counters WHERE name = \(bind: name)" }
 
     static func update(_ name: String, by delta: Int64, only condition: String?) -> Statement {
-        "UPDATE counters SET value = value + \(bind: delta) WHERE name = \(bind: name)\(raw: condition.map { " AND \($0)" } ?? "") RETURNING value"
+        "UPDATE counters SET value = value + \(bind: delta) WHERE name = \(bind: name)\(unsafeRaw: condition.map { " AND \($0)" } ?? "") RETURNING value"
     }
 
     @Test("SQLite's text is rendered once for the place a statement is written: the same text and number for any binds, other text for other run-time text, none for an SQLKit expression")
@@ -86,8 +86,9 @@ struct StatementTests {
 /// SQLKit's rendering of an expression with SQLite's dialect, as the writer's session would.
 struct SQLiteRenderer {
     func serialize(_ expression: any SQLExpression) -> (String, [any Encodable & Sendable]) {
-        // The session is only asked to render: its connection is never used.
-        let session = SQLiteSession(connection: try! SQLiteHandle(path: ":memory:"), logger: Logger(label: "render"))
-        return session.serialize(expression)
+        // The session is only asked to render: its connection runs nothing.
+        let connection = try! SQLiteHandle(path: ":memory:")
+        defer { connection.close() }
+        return SQLiteSession(connection: connection, logger: Logger(label: "render")).serialize(expression)
     }
 }
