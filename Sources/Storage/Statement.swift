@@ -121,10 +121,15 @@ public struct Statement: SQLExpression, ExpressibleByStringInterpolation, Sendab
     }
 
     /// The statement's SQLite text, rendered once for its pieces (nil when SQLKit must render it).
-    var sqlite: RenderedStatement? {
+    /// Past ``RenderedStatement/limit`` texts, new ones are not kept (run-time text that varies
+    /// more than it should): they are rendered by SQLKit, as any expression.
+    var sqlite: RenderedStatement? { sqlite(keepingAtMost: RenderedStatement.limit) }
+
+    func sqlite(keepingAtMost limit: Int) -> RenderedStatement? {
         guard isFixed else { return nil }
         return RenderedStatement.cache.withLock { cache in
             if let rendered = cache[pieces] { return rendered }
+            guard cache.count < limit else { return nil }
             var text = "", position = 0
             for piece in pieces {
                 switch piece {
@@ -196,6 +201,8 @@ final class RenderedStatement: Sendable {
 
     /// Every text rendered in this process, by its pieces.
     static let cache = Mutex<[[Statement.Piece]: RenderedStatement]>([:])
+    /// Texts kept at most: CloudTap's own statements are a few dozen.
+    static let limit = 4_096
 }
 
 extension SQLDatabase {

@@ -42,6 +42,12 @@ struct StatementTests {
         let nested = "SELECT \(bind: 0) AS zero, " + ("\(sql: SQLLiteral.numeric("1")) AS one" as Statement)
         #expect(nested.sqlite == nil)
         #expect(SQLiteRenderer().serialize(nested).0 == "SELECT ?1 AS zero, 1 AS one")
+        // With the cache full, a text already kept is still found, a new one is left to SQLKit.
+        let kept = RenderedStatement.cache.withLock { $0.count }
+        #expect(Self.lookUp("c").sqlite(keepingAtMost: kept) === a)
+        let new = "SELECT value FROM counters WHERE name = \(bind: "d")\(unsafeRaw: " LIMIT 1")" as Statement
+        #expect(new.sqlite(keepingAtMost: 0) == nil)
+        #expect(SQLiteRenderer().serialize(new).0 == "SELECT value FROM counters WHERE name = ?1 LIMIT 1")
     }
 
     @Test("statements run the same on every engine: reads, writes with RETURNING, NULL binds, inside units and alone")
