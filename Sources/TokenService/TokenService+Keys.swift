@@ -66,7 +66,14 @@ extension TokenService {
     public func issueKeys(tokenID: Int64, count: Int, limits: LimitedUseKeyLimits = LimitedUseKeyLimits(), now: Date = Date()) async throws -> [IssuedKey] {
         let stamp = UTCTime(now).iso8601
         let early = try await keyIssue(tokenID: tokenID, count: count, now: now, on: db.sql)
+        let engine = db.engine
         return try await db.transaction { tx in
+            if engine == .postgres {
+                // The token locked first, so that two issues for it take turns: a statement that
+                // waits for a lock sees the other tables as they were when it started, so the
+                // basis (the last sequence among it) is read after, by a statement of its own.
+                _ = try await tx.first("SELECT id FROM tsp_tokens WHERE id = \(bind: tokenID) FOR UPDATE")
+            }
             let batch = if let early, try await self.issueBasis(tokenID: tokenID, on: tx) == early.basis { early }
                 else { try await self.keyIssue(tokenID: tokenID, count: count, now: now, on: tx) }
             guard let batch else { throw LifecycleError.unknownToken }

@@ -34,6 +34,24 @@ struct KeyIssueTests {
         return (token, number, device)
     }
 
+    @Test("keys issued at once for one token take turns: every sequence once, each key for the device, whichever batch was made first")
+    func concurrentIssues() async throws {
+        try await TokenServiceTests.each("luk-concurrent") { (f: TSPFixture) async throws -> Void in
+            let (token, _, device) = try await Self.boundToken(f)
+            try await f.tsp.change(tokenID: token.id, .activate, actor: .requestor, reason: .verified)
+            // Each batch is made before its unit from the same last sequence; all but the first
+            // unit find it changed and make theirs again.
+            let batches = try await withThrowingTaskGroup(of: [IssuedKey].self) { group in
+                for _ in 0..<4 { group.addTask { try await f.tsp.issueKeys(tokenID: token.id, count: 2) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let keys = batches.flatMap { $0 }
+            #expect(keys.map(\.index.sequence).sorted() == Array(1...8))
+            for batch in batches { #expect(batch.map(\.index.sequence) == [batch[0].index.sequence, batch[0].index.sequence + 1]) }
+            for key in keys { #expect(throws: Never.self) { try DeviceKeyWrap.open(key.sealedKey, with: device, context: key.index.bytes) } }
+        }
+    }
+
     @Test("keys go to the device encrypted; its cryptograms validate once; limits, state and foreign keys are enforced")
     func keysAndValidation() async throws {
         try await TokenServiceTests.each("luk") { (f: TSPFixture) async throws -> Void in
