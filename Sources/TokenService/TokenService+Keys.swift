@@ -74,9 +74,9 @@ extension TokenService {
                 // basis (the last sequence among it) is read after, by a statement of its own.
                 _ = try await tx.first("SELECT id FROM tsp_tokens WHERE id = \(bind: tokenID) FOR UPDATE")
             }
-            let batch = if let early, try await self.issueBasis(tokenID: tokenID, on: tx) == early.basis { early }
-                else { try await self.keyIssue(tokenID: tokenID, count: count, now: now, on: tx) }
-            guard let batch else { throw LifecycleError.unknownToken }
+            guard let row = try await tx.first(Self.issueRead(tokenID)) else { throw LifecycleError.unknownToken }
+            let batch = if let early, try Self.issueBasis(row) == early.basis { early }
+                else { try await self.keyIssue(row, count: count, now: now, on: tx) }
             // The batch in one statement.
             var statement: Statement =
                 "INSERT INTO tsp_luks (token_id, generation_hour, sequence, max_transactions, ttl_seconds, max_amount, uses, cumulative, state, issued_at) VALUES "
@@ -123,15 +123,16 @@ extension TokenService {
                           profile: try row.decode(column: "profile", as: String.self), lastSequence: try row.decode(column: "last_sequence", as: Int.self))
     }
 
-    /// The basis as the unit sees it.
-    func issueBasis(tokenID: Int64, on db: any SQLDatabase) async throws -> IssueBasis? {
-        try await db.first(Self.issueRead(tokenID)).map(Self.issueBasis)
-    }
-
     /// Derives and seals the keys to the token's device, from what `db` reads; nil when there
     /// is no such token, or no device or bank key for it.
     func keyIssue(tokenID: Int64, count: Int, now: Date, on db: any SQLDatabase) async throws -> KeyIssue? {
         guard let row = try await db.first(Self.issueRead(tokenID)) else { return nil }
+        return try await keyIssue(row, count: count, now: now, on: db)
+    }
+
+    /// Derives and seals the keys from the token's row of ``issueRead(_:)`` (`db` opens its
+    /// vault entry).
+    func keyIssue(_ row: any SQLRow, count: Int, now: Date, on db: any SQLDatabase) async throws -> KeyIssue {
         let basis = try Self.issueBasis(row)
         guard let profile = CryptogramProfile.named(basis.profile) else { throw StorageError("unknown profile") }
         let device = try P256.KeyAgreement.PublicKey(x963Representation: basis.devicePublicKey)
