@@ -6,6 +6,7 @@ import NIOPosix
 import PostgresKit
 import SQLiteKit
 import SQLKit
+import Synchronization
 
 /// Where the data lives: an embedded SQLite file (the default) or a PostgreSQL server.
 public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
@@ -208,8 +209,21 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
         return try await generic!.withConnection(inTransaction: false) { try await body($0) }
     }
 
+    /// A connection of ``session(_:)``'s kind held for one caller (see ``HeldSession``), on an
+    /// event loop of the pool's group; closed when the database shuts down.
+    public func heldSession() -> HeldSession {
+        HeldSession(database: self, loop: genericPool?.eventLoopGroup.next())
+    }
+
+    /// The connections ``HeldSession``s hold, closed at shutdown.
+    let heldConnections = Mutex<[PostgresConnection]>([])
+
+    /// Whether ``shutdown()`` has not been called.
+    var isOpen: Bool { !closed.isClosed }
+
     public func shutdown() async {
         guard closed.close() else { return }
+        for connection in heldConnections.withLock({ held in defer { held = [] }; return held }) { try? await connection.close().get() }
         await sqlite?.shutdown()
         try? await postgresPool?.shutdownAsync()
         try? await unflushedPool?.shutdownAsync()
@@ -222,6 +236,7 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     /// PostgreSQL pool in the background rather than trapping in the pool's own deinit.
     deinit {
         if closed.close() {
+            for connection in heldConnections.withLock({ $0 }) { connection.close().whenComplete { _ in } }
             postgresPool?.shutdownGracefully { _ in }
             unflushedPool?.shutdownGracefully { _ in }
             genericPool?.shutdownGracefully { _ in }
@@ -235,6 +250,7 @@ final class ClosedFlag: @unchecked Sendable {
     private var closed = false
     /// Marks it closed; true the first time.
     func close() -> Bool { lock.withLock { defer { closed = true }; return !closed } }
+    var isClosed: Bool { lock.withLock { closed } }
 }
 
 /// A storage failure that is not the driver's own error.

@@ -45,6 +45,7 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
     }
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
+        try checkOpen()
         let (sql, binds) = serialize(query)
         let arguments = BoundArgument.all(binds)
         // A statement with an array bind runs prepared from its first call, or not at all.
@@ -61,8 +62,21 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
             return try await base.execute(sql: query, onRow)
         }
         if let prepared = statements.prepared(name, on: connection) { return try await run(name, prepared, arguments, onRow) }
-        guard let prepared = try await prepare(name, body, sql) else { return try await base.execute(sql: query, onRow) }
+        guard let prepared = try await prepare(name, body, sql) else {
+            try checkOpen()
+            return try await base.execute(sql: query, onRow)
+        }
         try await run(name, prepared, arguments, onRow)
+    }
+
+    /// Throws when the connection has closed (the server went away). PostgresNIO hands a
+    /// statement to its channel without a promise for the write, so one written to a closed
+    /// channel would never be answered: its caller would wait for ever. Checked on the
+    /// connection's event loop, where a body of ``PooledPreparingDatabase/withConnection(inTransaction:_:)``
+    /// or ``HeldSession/run(_:)`` runs, the channel cannot close between this check and the
+    /// write that follows it in the same turn of the loop.
+    private func checkOpen() throws {
+        if connection.isClosed { throw StorageError("the PostgreSQL connection is closed") }
     }
 
     /// Runs the prepared statement with these arguments' values (a Bind and an Execute); its
@@ -70,6 +84,7 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
     private func run(_ name: String, _ prepared: PreparedQuery, _ arguments: [BoundArgument], _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         // Logged by name: the values are the statement's data.
         if let level = queryLogLevel { logger.log(level: level, "Executing prepared statement", metadata: ["statement": .string(name)]) }
+        try checkOpen()
         try await prepared.execute(arguments.compactMap(\.value)) { onRow(PostgresResultRow($0)) }.get()
     }
 
@@ -79,6 +94,7 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
     /// whatever the count, and the server's refusal thrown.
     private func prepare(_ name: String, _ body: String, _ sql: String, required: Bool = false) async throws -> PreparedQuery? {
         guard required || statements.hasRoom(on: connection) else { return nil }
+        try checkOpen()
         let prepared: PreparedQuery
         do {
             if inTransaction {

@@ -62,22 +62,32 @@ final class SaleBatcher: Sendable {
         let since: ContinuousClock.Instant
     }
 
-    /// Batches at the database at once: one being written while another is read and decided
-    /// keeps both this process and PostgreSQL busy. With two statements a batch (the cards read
-    /// with the tokens), two against three: less CPU a sale in each of three alternating pairs at
-    /// full load (0.64–0.68 ms against 0.68–0.72) and at half load (1.50–1.61 against
-    /// 1.64–1.69), where batches are larger; throughput and the half-load tail within the noise.
-    /// (With three statements a batch three had measured 3–10 % more sales a second.) With warm
-    /// sales, a second batch started only when eight sales wait: less CPU a sale at half load,
-    /// no shorter tail, a longer p50; three in flight: more CPU a sale, no shorter tail.
-    let concurrent: Int
+    /// A connection for each batch that may be at the database at once, held for the switch's
+    /// life (``HeldSession``): a batch's statements and the work between them run on its
+    /// connection's event loop, and so does the task that takes batches for it, so a batch waits
+    /// for no lease from a pool and no thread hand-off. Against a connection leased for each
+    /// batch, at 850 sales a second: the switch's time a sale 4.1 ms against 5.5, its wait for a
+    /// batch 0.6 ms against 1.0 (docs/benchmarks.md).
+    ///
+    /// Two: one being written while another is read and decided keeps both this process and
+    /// PostgreSQL busy. With two statements a batch (the cards read with the tokens), two against
+    /// three: less CPU a sale in each of three alternating pairs at full load (0.64–0.68 ms
+    /// against 0.68–0.72) and at half load (1.50–1.61 against 1.64–1.69), where batches are
+    /// larger; throughput and the half-load tail within the noise. (With three statements a batch
+    /// three had measured 3–10 % more sales a second.) With warm sales, a second batch started
+    /// only when eight sales wait: less CPU a sale at half load, no shorter tail, a longer p50;
+    /// three in flight: more CPU a sale, no shorter tail.
+    let sessions: [HeldSession]
     /// Sales in one batch at most.
     let largest: Int
-    private let state = Locked<(waiting: [Waiting], running: Int)>(([], 0))
+    /// The sales waiting, and the sessions no task is taking batches for.
+    private let state: Locked<(waiting: [Waiting], idle: [Int])>
 
-    init(concurrent: Int = 2, largest: Int = 64) {
-        self.concurrent = concurrent
+    init(sessions: [HeldSession], largest: Int = 64) {
+        precondition(!sessions.isEmpty)
+        self.sessions = sessions
         self.largest = largest
+        state = Locked(([], Array(sessions.indices.reversed())))
     }
 
     /// How long a batch's stages took: `queued` a sale's wait for its batch to start, then the
@@ -92,22 +102,22 @@ final class SaleBatcher: Sendable {
     /// Waits for the sale's batch; `owner` runs it.
     func submit(_ sale: Sale, to owner: NetworkSwitch) async -> Outcome {
         await withCheckedContinuation { continuation in
-            let start = state.withLock { s -> Bool in
+            let idle = state.withLock { s -> Int? in
                 s.waiting.append(Waiting(sale: sale, continuation: continuation, since: .now))
-                guard s.running < concurrent else { return false }
-                s.running += 1
-                return true
+                return s.idle.popLast()
             }
-            if start { Task { await self.drain(owner) } }
+            if let idle {
+                Task(executorPreference: sessions[idle].executor) { await self.drain(owner, on: idle) }
+            }
         }
     }
 
-    /// Runs batches until nobody waits.
-    private func drain(_ owner: NetworkSwitch) async {
+    /// Runs batches on session `index` until nobody waits.
+    private func drain(_ owner: NetworkSwitch, on index: Int) async {
         while true {
             let batch: [Waiting]? = state.withLock { s in
                 guard !s.waiting.isEmpty else {
-                    s.running -= 1
+                    s.idle.append(index)
                     return nil
                 }
                 let n = min(largest, s.waiting.count)
@@ -117,7 +127,7 @@ final class SaleBatcher: Sendable {
             guard let batch else { return }
             let started = ContinuousClock.now
             for waiting in batch { SaleBatcher.stage("queued").record(duration: started - waiting.since) }
-            let outcomes = await owner.run(batch.map(\.sale))
+            let outcomes = await owner.run(batch.map(\.sale), on: sessions[index])
             for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(returning: outcome) }
         }
     }
@@ -284,14 +294,14 @@ extension NetworkSwitch {
     static let warmCardColumns = IssuerHost.cardColumnNames.union(["card_digest"])
 
     /// One batch: what each sale gets (see ``SaleBatcher``).
-    func run(_ sales: [SaleBatcher.Sale]) async -> [SaleBatcher.Outcome] {
+    func run(_ sales: [SaleBatcher.Sale], on held: HeldSession) async -> [SaleBatcher.Outcome] {
         var outcomes = [SaleBatcher.Outcome](repeating: .single, count: sales.count)
         do {
             // On one connection, on its event loop: the batch's statements wait for no
             // connection and no thread hand-off (4 % more sales a second at full load, p50 0.7 ms
             // less at half), and keep one plan each (half-load p99 9.2–9.4 ms against 11–12).
             // The decisions between them run there too, about 0.1 ms a sale.
-            let decided = try await db.session { session in
+            let decided = try await held.run { session in
                 let (decided, failure) = try await self.decideAndWrite(sales, on: session)
                 guard let failure else { return decided }
                 // A warm sale's rows changed since (a sale elsewhere, a reversal, a blocked card):

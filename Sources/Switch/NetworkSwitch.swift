@@ -75,7 +75,7 @@ public final class NetworkSwitch: Sendable {
     let terminalSpec: MessageSpec?
     let table = Locked<RoutingTable?>(nil)
     /// Token sales on PostgreSQL, taken many at a time (see ``SaleBatcher``).
-    let batcher = SaleBatcher()
+    let batcher: SaleBatcher
     /// The card behind each token batched sales have seen (see ``CardsBehindTokens``).
     let cardsBehindTokens = CardsBehindTokens()
     /// What batched sales last read and wrote for each token (see ``WarmToken``).
@@ -98,6 +98,8 @@ public final class NetworkSwitch: Sendable {
         self.logger = logger
         self.spec = try? MessageSpec.dialect("network")
         self.terminalSpec = try? MessageSpec.dialect("terminal")
+        // Sessions are opened when first used: only token sales on PostgreSQL use them.
+        self.batcher = SaleBatcher(sessions: [database.heldSession(), database.heldSession()])
     }
 
     /// Answers one terminal message (counted and timed by MTI and response code).

@@ -307,7 +307,7 @@ struct SwitchTests {
                 return
             }
             let batch = try [first, second, declined].map { try #require(try sale($0)) }
-            let answers = await s.network.run(batch).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
+            let answers = await s.network.run(batch, on: s.network.batcher.sessions[0]).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
             #expect(answers == ["00", "00", "51"])
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
             #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200)
@@ -319,13 +319,13 @@ struct SwitchTests {
             // A duplicate (the request key recorded) and a replayed cryptogram: the single way.
             var replay = try AuthorizationRequest(message: first)
             replay.stan = "999999"
-            let again = await s.network.run([try #require(try sale(first)), try #require(try sale(replay.message))])
+            let again = await s.network.run([try #require(try sale(first)), try #require(try sale(replay.message))], on: s.network.batcher.sessions[0])
             #expect(again.allSatisfy { if case .single = $0 { true } else { false } })
             #expect(await s.network.handle(replay.message)[39] == "05")
             // Two sales of one card in one batch: the write finds the balance changed under the
             // second, writes nothing, and both go the single way, where both are approved.
             let third = try await tap(s.phone, "20.00"), fourth = try await tap(s.phone, "30.00")
-            let pair = await s.network.run([try #require(try sale(third)), try #require(try sale(fourth))])
+            let pair = await s.network.run([try #require(try sale(third)), try #require(try sale(fourth))], on: s.network.batcher.sessions[0])
             #expect(pair.allSatisfy { if case .single = $0 { true } else { false } })
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850)
             #expect(await s.network.handle(third)[39] == "00")
@@ -348,7 +348,7 @@ struct SwitchTests {
             #expect(decided.map(\.source) == [.withToken, .cardStatement])
             #expect(decided.map(\.decision.code) == ["00", "00"])
             #expect(s.network.cardsBehindTokens[token3] == cards3)
-            let written = await s.network.run(next).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
+            let written = await s.network.run(next, on: s.network.batcher.sessions[0]).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
             #expect(written == ["00", "00"])
             #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200 - 100)
             #expect(try await c.issuer.balance(account: account3) == 1_000 - 200)
@@ -364,7 +364,7 @@ struct SwitchTests {
             let warmDecided = try await c.db.session { try await s.network.decide(warm, on: $0) }
             #expect(warmDecided.map(\.source) == [.warm, .warm])
             #expect(warmDecided.map(\.decision.code) == ["00", "00"])
-            let warmWritten = await s.network.run(warm).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
+            let warmWritten = await s.network.run(warm, on: s.network.batcher.sessions[0]).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
             #expect(warmWritten == ["00", "00"])
             #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200 - 100 - 300)
             #expect(try await c.issuer.balance(account: account3) == 1_000 - 200 - 400)
@@ -383,7 +383,7 @@ struct SwitchTests {
             let ninth = try await tap(phone2, "1.00"), tenth = try await tap(s.phone, "1.00")
             let changed = try [ninth, tenth].map { try #require(try sale($0)) }
             #expect(try await c.db.session { try await s.network.decide(changed, on: $0) }.first?.source == .warm)
-            let reread = await s.network.run(changed).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
+            let reread = await s.network.run(changed, on: s.network.batcher.sessions[0]).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
             #expect(reread == ["62", "00"])
             #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200 - 100 - 300)
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850 - 2000 - 3000 - 100)
@@ -397,7 +397,7 @@ struct SwitchTests {
             // second phone's token, the first phone's next sale is decided warm from the card as
             // that sale left it, and its write holds.
             let phone3b = try await Self.phone(c, device: "phone-3b", card: PAN("6210220110002707370"))
-            #expect(await s.network.run([try #require(try sale(try await tap(phone3b, "1.00")))]).count == 1)
+            #expect(await s.network.run([try #require(try sale(try await tap(phone3b, "1.00")))], on: s.network.batcher.sessions[0]).count == 1)
             #expect(try await c.issuer.balance(account: account3) == 1_000 - 200 - 400 - 100)
             let shared = [try #require(try sale(try await tap(phone3, "2.00")))]
             let sharedDecided = try await c.db.session { session in

@@ -2,11 +2,13 @@ import ArgumentParser
 import CloudWire
 import Crypto
 import Foundation
+import ISO8583
 import ISO8583Link
 import IssuerHost
 import Logging
 import PaymentCore
 import PaymentCrypto
+import Synchronization
 import Terminal
 import TokenService
 import Wallet
@@ -21,7 +23,8 @@ struct LoadCommand: ParsableCommand {
             enrolled through the HTTP API as a bank app would (one-time code from the SMS outbox), and a phone that \
             fetches its card and keys and replenishes when low. The terminals run for --duration; a POS that gets no \
             answer reverses, and keeps the reversal until the network takes it. At the end: throughput, the latency \
-            histogram of whole sales (tap to answer) and the books. --journal writes one JSON line per approval a POS saw.
+            histogram of whole sales (tap to answer), the same for their online part (0200 sent to 0210 heard) and the \
+            books. --journal writes one JSON line per approval a POS saw; --latencies one CSV line per measured sale.
             """)
 
     @Option(help: "Simulated terminals, each with its own link and phone.") var terminals = 8
@@ -33,6 +36,7 @@ struct LoadCommand: ParsableCommand {
     @Option(help: "postgres://… to run the in-process network on PostgreSQL.") var database: String?
     @Option(help: "Target rate in sales per second across all terminals (0: as fast as they go).") var rate = 0.0
     @Option(help: "Write one JSON line per approval a POS saw (terminal, STAN, transmission time, approval code, amount).") var journal: String?
+    @Option(help: "Write one CSV line per measured approved sale: when it started (ms into the measured run), terminal, tap to answer and 0200 to 0210 (ms).") var latencies: String?
 
     func validate() throws {
         if (api == nil) != (switchAddress == nil) { throw ValidationError("--api and --switch go together (a running network), or neither (start one)") }
@@ -66,6 +70,9 @@ struct LoadCommand: ParsableCommand {
         let warmup = max(0, self.warmup)
         print("\(terminals) terminals, each with a phone and its own card (enrolled over the API); \(warmup > 0 ? "warming up \(warmup.formatted()) s, then " : "")running \(Int(duration)) s…")
         let results = LoadResults()
+        if let latencies {
+            guard FileManager.default.createFile(atPath: latencies, contents: nil) else { throw ToolError("cannot write \(latencies)") }
+        }
         let measured = ContinuousClock.now + .seconds(warmup)
         let deadline = measured + .seconds(duration)
         let interval: Duration? = rate > 0 ? .seconds(Double(terminals) / rate) : nil
@@ -111,7 +118,7 @@ struct LoadCommand: ParsableCommand {
                         let result = await lane.pos.sale(amount: Amount(minorUnits: 1000, currency: .cny), over: lane.transport)
                         let elapsed = ContinuousClock.now - start
                         if case .approved(let code) = result.outcome, let request = result.request {
-                            if start >= measured { results.add(elapsed) }
+                            if start >= measured { results.add(elapsed, online: lane.host.last, at: start - measured, terminal: i) }
                             journal?.approved(terminal: request.terminalID, stan: request.stan, time: request.transmissionDateTime, code: code,
                                               amount: request.amount.minorUnits)
                         } else {
@@ -143,6 +150,7 @@ struct LoadCommand: ParsableCommand {
         for lane in lanes { await lane.link.shutdown() }
         try journal?.close()
         results.report(seconds: duration)
+        if let latencies { try results.writeLatencies(to: latencies, terminals: lanes.map(\.terminalID)) }
         if left > 0 { print("reversals not delivered: \(left)") }
         let books = try? await network.books()
         await network.stop()
@@ -226,10 +234,12 @@ struct LoadNetwork {
             let link = try Demo.terminalLink(host: target.host, port: target.port, terminalID: terminal, maximumBackoff: .seconds(1))
             let merchant = MerchantTerminal(terminalID: terminal, merchantID: String(format: "LOADMERCH%06d", i + 1), acquirerID: "01020000",
                                             merchantNameLocation: "CLOUDTAP LOAD")
-            let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: merchant, pinPad: nil, host: link,
+            let host = TimedHost(link)
+            let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: merchant, pinPad: nil, host: host,
                                   firstSTAN: UInt32.random(in: 1...900_000))
             let applet = SharedCardApplet(phone.applet())
-            lanes.append(LoadLane(pos: pos, transport: InProcessTransport { applet.process($0) }, link: link, phone: phone, cloud: cloud))
+            lanes.append(LoadLane(terminalID: terminal, pos: pos, transport: InProcessTransport { applet.process($0) }, link: link, host: host,
+                                  phone: phone, cloud: cloud))
         }
         return lanes
     }
@@ -237,9 +247,12 @@ struct LoadNetwork {
 
 /// One terminal of a load run: its POS, the phone held to it, the link to the switch.
 struct LoadLane: Sendable {
+    let terminalID: String
     let pos: PointOfSale
     let transport: InProcessTransport
     let link: ISO8583Client
+    /// The link as the POS sends over it, timing each exchange.
+    let host: TimedHost
     let phone: Wallet
     let cloud: HTTPCloudConnection
 
@@ -253,6 +266,25 @@ struct LoadLane: Sendable {
         if await !pos.pendingReversals.isEmpty { await pos.retryReversals() }
         if phone.needsReplenishment(cardID: "card") { _ = try? await phone.replenishIfNeeded(cardID: "card", from: cloud) }
     }
+}
+
+/// A POS's link that keeps how long its last exchange took, from the request handed to the link
+/// to the matching response (the online part of a sale: both links' framing, the switch, the
+/// token service, the issuer and the database).
+final class TimedHost: AuthorizationHost {
+    let link: ISO8583Client
+    private let lastExchange = Mutex<Duration>(.zero)
+
+    init(_ link: ISO8583Client) { self.link = link }
+
+    func send(_ request: Message) async throws -> Message {
+        let start = ContinuousClock.now
+        defer { let took = ContinuousClock.now - start; lastExchange.withLock { $0 = took } }
+        return try await link.send(request)
+    }
+
+    /// The last exchange's duration (a lane sends one request at a time).
+    var last: Duration { lastExchange.withLock { $0 } }
 }
 
 /// Approvals the POS saw, one JSON line each, written as they happen.
@@ -275,11 +307,26 @@ final class Journal: @unchecked Sendable {
 
 /// Latencies of approved sales and the failures, from many tasks.
 final class LoadResults: @unchecked Sendable {
+    /// A measured sale: when it started (after the measured run's start), its terminal (lane),
+    /// tap to answer, and its online part.
+    struct Sale {
+        let at: Duration
+        let terminal: Int
+        let whole: Duration
+        let online: Duration
+    }
+
     private let lock = NSLock()
     private var latencies: [Duration] = []
+    private var sales: [Sale] = []
     private var failed: [String: Int] = [:]
 
-    func add(_ d: Duration) { lock.withLock { latencies.append(d) } }
+    func add(_ d: Duration, online: Duration, at: Duration, terminal: Int) {
+        lock.withLock {
+            latencies.append(d)
+            sales.append(Sale(at: at, terminal: terminal, whole: d, online: online))
+        }
+    }
     func fail(_ why: String) { lock.withLock { failed[why, default: 0] += 1 } }
     var count: Int { lock.withLock { latencies.count } }
     var failures: Int { lock.withLock { failed.values.reduce(0, +) } }
@@ -315,6 +362,10 @@ final class LoadResults: @unchecked Sendable {
         print(String(format: "approved sales: %d in %.0f s = %.1f/s; failed: %d", sorted.count, seconds, Double(sorted.count) / seconds, failures))
         print(String(format: "latency (tap to answer): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
                      at(0.5), at(0.9), at(0.99), at(0.999), ms(sorted.last!)))
+        let online = lock.withLock { sales.map(\.online) }.sorted()
+        func onlineAt(_ q: Double) -> Double { ms(online[min(online.count - 1, Int(Double(online.count) * q))]) }
+        print(String(format: "  of which online (0200 sent to 0210 heard): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
+                     onlineAt(0.5), onlineAt(0.9), onlineAt(0.99), onlineAt(0.999), ms(online.last!)))
         // A histogram on a log scale.
         let buckets: [Double] = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
         var counts = [Int](repeating: 0, count: buckets.count + 1)
@@ -325,5 +376,17 @@ final class LoadResults: @unchecked Sendable {
             print("  \(label) \(String(repeating: "█", count: max(1, n * 40 / widest))) \(n)")
         }
         for (why, n) in lock.withLock({ failed }) { print("  failed \(n)×: \(why)") }
+    }
+
+    /// The measured sales as CSV, in the order they started.
+    func writeLatencies(to path: String, terminals: [String]) throws {
+        func ms(_ d: Duration) -> String {
+            String(format: "%.3f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+        }
+        var text = "started_ms,terminal,tap_to_answer_ms,online_ms\n"
+        for sale in lock.withLock({ sales }).sorted(by: { $0.at < $1.at }) {
+            text += "\(ms(sale.at)),\(terminals[sale.terminal]),\(ms(sale.whole)),\(ms(sale.online))\n"
+        }
+        do { try Data(text.utf8).write(to: URL(fileURLWithPath: path)) } catch { throw ToolError("cannot write \(path): \(error)") }
     }
 }
