@@ -148,6 +148,29 @@ struct SwitchTests {
         }
     }
 
+    @Test("the routing table is read again in the background: a request finding it old goes on with it, and the operator's change arrives soon after")
+    func routingRefresh() async throws {
+        try await CloudFlowTests.each("switch-routing") { (c: Cloud) async throws -> Void in
+            let s = try await Self.setUp(c)
+            var configuration = SwitchConfiguration()
+            configuration.routingRefresh = .zero
+            let network = NetworkSwitch(database: c.db, tokenService: c.tsp, issuerHost: c.issuer, keys: c.hsm, issuers: [:], configuration: configuration)
+            let first = try await network.routing()
+            #expect(first.cardRanges.map(\.low) == ["621022"])
+            try await c.issuer.addBINRange(bank: "BANKA", low: "622888", high: "622888", kind: "card")
+            // Old at once: this request has the table in hand, and starts a reading.
+            #expect(try await network.routing().cardRanges.map(\.low) == ["621022"])
+            var seen = false
+            for _ in 0..<100 where !seen {
+                seen = try await network.routing().cardRanges.contains { $0.low == "622888" }
+                if !seen { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(seen, "the new range arrives")
+            #expect(try await network.bank(for: PAN(unchecked: "6228880000000001")) == "BANKA")
+            _ = s
+        }
+    }
+
     @Test("a trace is one record a transaction; one kept a row a line, as before, reads the same; a damaged record is an error")
     func traceRecord() async throws {
         try await CloudFlowTests.each("switch-trace-record") { (c: Cloud) async throws -> Void in
