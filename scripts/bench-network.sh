@@ -63,7 +63,7 @@ echo "== SQLite / pgbench: $(echo "$ratios" | sed 's/^ //; s/ / %, /g') %$([ "$p
 
 # Half load, [pairs] runs each on a fresh database, and the median p99 (a p99 of a 10-second
 # run moves by a millisecond or two from one run to the next on this machine).
-p99() { grep -o 'p99 [0-9.]*' | awk '{print $2}'; }
+p99() { grep '^latency' | grep -o 'p99 [0-9.]*' | awk '{print $2}'; }
 run_note() { [ "$pairs" -gt 1 ] && echo ", run $1 of $pairs"; }
 pg_url() { echo "postgres://postgres@127.0.0.1:$port/$1?sslmode=disable"; }
 half_runs() {  # name, rate, PostgreSQL database prefix (none: SQLite)
