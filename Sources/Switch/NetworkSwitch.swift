@@ -868,7 +868,8 @@ public final class NetworkSwitch: Sendable {
     /// table it has, and so do the requests after it until the new table is in. (Every request
     /// that found the table old used to read it again itself, five statements one after
     /// another: every two seconds, all the sales arriving in those milliseconds waited for
-    /// them — at 850 sales a second on PostgreSQL, most of the slowest hundredth.)
+    /// them — at 850 sales a second on PostgreSQL the sales started in the first 50 ms of a
+    /// second took 6.2–6.5 ms on average, against 4.9 over the rest.)
     func routing() async throws -> RoutingTable {
         let now = ContinuousClock.now
         let (cached, refresh) = table.withLock { s -> (RoutingTable?, Bool) in

@@ -317,18 +317,14 @@ final class LoadResults: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private var latencies: [Duration] = []
     private var sales: [Sale] = []
     private var failed: [String: Int] = [:]
 
     func add(_ d: Duration, online: Duration, at: Duration, terminal: Int) {
-        lock.withLock {
-            latencies.append(d)
-            sales.append(Sale(at: at, terminal: terminal, whole: d, online: online))
-        }
+        lock.withLock { sales.append(Sale(at: at, terminal: terminal, whole: d, online: online)) }
     }
     func fail(_ why: String) { lock.withLock { failed[why, default: 0] += 1 } }
-    var count: Int { lock.withLock { latencies.count } }
+    var count: Int { lock.withLock { sales.count } }
     var failures: Int { lock.withLock { failed.values.reduce(0, +) } }
 
     /// The failure's kind, without the per-sale details, so the report groups them.
@@ -351,7 +347,7 @@ final class LoadResults: @unchecked Sendable {
     }
 
     func report(seconds: Double) {
-        let sorted = lock.withLock { latencies.sorted() }
+        let sorted = lock.withLock { sales.map(\.whole) }.sorted()
         guard !sorted.isEmpty else {
             print("no approved sales")
             for (why, n) in lock.withLock({ failed }) { print("  failed \(n)×: \(why)") }
