@@ -68,15 +68,14 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     /// ``statement(unflushed:_:)``.
     let unflushedPool: EventLoopGroupConnectionPool<PostgresConnectionSource>?
     let unflushed: PooledPreparingDatabase?
-    /// PostgreSQL: connections opened with `plan_cache_mode=force_generic_plan` and
-    /// `enable_seqscan=off`, for ``session(_:)``.
-    let genericPool: EventLoopGroupConnectionPool<PostgresConnectionSource>?
-    let generic: PooledPreparingDatabase?
+    /// PostgreSQL: how ``heldSession()`` opens its connections (`plan_cache_mode=force_generic_plan`
+    /// and `enable_seqscan=off`), on which group's loops, and the statements prepared on them.
+    let held: (source: PostgresConnectionSource, group: any EventLoopGroup, statements: PreparedStatements)?
     let logger: Logger
 
     private init(location: DatabaseLocation, sqlite: SQLiteEngine?, postgres: EventLoopGroupConnectionPool<PostgresConnectionSource>?,
                  unflushed: EventLoopGroupConnectionPool<PostgresConnectionSource>? = nil,
-                 generic: EventLoopGroupConnectionPool<PostgresConnectionSource>? = nil, logger: Logger) {
+                 held: (source: PostgresConnectionSource, group: any EventLoopGroup)? = nil, logger: Logger) {
         self.location = location
         self.engine = sqlite != nil ? .sqlite : .postgres
         self.sqlite = sqlite
@@ -85,8 +84,7 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
         self.postgres = postgres.map { PooledPreparingDatabase(pool: $0, statements: statements, logger: logger) }
         self.unflushedPool = unflushed
         self.unflushed = unflushed.map { PooledPreparingDatabase(pool: $0, statements: statements, logger: logger) }
-        self.genericPool = generic
-        self.generic = generic.map { PooledPreparingDatabase(pool: $0, statements: statements, logger: logger) }
+        self.held = held.map { ($0.source, $0.group, statements) }
         self.logger = logger
     }
 
@@ -128,10 +126,8 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
                 maxConnectionsPerEventLoop: connectionsPerEventLoop, logger: logger, on: group)
             var genericConfiguration = configuration
             genericConfiguration.coreConfiguration.options.additionalStartupParameters += [("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off")]
-            let generic = EventLoopGroupConnectionPool(
-                source: PostgresConnectionSource(sqlConfiguration: genericConfiguration),
-                maxConnectionsPerEventLoop: connectionsPerEventLoop, logger: logger, on: group)
-            let db = Database(location: location, sqlite: nil, postgres: pool, unflushed: unflushed, generic: generic, logger: logger)
+            let db = Database(location: location, sqlite: nil, postgres: pool, unflushed: unflushed,
+                              held: (PostgresConnectionSource(sqlConfiguration: genericConfiguration), group), logger: logger)
             return try await db.checked { try await db.sql.raw("SELECT 1").run() }
         }
     }
@@ -192,10 +188,12 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
         return try await (unflushed ? self.unflushed! : postgres!).withConnection(inTransaction: false) { try await body($0) }
     }
 
-    /// Runs `body`, which issues statements that each commit by themselves (as ``statement(_:)``),
-    /// on one connection: on PostgreSQL taken once from a pool of its own, the body running on
-    /// the connection's event loop, so that no statement waits for a connection or a thread
-    /// hand-off. Those connections keep one generic plan for each prepared statement
+    /// A connection held for one caller that issues statements, each committing by itself (as
+    /// ``statement(_:)``), one after another (see ``HeldSession``), on an event loop of the
+    /// database's group; opened when first used, closed when the database shuts down. On SQLite
+    /// its statements are the database's own, each a unit of the next group commit.
+    ///
+    /// Its PostgreSQL connections keep one generic plan for each prepared statement
     /// (`plan_cache_mode`): a statement over arrays (``PostgresArray``) is otherwise planned anew
     /// on every run for as long as its plan for the arrays given looks cheaper than one for any
     /// arrays — for small batches, always (0.4–0.7 ms a statement). They plan no sequential scan
@@ -203,16 +201,9 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
     /// and one made while a table held a page would otherwise go on reading the whole table, for
     /// every row of every batch, once it held thousands. Write such statements so that any plan
     /// is a good one: rows found by key, no EXISTS the planner could turn into a hash of a whole
-    /// table. On SQLite each statement is a unit of the next group commit.
-    public func session<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        if sqlite != nil { return try await body(sql) }
-        return try await generic!.withConnection(inTransaction: false) { try await body($0) }
-    }
-
-    /// A connection of ``session(_:)``'s kind held for one caller (see ``HeldSession``), on an
-    /// event loop of the pool's group; closed when the database shuts down.
+    /// table.
     public func heldSession() -> HeldSession {
-        HeldSession(database: self, loop: genericPool?.eventLoopGroup.next())
+        HeldSession(database: self, loop: held?.group.next())
     }
 
     /// The connections ``HeldSession``s hold, closed at shutdown.
@@ -227,7 +218,6 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
         await sqlite?.shutdown()
         try? await postgresPool?.shutdownAsync()
         try? await unflushedPool?.shutdownAsync()
-        try? await genericPool?.shutdownAsync()
     }
 
     private let closed = ClosedFlag()
@@ -239,7 +229,6 @@ public final class Database: @unchecked Sendable {  // the pools are thread-safe
             for connection in heldConnections.withLock({ $0 }) { connection.close().whenComplete { _ in } }
             postgresPool?.shutdownGracefully { _ in }
             unflushedPool?.shutdownGracefully { _ in }
-            genericPool?.shutdownGracefully { _ in }
         }
     }
 }

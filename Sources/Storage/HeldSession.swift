@@ -5,20 +5,19 @@ import SQLKit
 import Synchronization
 
 /// A connection held by one caller for as long as the database is open, for work that runs
-/// statement after statement without pause — each statement committing by itself, as in
-/// ``Database/session(_:)``, whose connections it is opened like.
+/// statement after statement without pause, each statement committing by itself (see
+/// ``Database/heldSession()`` for how its connections plan).
 ///
-/// ``Database/session(_:)`` leases a connection from its pool for each call: the lease is a hop
-/// to the pool's event loop, the body a new task on the connection's loop, and the caller's
-/// resumption a hop back. A held session keeps its connection and its loop: ``run(_:)`` runs the
+/// A connection leased from a pool for each piece of work costs a hop to the pool's event loop,
+/// a new task on the connection's loop, and the caller's resumption a hop back. A held session
+/// keeps its connection and its loop: ``run(_:)`` runs the
 /// body on that loop (a task that already prefers ``executor`` stays where it is), so a caller
 /// that runs its whole loop of work with ``executor`` as its task executor makes its statements
 /// with no thread hand-off at all. When the connection closes (the server restarted, the
 /// network failed) the statement fails and the next ``run(_:)`` opens a new one.
 ///
 /// One caller at a time: the connection runs one statement at a time, and ``run(_:)`` does not
-/// queue callers. On SQLite the body gets the database's own statements, as
-/// ``Database/session(_:)`` does.
+/// queue callers. On SQLite the body gets the database's own statements.
 public final class HeldSession: Sendable {
     private let database: Database
     private let loop: (any EventLoop)?
@@ -34,7 +33,7 @@ public final class HeldSession: Sendable {
 
     /// Runs `body` on the held connection, on its event loop.
     public func run<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        guard let executor, let statements = database.generic?.statements else { return try await body(database.sql) }
+        guard let executor, let statements = database.held?.statements else { return try await body(database.sql) }
         return try await withTaskExecutorPreference(executor) {
             let connection = try await self.open()
             return try await body(PreparingPostgresDatabase(connection: connection, statements: statements, inTransaction: false))
@@ -44,7 +43,7 @@ public final class HeldSession: Sendable {
     /// The open connection, or a new one.
     private func open() async throws -> PostgresConnection {
         if let held = connection.withLock({ $0 }), !held.isClosed { return held }
-        guard let loop, let source = database.genericPool?.source else { throw StorageError("no PostgreSQL pool") }
+        guard let loop, let source = database.held?.source else { throw StorageError("not a PostgreSQL database") }
         guard database.isOpen else { throw StorageError("the database is shut down") }
         let opened = try await source.makeConnection(logger: database.logger, on: loop).get()
         let previous = connection.withLock { held in

@@ -577,7 +577,7 @@ extension NetworkSwitch {
     }
 
     /// Everything the decided sales write, in one statement that the server commits by itself
-    /// (on `db`, a ``Database/session(_:)``): it fails whole (SQLSTATE 40001) unless every sale
+    /// (on `db`, a ``HeldSession``'s): it fails whole (SQLSTATE 40001) unless every sale
     /// was written as decided.
     func write(_ sales: [DecidedSale], on db: any SQLDatabase) async throws {
         let answered = UTCTime(Date()).iso8601

@@ -367,7 +367,7 @@ struct SwitchTests {
             s.network.warmTokens.remove(token3)
             let fifth = try await tap(phone2, "1.00"), sixth = try await tap(phone3, "2.00")
             let next = try [fifth, sixth].map { try #require(try sale($0)) }
-            let decided = try await c.db.session { try await s.network.decide(next, on: $0) }
+            let decided = try await s.network.batcher.sessions[0].run { try await s.network.decide(next, on: $0) }
             #expect(decided.map(\.source) == [.withToken, .cardStatement])
             #expect(decided.map(\.decision.code) == ["00", "00"])
             #expect(s.network.cardsBehindTokens[token3] == cards3)
@@ -384,7 +384,7 @@ struct SwitchTests {
             // write alone, which finds everything as they were decided from.
             let seventh = try await tap(phone2, "3.00"), eighth = try await tap(phone3, "4.00")
             let warm = try [seventh, eighth].map { try #require(try sale($0)) }
-            let warmDecided = try await c.db.session { try await s.network.decide(warm, on: $0) }
+            let warmDecided = try await s.network.batcher.sessions[0].run { try await s.network.decide(warm, on: $0) }
             #expect(warmDecided.map(\.source) == [.warm, .warm])
             #expect(warmDecided.map(\.decision.code) == ["00", "00"])
             let warmWritten = await s.network.run(warm, on: s.network.batcher.sessions[0]).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
@@ -395,7 +395,7 @@ struct SwitchTests {
             // read again.
             let short = try await tap(phone3, "5.00")
             let shortSale = [try #require(try sale(short))]
-            let shortDecided = try await c.db.session { try await s.network.decide(shortSale, on: $0) }
+            let shortDecided = try await s.network.batcher.sessions[0].run { try await s.network.decide(shortSale, on: $0) }
             #expect(shortDecided.map(\.source) == [.withToken])
             #expect(shortDecided.map(\.decision.code) == ["51"])
             // The second card blocked at its issuer after its last sale: its next sale is still
@@ -405,7 +405,7 @@ struct SwitchTests {
             try await c.issuer.setCardStatus(card2, .blocked)
             let ninth = try await tap(phone2, "1.00"), tenth = try await tap(s.phone, "1.00")
             let changed = try [ninth, tenth].map { try #require(try sale($0)) }
-            #expect(try await c.db.session { try await s.network.decide(changed, on: $0) }.first?.source == .warm)
+            #expect(try await s.network.batcher.sessions[0].run { try await s.network.decide(changed, on: $0) }.first?.source == .warm)
             let reread = await s.network.run(changed, on: s.network.batcher.sessions[0]).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
             #expect(reread == ["62", "00"])
             #expect(try await c.issuer.balance(account: account2) == 200_000 - 1200 - 100 - 300)
@@ -423,7 +423,7 @@ struct SwitchTests {
             #expect(await s.network.run([try #require(try sale(try await tap(phone3b, "1.00")))], on: s.network.batcher.sessions[0]).count == 1)
             #expect(try await c.issuer.balance(account: account3) == 1_000 - 200 - 400 - 100)
             let shared = [try #require(try sale(try await tap(phone3, "2.00")))]
-            let sharedDecided = try await c.db.session { session in
+            let sharedDecided = try await s.network.batcher.sessions[0].run { session in
                 let decided = try await s.network.decide(shared, on: session)
                 try await s.network.write(decided, on: session)
                 return decided

@@ -67,18 +67,18 @@ struct StorageTests {
                 #expect(try await setting(unflushed: true) == "off")
                 #expect(try await setting(unflushed: false) == "on")
                 #expect(try await db.transaction { tx in try await tx.raw("SHOW synchronous_commit").first()?.decode(column: "synchronous_commit", as: String.self) } == "on")
-                // A session's statements keep one plan each; they commit by themselves, and wait.
+                // A held session's statements keep one plan each; they commit by themselves, and wait.
                 @Sendable func plans(_ on: any SQLDatabase) async throws -> String? {
                     try await on.raw("SHOW plan_cache_mode").first()?.decode(column: "plan_cache_mode", as: String.self)
                 }
-                #expect(try await db.session { try await plans($0) } == "force_generic_plan")
+                #expect(try await db.heldSession().run { try await plans($0) } == "force_generic_plan")
                 #expect(try await plans(db.sql) == "auto")
                 // …and plan no sequential scans: a plan made while a table was small keeps finding rows by key once it has grown.
-                #expect(try await db.session { try await $0.raw("SHOW enable_seqscan").first()?.decode(column: "enable_seqscan", as: String.self) } == "off")
+                #expect(try await db.heldSession().run { try await $0.raw("SHOW enable_seqscan").first()?.decode(column: "enable_seqscan", as: String.self) } == "off")
                 #expect(try await db.sql.raw("SHOW enable_seqscan").first()?.decode(column: "enable_seqscan", as: String.self) == "on")
-                #expect(try await db.session { try await $0.raw("SHOW synchronous_commit").first()?.decode(column: "synchronous_commit", as: String.self) } == "on")
+                #expect(try await db.heldSession().run { try await $0.raw("SHOW synchronous_commit").first()?.decode(column: "synchronous_commit", as: String.self) } == "on")
             }
-            try await db.session { session in try await session.raw("INSERT INTO counters (name, value) VALUES ('s', 8)").run() }
+            try await db.heldSession().run { session in try await session.raw("INSERT INTO counters (name, value) VALUES ('s', 8)").run() }
             #expect(try await db.sql.raw("SELECT value FROM counters WHERE name = 's'").first()?.decode(column: "value", as: Int64.self) == 8)
             await db.shutdown()
         }
