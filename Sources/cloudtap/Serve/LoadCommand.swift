@@ -147,7 +147,7 @@ struct LoadCommand: ParsableCommand {
             for lane in lanes { left += await lane.pos.retryReversals() }
             if left > 0 { try? await Task.sleep(for: .milliseconds(500)) }
         } while left > 0 && ContinuousClock.now < drainDeadline
-        for lane in lanes { await lane.link.shutdown() }
+        for lane in lanes { await lane.host.link.shutdown() }
         try journal?.close()
         results.report(seconds: duration)
         if let latencies { try results.writeLatencies(to: latencies, terminals: lanes.map(\.terminalID)) }
@@ -238,7 +238,7 @@ struct LoadNetwork {
             let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: merchant, pinPad: nil, host: host,
                                   firstSTAN: UInt32.random(in: 1...900_000))
             let applet = SharedCardApplet(phone.applet())
-            lanes.append(LoadLane(terminalID: terminal, pos: pos, transport: InProcessTransport { applet.process($0) }, link: link, host: host,
+            lanes.append(LoadLane(terminalID: terminal, pos: pos, transport: InProcessTransport { applet.process($0) }, host: host,
                                   phone: phone, cloud: cloud))
         }
         return lanes
@@ -250,8 +250,7 @@ struct LoadLane: Sendable {
     let terminalID: String
     let pos: PointOfSale
     let transport: InProcessTransport
-    let link: ISO8583Client
-    /// The link as the POS sends over it, timing each exchange.
+    /// The link to the switch as the POS sends over it, timing each exchange.
     let host: TimedHost
     let phone: Wallet
     let cloud: HTTPCloudConnection
