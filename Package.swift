@@ -77,7 +77,9 @@ let package = Package(
             dependencies: ["PaymentCore", "PaymentCrypto", "Storage", .product(name: "SQLKit", package: "sql-kit")]
         ),
         .target(name: "CloudWire", dependencies: ["PaymentCore", "PaymentCrypto", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "Wallet", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "CloudWire", "QR", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Wallet", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "CloudWire", "QR", .product(name: "Crypto", package: "swift-crypto"),
+                                               .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                                               .product(name: "NIOHTTP1", package: "swift-nio")]),
         .target(name: "PCSC", dependencies: []),
         .target(name: "QR", dependencies: ["PaymentCore", "EMV"]),
         .target(name: "Terminal", dependencies: ["PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "PCSC", "QR",

@@ -30,19 +30,24 @@ public struct CloudRefusal: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The token service's HTTP API (docs/token-service.md) through URLSession: the requestor's
-/// credentials on every call, and the device's signature on device operations.
+/// The token service's HTTP API (docs/token-service.md): the requestor's credentials on every
+/// call, and the device's signature on device operations; through URLSession unless another
+/// transport is given (``KeepAliveHTTPTransport``).
 public struct HTTPCloudConnection: CloudConnection {
     public let baseURL: URL
     let requestorID: String
     let apiKey: String
-    let session: URLSession
+    public let transport: any HTTPTransport
 
     public init(baseURL: URL, requestorID: String, apiKey: String, session: URLSession = HTTPCloudConnection.uncached) {
+        self.init(baseURL: baseURL, requestorID: requestorID, apiKey: apiKey, transport: URLSessionTransport(session))
+    }
+
+    public init(baseURL: URL, requestorID: String, apiKey: String, transport: any HTTPTransport) {
         self.baseURL = baseURL
         self.requestorID = requestorID
         self.apiKey = apiKey
-        self.session = session
+        self.transport = transport
     }
 
     /// The default session: nothing the cloud answers (card profiles, sealed keys, token state)
@@ -102,8 +107,7 @@ public struct HTTPCloudConnection: CloudConnection {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let rawBody { request.httpBody = rawBody }
-        let (data, response) = try await Self.exchange(request, on: session)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let (status, data) = try await transport.exchange(request)
         guard (200..<300).contains(status) else {
             let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
             throw CloudRefusal(status: status, code: object["code"] as? String ?? "http-\(status)", detail: object["detail"] as? String ?? "")

@@ -20,6 +20,11 @@ struct WalletSDKTests {
         try await TestDatabases.withEach("api-wallet") { db in try await Self.run(db) }
     }
 
+    @Test("the same over keep-alive HTTP/1.1 (SwiftNIO): every call on one connection, a refusal as the cloud gave it")
+    func keepAlive() async throws {
+        try await TestDatabases.withEach("api-wallet-nio") { db in try await Self.run(db, keepAlive: true) }
+    }
+
     @Test("a call to a cloud that never answers ends when the caller's task is cancelled")
     func cancelledCall() async throws {
         // A listener that takes the connection and never reads or answers.
@@ -55,7 +60,7 @@ struct WalletSDKTests {
         }
     }
 
-    static func run(_ db: Database) async throws {
+    static func run(_ db: Database, keepAlive: Bool = false) async throws {
             let f = try await APIFixture(db)
             let phone = try Wallet(store: MemorySecureStore(), deviceID: "phone-A")
             let (credentials, tokenID) = try await setUp(f, phone: phone)
@@ -67,7 +72,10 @@ struct WalletSDKTests {
             }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { Issue.record("the API did not start: \(await server.result)"); return }
-            let cloud = HTTPCloudConnection(baseURL: URL(string: "http://127.0.0.1:\(port)")!, requestorID: "WALLET00001", apiKey: credentials.walletA)
+            let base = URL(string: "http://127.0.0.1:\(port)")!
+            let transport = try KeepAliveHTTPTransport(baseURL: base)
+            let cloud = keepAlive ? HTTPCloudConnection(baseURL: base, requestorID: "WALLET00001", apiKey: credentials.walletA, transport: transport)
+                                  : HTTPCloudConnection(baseURL: base, requestorID: "WALLET00001", apiKey: credentials.walletA)
 
             let card = try await phone.provision(cardID: "bank-a", tokenID: tokenID, from: cloud)
             #expect(card.pan.hasPrefix("623456"))
@@ -94,6 +102,13 @@ struct WalletSDKTests {
             await #expect(throws: CloudRefusal(status: 403, code: "device-signature-invalid",
                                                detail: "the signature does not verify with the device key, or is not fresh")) {
                 try await thief.provision(cardID: "stolen", tokenID: tokenID, from: cloud)
+            }
+            if keepAlive {
+                // Five calls, one after another, and a refusal: one connection, kept.
+                #expect(transport.idleConnections == 1)
+                await transport.close()
+                #expect(transport.idleConnections == 0)
+                await #expect(throws: (any Error).self) { _ = try await phone.replenishIfNeeded(cardID: "bank-a", tokenID: tokenID, from: cloud, force: true) }
             }
             server.cancel()
             _ = await server.result

@@ -148,6 +148,8 @@ struct LoadCommand: ParsableCommand {
             if left > 0 { try? await Task.sleep(for: .milliseconds(500)) }
         } while left > 0 && ContinuousClock.now < drainDeadline
         for lane in lanes { await lane.host.link.shutdown() }
+        // The phones' connections to the API (one transport for all of them).
+        if let http = lanes.first?.cloud.transport as? KeepAliveHTTPTransport { await http.close() }
         try journal?.close()
         results.report(seconds: duration)
         if let latencies { try results.writeLatencies(to: latencies, terminals: lanes.map(\.terminalID)) }
@@ -205,7 +207,9 @@ struct LoadNetwork {
         let http = DemoHTTP(base: api)
         let requestor = credentials.requestorKeys.keys.sorted().first ?? "WALLET00001"
         let requestorKey = credentials.requestorKeys[requestor] ?? ""
-        let cloud = HTTPCloudConnection(baseURL: api, requestorID: requestor, apiKey: requestorKey)
+        // The phones share keep-alive connections: URLSession's machinery on Linux woke its
+        // threads about twenty times a sale (docs/benchmarks.md).
+        let cloud = HTTPCloudConnection(baseURL: api, requestorID: requestor, apiKey: requestorKey, transport: try KeepAliveHTTPTransport(baseURL: api))
         var lanes: [LoadLane] = []
         for (i, terminal) in terminals.enumerated() {
             let account = try await http.call("POST", "/v1/operator/banks/BANKA/accounts", auth: credentials.operatorKey,
