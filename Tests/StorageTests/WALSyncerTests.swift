@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import StorageTestSupport
 @testable import Storage
 import Testing
 
@@ -90,5 +91,27 @@ struct WALSyncerTests {
         syncer.afterDurable { read.raise() }
         #expect(read.isSet)
         syncer.stop()
+    }
+}
+
+@Suite("SQLite's own threads")
+struct SQLiteThreadTests {
+    /// The names of this process's threads, as /proc shows them.
+    static func threadNames() -> [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+
+    @Test("the writer, the log's syncer and the checkpointer carry their names while a database is open")
+    func named() async throws {
+        let path = TestDatabases.sqlitePath("thread-names")
+        let db = try await Database.open(.sqlite(path: path))
+        try await db.transaction { tx in try await tx.raw("CREATE TABLE t (id INTEGER PRIMARY KEY)").run() }
+        let names = Self.threadNames()
+        for name in ["cloudtap-sqlite", "cloudtap-wal-sy", "cloudtap-checkp"] {
+            #expect(names.contains(name), "no thread named \(name) among \(Set(names).sorted())")
+        }
+        await db.shutdown()
     }
 }
