@@ -35,11 +35,16 @@ public struct URLSessionTransport: HTTPTransport {
 /// (docs/benchmarks.md). Here an exchange is a write and a read on one event loop.
 ///
 /// A request is sent once: one that fails because its connection closed is not sent again
-/// (a replenishment is not idempotent), and its caller sees the error.
+/// (a replenishment is not idempotent), and its caller sees the error. A request goes only to
+/// the transport's server, ends at its `timeoutInterval`, and an answer whose body passes
+/// ``largestBody`` fails and closes its connection.
 public final class KeepAliveHTTPTransport: HTTPTransport {
     public let host: String
     public let port: Int
     let group: any EventLoopGroup
+    /// The largest answer body taken (the cloud's largest, a key batch with a long history of
+    /// unseen ATCs, is a few kilobytes).
+    public static let largestBody = 1 << 20
     private let idle = Mutex<(channels: [any Channel], closed: Bool)>(([], false))
 
     public init(host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
@@ -60,7 +65,7 @@ public final class KeepAliveHTTPTransport: HTTPTransport {
     public var idleConnections: Int { idle.withLock { $0.channels.filter(\.isActive).count } }
 
     public func exchange(_ request: URLRequest) async throws -> (status: Int, body: Data) {
-        guard let url = request.url else { throw URLError(.badURL) }
+        guard let url = request.url, url.host == host, (url.port ?? 80) == port else { throw URLError(.badURL) }
         var target = url.path.isEmpty ? "/" : url.path
         if let query = url.query { target += "?" + query }
         var headers = HTTPHeaders()
@@ -76,6 +81,12 @@ public final class KeepAliveHTTPTransport: HTTPTransport {
         // A write to a connection that closed meanwhile fails here, not in the handler (which
         // is gone from a closed channel's pipeline): its answer fails with it.
         channel.writeAndFlush(exchange).whenFailure { promise.fail($0) }
+        // The request's own time limit, as URLSession keeps it (60 s unless the request says).
+        let timeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(max(0, request.timeoutInterval) * 1e9))) {
+            promise.fail(URLError(.timedOut))
+            channel.close(promise: nil)
+        }
+        promise.futureResult.whenComplete { _ in timeout.cancel() }
         let answer: ExchangeHandler.Answer
         do {
             answer = try await withTaskCancellationHandler {
@@ -178,7 +189,13 @@ final class ExchangeHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let h): head = h
-        case .body(var bytes): body.writeBuffer(&bytes)
+        case .body(var bytes):
+            guard body.readableBytes + bytes.readableBytes <= KeepAliveHTTPTransport.largestBody else {
+                fail(HTTPParserError.invalidContentLength)
+                context.close(promise: nil)
+                return
+            }
+            body.writeBuffer(&bytes)
         case .end:
             guard let head, let pending else { return }
             self.pending = nil

@@ -65,7 +65,8 @@ final class ScriptedHTTPServer: Sendable {
                             return c.requests
                         }
                         let bytes = Array(answer(n).utf8)
-                        _ = bytes.withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
+                        // send, not write: a client that closed first must not raise SIGPIPE here.
+                        _ = bytes.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                         if close(n) { return }
                     }
                 }
@@ -147,7 +148,30 @@ struct KeepAliveHTTPTests {
         await transport.close()
     }
 
-    @Test("a call to a server that never answers ends when its task is cancelled; a closed transport refuses calls")
+    @Test("a call ends at its request's time limit, an answer too large fails, and a request for another server is not sent",
+          .timeLimit(.minutes(1)))
+    func limits() async throws {
+        let silent = try ScriptedHTTPServer(answer: { _ in "" }, close: { _ in false })
+        defer { silent.stop() }
+        let transport = KeepAliveHTTPTransport(host: "127.0.0.1", port: silent.port)
+        var request = Self.request(silent.port, "/")
+        request.timeoutInterval = 0.2
+        let started = ContinuousClock.now
+        await #expect(throws: URLError(.timedOut)) { _ = try await transport.exchange(request) }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        await #expect(throws: URLError(.badURL)) { _ = try await transport.exchange(Self.request(silent.port + 1, "/")) }
+        await transport.close()
+
+        let large = String(repeating: "x", count: KeepAliveHTTPTransport.largestBody + 1)
+        let talker = try ScriptedHTTPServer(answer: { _ in ScriptedHTTPServer.answer("200 OK", large) }, close: { _ in false })
+        defer { talker.stop() }
+        let other = KeepAliveHTTPTransport(host: "127.0.0.1", port: talker.port)
+        await #expect(throws: (any Error).self) { _ = try await other.exchange(Self.request(talker.port, "/")) }
+        #expect(other.idleConnections == 0)
+        await other.close()
+    }
+
+    @Test("a call to a server that never answers ends when its task is cancelled; a closed transport refuses calls", .timeLimit(.minutes(1)))
     func cancelled() async throws {
         let server = try ScriptedHTTPServer(answer: { _ in "" }, close: { _ in false })
         defer { server.stop() }
