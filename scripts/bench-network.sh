@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The network's end-to-end figures beside pgbench, in one run on this machine:
+#   the disk's durable-write latency (`cloudtap bench disk`), at the start and at the end: every
+#   commit of either engine waits for such a write, so its tail is the floor under the p99s;
 #   pgbench TPC-B (scale 8, 8 clients) on a throwaway PostgreSQL cluster with default durability;
 #   cloudtap load on SQLite: full load, then half of it (for p99);
 #   cloudtap load on PostgreSQL (the same cluster): full load, then half of it.
@@ -27,6 +29,11 @@ pg_cluster cloudtap-bench
 settle() { as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qAt -c CHECKPOINT postgres >/dev/null; sync; }
 
 echo "== machine: $(nproc) cores, $(uname -r); PostgreSQL $("$bin/postgres" --version | awk '{print $3}'), fsync on, synchronous_commit on"
+disk() {
+    echo "== the disk $1: 8 KiB written and fdatasync'd in a loop, ${seconds} s (what every commit waits for)"
+    "$cloudtap" bench disk --directory "$work" --seconds "$seconds"
+}
+disk "before the runs"
 as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres bench
 as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s 8 -q bench >/dev/null 2>&1
 
@@ -105,3 +112,4 @@ postgres=$(echo "$rates" | median)
 echo "== PostgreSQL / pgbench: $(echo "$rates" | awk -v t="$tps" '{for (i = 1; i <= NF; i++) printf "%s%.1f", (i > 1 ? " %, " : ""), 100 * $i / t}') %$(
       [ "$pairs" -gt 1 ] && echo "; median $postgres sales/s = $(awk -v s="$postgres" -v t="$tps" 'BEGIN {printf "%.1f", 100 * s / t}') %") (the goal: 50 %)"
 half_runs PostgreSQL "$(awk -v s="$postgres" 'BEGIN {printf "%d", s / 2}')" cloudtap_half
+disk "after the runs"

@@ -89,6 +89,20 @@ struct CLITests {
         #expect(arpc.stdout.contains("76503F48"))
     }
 
+    @Test("bench disk prints the syncs' quantiles and leaves no file behind; a directory it cannot write to is an error")
+    func benchDisk() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-disk-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = try await CLI.run(["bench", "disk", "--directory", directory.path, "--seconds", "0.3"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("syncs of 8 KiB") && run.stdout.contains("p99.9") && run.stdout.contains("over 50 ms"), "\(run.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+        let missing = try await CLI.run(["bench", "disk", "--directory", directory.appendingPathComponent("absent").path, "--seconds", "0.1"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("cannot create"), "\(missing.stderr)")
+    }
+
     @Test("the UnionPay session key and PIN block vectors")
     func keysAndPINs() async throws {
         let sk = try await CLI.run(["crypto", "session-key", "--mk", "B8A15DA5F7043C317D9FD8F8DFE2BD75", "--atc", "03D3"])
