@@ -208,8 +208,10 @@ struct LoadNetwork {
         let requestor = credentials.requestorKeys.keys.sorted().first ?? "WALLET00001"
         let requestorKey = credentials.requestorKeys[requestor] ?? ""
         // The phones share keep-alive connections: URLSession's machinery on Linux woke its
-        // threads about twenty times a sale (docs/benchmarks.md).
-        let cloud = HTTPCloudConnection(baseURL: api, requestorID: requestor, apiKey: requestorKey, transport: try KeepAliveHTTPTransport(baseURL: api))
+        // threads about twenty times a sale (docs/benchmarks.md). An https:// API (`serve` with
+        // TLS) goes through URLSession, which speaks TLS.
+        let transport: any HTTPTransport = api.scheme == "http" ? try KeepAliveHTTPTransport(baseURL: api) : URLSessionTransport(HTTPCloudConnection.uncached)
+        let cloud = HTTPCloudConnection(baseURL: api, requestorID: requestor, apiKey: requestorKey, transport: transport)
         var lanes: [LoadLane] = []
         for (i, terminal) in terminals.enumerated() {
             let account = try await http.call("POST", "/v1/operator/banks/BANKA/accounts", auth: credentials.operatorKey,
