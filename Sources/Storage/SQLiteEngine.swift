@@ -1,6 +1,7 @@
 import SQLiteDirect
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import SQLiteKit
@@ -204,6 +205,12 @@ final class WALSyncer: @unchecked Sendable {  // state behind the condition's lo
     private var failed: (any Error)?
     private var stopped = false
     private var done = false
+    /// A sync that takes this long is logged as a warning: every sale of the batches it carries
+    /// waited for it. A disk's flush can stall for hundreds of milliseconds (a virtual disk a few
+    /// times every ten seconds, docs/benchmarks.md), and then this is where a latency spike is.
+    let slowSync: Duration
+    /// Each sync's duration.
+    static let syncTimer = Timer(label: "cloudtap_sqlite_log_sync_seconds")
 
     /// `path`: the log file, `…-wal` (a connection in WAL mode keeps it while open).
     convenience init(path: String, logger: Logger) {
@@ -212,9 +219,10 @@ final class WALSyncer: @unchecked Sendable {  // state behind the condition's lo
     }
 
     /// With `sync` doing what syncing the log does (tests stand in for the disk with it).
-    init(logger: Logger, file: LogFile? = nil, sync: @escaping @Sendable () -> (any Error)?) {
+    init(logger: Logger, file: LogFile? = nil, slowSync: Duration = .milliseconds(100), sync: @escaping @Sendable () -> (any Error)?) {
         self.logger = logger
         self.file = file
+        self.slowSync = slowSync
         self.sync = sync
         let thread = Thread {
             OwnThread.name("cloudtap-wal-sync")
@@ -266,8 +274,16 @@ final class WALSyncer: @unchecked Sendable {  // state behind the condition's lo
                 break
             }
             let target = written
+            let batches = waiting.count
             condition.unlock()
+            let started = ContinuousClock.now
             let error = sync()
+            let took = ContinuousClock.now - started
+            Self.syncTimer.record(duration: took)
+            if took >= slowSync {
+                logger.warning("the disk took \(took.formatted(.units(allowed: [.milliseconds]))) to sync the SQLite log; the sales of the batches it carried waited for it",
+                               metadata: ["batches": "\(batches)"])
+            }
             condition.lock()
             if let error, failed == nil {
                 failed = error

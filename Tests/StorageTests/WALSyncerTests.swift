@@ -76,6 +76,49 @@ struct WALSyncerTests {
         syncer.stop()
     }
 
+    /// Log lines, kept.
+    final class Lines: @unchecked Sendable {
+        private let lock = NSLock()
+        private var lines: [String] = []
+        var all: [String] { lock.withLock { lines } }
+        func add(_ line: String) { lock.withLock { lines.append(line) } }
+    }
+
+    struct Capturing: LogHandler {
+        let sink: Lines
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            sink.add("\(level) \(message) \(metadata ?? [:])")
+        }
+    }
+
+    @Test("a sync slower than the threshold is logged as a warning, with the batches that waited for it; a quick one is not")
+    func slowSync() async throws {
+        let lines = Lines()
+        let disk = Disk()
+        let syncer = WALSyncer(logger: Logger(label: "test") { _ in Capturing(sink: lines) }, slowSync: .milliseconds(40)) { disk.sync() }
+        let slow = Probe()
+        syncer.committed(syncer.announce(), [slow])
+        try await Self.eventually { disk.syncs > 0 }
+        try await Task.sleep(for: .milliseconds(80))
+        disk.release()
+        try await Self.eventually { slow.answered != nil }
+        let warnings = lines.all.filter { $0.hasPrefix("warning") }
+        #expect(warnings.count == 1, "\(lines.all)")
+        #expect(warnings.first?.contains("to sync the SQLite log") == true && warnings.first?.contains("\"batches\": 1") == true, "\(warnings)")
+        // Released: the next sync is quick, and nothing more is logged.
+        let quick = Probe()
+        syncer.committed(syncer.announce(), [quick])
+        try await Self.eventually { quick.answered != nil }
+        #expect(lines.all.filter { $0.hasPrefix("warning") }.count == 1, "\(lines.all)")
+        syncer.stop()
+    }
+
     @Test("a failed sync answers the waiting batch with its error, and the syncer reports it so the writer writes nothing more")
     func failedSync() async throws {
         let disk = Disk()
