@@ -352,7 +352,14 @@ extension NetworkSwitch {
         } catch {
             return (decided, error)
         }
-        SaleBatcher.stage("write").record(duration: .now - start)
+        let took = ContinuousClock.now - start
+        SaleBatcher.stage("write").record(duration: took)
+        if took >= configuration.slowWrite {
+            // Most often the commit's flush: a disk's flush can stall for hundreds of
+            // milliseconds, and every batch committing meanwhile waits for it (docs/switch.md).
+            logger.warning("PostgreSQL took \(took.formatted(.units(allowed: [.milliseconds]))) to write and commit a batch; its sales waited for it",
+                           metadata: ["sales": "\(decided.count)"])
+        }
         return (decided, nil)
     }
 

@@ -59,6 +59,9 @@ public struct SwitchConfiguration: Sendable {
     /// The routing table (banks, their card and token ranges, zone PIN keys) is read again
     /// once it is this old, in the background (see ``NetworkSwitch/routing()``).
     public var routingRefresh: Duration = .seconds(2)
+    /// A PostgreSQL batch whose write and commit take this long is logged as a warning (most
+    /// often a stalled flush of the server's log, which every sale of the batch waited for).
+    public var slowWrite: Duration = .milliseconds(100)
     public init() {}
 }
 

@@ -85,7 +85,7 @@ struct SwitchTests {
     }
 
     static func setUp(_ c: Cloud, issuerDelay: Duration? = nil, issuerTimeout: Duration? = nil, standIn: StandInPolicy? = nil, down: DownFlag? = nil,
-                      oneUnit: Bool = true, logger: Logger = Logger(label: "cloudtap.switch")) async throws -> Setup {
+                      oneUnit: Bool = true, slowWrite: Duration? = nil, logger: Logger = Logger(label: "cloudtap.switch")) async throws -> Setup {
         try await c.db.migrate(NetworkSchema.migrations)
         try await c.issuer.addBINRange(bank: "BANKA", low: "621022", high: "621022", kind: "card")
         _ = try c.hsm.importClearKey(name: "TERM0001/tpk", usage: .pinEncryption, algorithm: .tdes, key: tpk)
@@ -97,6 +97,7 @@ struct SwitchTests {
         if down != nil { configuration.issuerTimeout = .milliseconds(100) }
         if let standIn { configuration.standIn = ["BANKA": standIn] }
         if !oneUnit { configuration.sqliteOneUnitBacklog = 0 }
+        if let slowWrite { configuration.slowWrite = slowWrite }
         let gateway = InProcessIssuer(IssuerGateway(host: c.issuer))
         let connection: any IssuerConnection = down.map { FlakyIssuer(inner: gateway, down: $0) } ?? issuerDelay.map { SlowIssuer(inner: gateway, delay: $0) } ?? gateway
         let network = NetworkSwitch(database: c.db, tokenService: c.tsp, issuerHost: c.issuer, keys: c.hsm, issuers: ["BANKA": connection],
@@ -288,6 +289,32 @@ struct SwitchTests {
             #expect(taken.count == 24)
             // Lowest first within what was on hand: the first block's ids before the later ones'.
             #expect(Array(taken.prefix(8)) == taken.prefix(8).sorted())
+        }
+    }
+
+    @Test("on PostgreSQL a batch whose write and commit take the slow-write time or longer is logged as a warning with its sales; under it, nothing is",
+          arguments: [true, false])
+    func slowWrite(slow: Bool) async throws {
+        try await CloudFlowTests.each("switch-slow-write") { (c: Cloud) async throws -> Void in
+            guard c.db.engine == .postgres else { return }  // SQLite's sales go by its own group commit
+            let logs = CapturedLogs()
+            let logger = Logger(label: "cloudtap.switch") { _ in CapturingLogHandler(sink: logs) }
+            // Zero: every write is "slow"; a minute: none is.
+            let s = try await Self.setUp(c, slowWrite: slow ? .zero : .seconds(60), logger: logger)
+            let caught = Caught()
+            let pos = PointOfSale(configuration: TerminalConfiguration(), merchant: Self.shop, pinPad: nil, host: caught, firstSTAN: 100)
+            _ = await pos.sale(amount: try Amount("38.50", currency: .cny), over: InProcessTransport { [card = SharedCardApplet(s.phone.applet())] in card.process($0) })
+            let message = try #require(caught.requests.last { $0.mti == "0200" })
+            let request = try AuthorizationRequest(message: message)
+            guard case .check(let check) = NetworkSwitch.prepareCheck(request, noCVMLimit: 100_000) else { Issue.record("no cryptogram check"); return }
+            let now = Date()
+            let sale = try #require(s.network.batchable(message, request, key: NetworkSwitch.requestKey(terminal: request.terminalID, stan: request.stan, transmission: request.transmissionDateTime),
+                                                        now: now, clock: UTCTime(now).mmddhhmmss, bank: "BANKA", check: check, lookup: try c.tsp.lookupHash(check)))
+            let answers = await s.network.run([sale], on: s.network.batcher.sessions[0]).map { outcome -> String? in if case .answered(let m) = outcome { m[39] } else { nil } }
+            #expect(answers == ["00"])
+            let warnings = logs.text.split(separator: "\n").filter { $0.hasPrefix("warning") && $0.contains("to write and commit a batch") }
+            #expect(warnings.count == (slow ? 1 : 0), "\(logs.text)")
+            if slow { #expect(warnings.first?.contains("\"sales\": 1") == true, "\(warnings)") }
         }
     }
 
