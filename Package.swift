@@ -108,7 +108,7 @@ let package = Package(
                            .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics")]
         ),
-        .target(name: "StorageTestSupport", dependencies: ["Storage"], path: "Tests/StorageTestSupport"),
+        .target(name: "StorageTestSupport", dependencies: ["Storage", .product(name: "Logging", package: "swift-log")], path: "Tests/StorageTestSupport"),
         .target(name: "TLSTestSupport", path: "Tests/TLSTestSupport"),
         .executableTarget(
             name: "cloudtap",

@@ -216,27 +216,6 @@ struct ReplenishmentTests {
     }
 }
 
-/// Collects every log line, at every level, for scanning.
-final class CapturedLogs: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-    func add(_ s: String) { lock.withLock { lines.append(s) } }
-    var text: String { lock.withLock { lines.joined(separator: "\n") } }
-}
-
-struct CapturingLogHandler: LogHandler {
-    let sink: CapturedLogs
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        sink.add("\(level) \(message) \(metadata ?? [:]) \(self.metadata)")
-    }
-}
-
 @Suite("No secrets in logs or at rest")
 struct SecretsTests {
     @Test("a whole enrollment and tap, logged at trace level and stored in SQLite, leave no card number, PIN or key in the logs or the file")

@@ -76,32 +76,11 @@ struct WALSyncerTests {
         syncer.stop()
     }
 
-    /// Log lines, kept.
-    final class Lines: @unchecked Sendable {
-        private let lock = NSLock()
-        private var lines: [String] = []
-        var all: [String] { lock.withLock { lines } }
-        func add(_ line: String) { lock.withLock { lines.append(line) } }
-    }
-
-    struct Capturing: LogHandler {
-        let sink: Lines
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-            sink.add("\(level) \(message) \(metadata ?? [:])")
-        }
-    }
-
     @Test("a sync slower than the threshold is logged as a warning, with the batches that waited for it; a quick one is not")
     func slowSync() async throws {
-        let lines = Lines()
+        let lines = CapturedLogs()
         let disk = Disk()
-        let syncer = WALSyncer(logger: Logger(label: "test") { _ in Capturing(sink: lines) }, slowSync: .milliseconds(40)) { disk.sync() }
+        let syncer = WALSyncer(logger: Logger(label: "test") { _ in CapturingLogHandler(sink: lines) }, slowSync: .milliseconds(40)) { disk.sync() }
         let slow = Probe()
         syncer.committed(syncer.announce(), [slow])
         try await Self.eventually { disk.syncs > 0 }
