@@ -43,12 +43,12 @@ struct BenchDisk: ParsableCommand {
             let started = clock.now
             guard fdatasync(fd) == 0 else { throw ValidationError("fdatasync failed: \(String(cString: strerror(errno)))") }
             let took = clock.now - started
-            latencies.append(Double(took.components.seconds) * 1e3 + Double(took.components.attoseconds) / 1e15)
+            latencies.append(took.milliseconds)
             offset = (offset + block) % segment
             if pauseMilliseconds > 0 { usleep(useconds_t(pauseMilliseconds * 1000)) }
         }
         latencies.sort()
-        func quantile(_ q: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))] }
+        func quantile(_ q: Double) -> Double { latencies.nearestRank(q) ?? 0 }
         print(String(format: "disk %@: %d syncs of 8 KiB in %.0f s: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; over 10 ms: %d, over 50 ms: %d",
                      directory, latencies.count, seconds, quantile(0.5), quantile(0.9), quantile(0.99), quantile(0.999), latencies.last ?? 0,
                      latencies.filter { $0 > 10 }.count, latencies.filter { $0 > 50 }.count))

@@ -108,7 +108,7 @@ struct BenchISO8583: ParsableCommand {
         }
         let (pairs, latencies) = result
         let sorted = latencies.sorted()
-        func p(_ q: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] }
+        func p(_ q: Double) -> Double { sorted.nearestRank(q) ?? 0 }
         print(String(format: "loopback terminal dialect, one connection, %d in flight: %.0f pairs/s (goal ≥ 30,000); latency p50 %.0f µs, p99 %.0f µs",
                      inFlight, Double(pairs) / loopbackSeconds, p(0.5), p(0.99)))
     }

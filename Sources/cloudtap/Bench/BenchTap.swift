@@ -74,7 +74,7 @@ struct BenchTap: ParsableCommand {
 
     static func report(_ label: String, _ times: [UInt64], goal: String) {
         let sorted = times.sorted()
-        func at(_ q: Double) -> Double { Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) / 1000 }
+        func at(_ q: Double) -> Double { Double(sorted.nearestRank(q) ?? 0) / 1000 }
         let mean = Double(times.reduce(0, +)) / Double(times.count) / 1000
         print(String(format: "tap %@: %d taps, mean %.1f µs, p50 %.1f µs, p99 %.1f µs (goal %@)", label, times.count, mean, at(0.5), at(0.99), goal))
     }

@@ -358,13 +358,13 @@ final class LoadResults: @unchecked Sendable {
             for (why, n) in lock.withLock({ failed }) { print("  failed \(n)×: \(why)") }
             return
         }
-        func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
-        func at(_ q: Double) -> Double { ms(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) }
+        func ms(_ d: Duration) -> Double { d.milliseconds }
+        func at(_ q: Double) -> Double { sorted.nearestRank(q)!.milliseconds }
         print(String(format: "approved sales: %d in %.0f s = %.1f/s; failed: %d", sorted.count, seconds, Double(sorted.count) / seconds, failures))
         print(String(format: "latency (tap to answer): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
                      at(0.5), at(0.9), at(0.99), at(0.999), ms(sorted.last!)))
         let online = lock.withLock { sales.map(\.online) }.sorted()
-        func onlineAt(_ q: Double) -> Double { ms(online[min(online.count - 1, Int(Double(online.count) * q))]) }
+        func onlineAt(_ q: Double) -> Double { online.nearestRank(q)!.milliseconds }
         print(String(format: "  of which online (0200 sent to 0210 heard): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
                      onlineAt(0.5), onlineAt(0.9), onlineAt(0.99), onlineAt(0.999), ms(online.last!)))
         // A histogram on a log scale.
@@ -382,7 +382,7 @@ final class LoadResults: @unchecked Sendable {
     /// The measured sales as CSV, in the order they started.
     func writeLatencies(to path: String, terminals: [String]) throws {
         func ms(_ d: Duration) -> String {
-            String(format: "%.3f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+            String(format: "%.3f", d.milliseconds)
         }
         var text = "started_ms,terminal,tap_to_answer_ms,online_ms\n"
         for sale in lock.withLock({ sales }).sorted(by: { $0.at < $1.at }) {
