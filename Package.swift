@@ -108,8 +108,9 @@ let package = Package(
                            .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics")]
         ),
-        .target(name: "StorageTestSupport", dependencies: ["Storage", .product(name: "Logging", package: "swift-log")], path: "Tests/StorageTestSupport"),
-        .target(name: "TLSTestSupport", path: "Tests/TLSTestSupport"),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "StorageTestSupport", dependencies: ["Storage", "TestSupport", .product(name: "Logging", package: "swift-log")], path: "Tests/StorageTestSupport"),
+        .target(name: "TLSTestSupport", dependencies: ["TestSupport"], path: "Tests/TLSTestSupport"),
         .executableTarget(
             name: "cloudtap",
             dependencies: ["QR", "CAllocator",
@@ -121,14 +122,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "PaymentCoreTests", dependencies: ["PaymentCore"]),
-        .testTarget(name: "EMVTests", dependencies: ["EMV"]),
-        .testTarget(name: "QRTests", dependencies: ["QR", "EMV", "PaymentCore"]),
-        .testTarget(name: "PaymentCryptoTests", dependencies: ["PaymentCrypto", "EMV", .product(name: "Crypto", package: "swift-crypto")], resources: [.copy("Vectors")]),
-        .testTarget(name: "ISO8583Tests", dependencies: ["ISO8583"], resources: [.copy("Samples")]),
+        .testTarget(name: "PaymentCoreTests", dependencies: ["PaymentCore", "TestSupport"]),
+        .testTarget(name: "EMVTests", dependencies: ["EMV", "TestSupport"]),
+        .testTarget(name: "QRTests", dependencies: ["QR", "EMV", "PaymentCore", "TestSupport"]),
+        .testTarget(name: "PaymentCryptoTests", dependencies: ["PaymentCrypto", "EMV", "TestSupport", .product(name: "Crypto", package: "swift-crypto")], resources: [.copy("Vectors")]),
+        .testTarget(name: "ISO8583Tests", dependencies: ["ISO8583", "TestSupport"], resources: [.copy("Samples")]),
         .testTarget(
             name: "ISO8583LinkTests",
-            dependencies: ["ISO8583Link", "ISO8583", "TLSTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+            dependencies: ["ISO8583Link", "ISO8583", "TLSTestSupport", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", "SQLiteDirect", .product(name: "SQLKit", package: "sql-kit"),
@@ -145,9 +146,9 @@ let package = Package(
                                                         .product(name: "NIOCore", package: "swift-nio"),
                                                         .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                                         .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "WalletTests", dependencies: ["Wallet", "Terminal", "CloudWire", "PCSC", "ISO8583", "EMV", "PaymentCrypto", "PaymentCore",
+        .testTarget(name: "WalletTests", dependencies: ["Wallet", "Terminal", "CloudWire", "PCSC", "ISO8583", "EMV", "PaymentCrypto", "PaymentCore", "TestSupport",
                                                         .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "CLITests", dependencies: ["cloudtap", "ISO8583", "ISO8583Link", "Storage", "StorageTestSupport", "Switch", .product(name: "SQLKit", package: "sql-kit"),
+        .testTarget(name: "CLITests", dependencies: ["cloudtap", "ISO8583", "ISO8583Link", "Storage", "StorageTestSupport", "TestSupport", "Switch", .product(name: "SQLKit", package: "sql-kit"),
                                                   .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,14 +1,8 @@
 import Foundation
 import ISO8583
 import ISO8583Link
+import TestSupport
 import Testing
-
-/// Runs `body` on a dispatch thread and resumes with its result.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-    }
-}
 
 /// Runs a tool (zbarimg, chromium) and returns its status and standard output; its standard
 /// error is dropped. Blocking: call it through ``offPool(_:)`` from async code.

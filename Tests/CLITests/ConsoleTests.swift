@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import TestSupport
 import Testing
 
 /// Plain HTTP for the console tests: no redirects followed, no cookies kept (the test carries
@@ -67,7 +68,7 @@ struct ConsoleTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("console-\(UUID().uuidString.prefix(8))").path
         let serve = try ServeProcess(dataDirectory: (dir as NSString).appendingPathComponent("network"))
         try await serve.start()
-        defer { _ = serve.stop(); try? FileManager.default.removeItem(atPath: dir) }
+        defer { _ = serve.stopBlocking(); try? FileManager.default.removeItem(atPath: dir) }
         // Traffic: two terminals for two seconds.
         let load = try await CLI.run(["load", "--api", serve.api, "--switch", "127.0.0.1:\(serve.switchPort)", "--data-dir", serve.dataDirectory,
                                 "--terminals", "2", "--duration", "2", "--rate", "40"])

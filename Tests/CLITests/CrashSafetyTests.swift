@@ -7,6 +7,7 @@ import SQLKit
 import Storage
 import StorageTestSupport
 import Switch
+import TestSupport
 import Testing
 
 /// A `cloudtap serve` child process on fixed loopback ports, so terminals reconnect to the same
@@ -53,14 +54,22 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     /// SIGKILL: no shutdown, no flushing — whatever the database had committed is all there is.
-    func kill() {
+    func kill() async {
         guard let p = process else { return }
         Foundation.kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        await p.exited()
     }
 
     /// SIGTERM: the graceful shutdown; returns the exit status.
-    func stop() -> Int32 {
+    func stop() async -> Int32 {
+        guard let p = process, p.isRunning else { return process?.terminationStatus ?? 0 }
+        p.terminate()
+        await p.exited()
+        return p.terminationStatus
+    }
+
+    /// As ``stop()``, blocking: for a `defer`, where nothing can be awaited.
+    func stopBlocking() -> Int32 {
         guard let p = process, p.isRunning else { return process?.terminationStatus ?? 0 }
         p.terminate()
         p.waitUntilExit()
@@ -112,7 +121,7 @@ struct CrashSafetyTests {
         // batches (docs/switch.md) when serve is killed.
         var database: DatabaseLocation?
         if engine == "postgres" {
-            database = try TestDatabases.locations("crash").first { if case .postgres = $0 { true } else { false } }
+            database = try await TestDatabases.locations("crash").first { if case .postgres = $0 { true } else { false } }
             guard database != nil else {
                 print("CrashSafetyTests: PostgreSQL server binaries not installed; the PostgreSQL run is skipped (apt-get install postgresql)")
                 return
@@ -142,7 +151,7 @@ struct CrashSafetyTests {
             let deadline = Date().addingTimeInterval(30)
             while approvalsSoFar() < before + 20, Date() < deadline, load.isRunning { try await Task.sleep(for: .milliseconds(100)) }
             seen.append(approvalsSoFar())
-            serve.kill()
+            await serve.kill()
             try await Task.sleep(for: .milliseconds(300))
             try await serve.start()
         }
@@ -169,7 +178,7 @@ struct CrashSafetyTests {
             let batched = String(decoding: metrics, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("cloudtap_switch_batched_sales_total{way=\"batch\"}") }
             #expect((batched?.split(separator: " ").last).flatMap { Double($0) } ?? 0 > 0, "\(batched ?? "no batched sales counted")")
         }
-        #expect(serve.stop() == 0)
+        #expect(await serve.stop() == 0)
 
         // Every approval the POS saw: approved at the switch with the same code, approved once
         // at the issuer with one purchase posting pair, never reversed.

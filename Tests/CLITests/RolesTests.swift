@@ -11,7 +11,7 @@ extension NetworkProcessTests {
 struct RolesTests {
     @Test("on PostgreSQL: api, issuer and two stateless switch processes; terminals on both switches; metrics from each; graceful stops; the books balance")
     func splitNetwork() async throws {
-        guard let url = try TestDatabases.locations("roles").compactMap({ if case .postgres(let url) = $0 { url } else { nil } }).first else {
+        guard let url = try await TestDatabases.locations("roles").compactMap({ if case .postgres(let url) = $0 { url } else { nil } }).first else {
             print("RolesTests: PostgreSQL server binaries not installed; the several-process network is not run (apt-get install postgresql)")
             return
         }
@@ -29,7 +29,7 @@ struct RolesTests {
         }
         for s in switches { try await s.start() }
         let everyone = [api, issuer] + switches
-        defer { for p in everyone { _ = p.stop() } }
+        defer { for p in everyone { _ = p.stopBlocking() } }
 
         // The API process does not run a switch; a switch process serves no API.
         let client = ConsoleClient(base: switches[0].api)
@@ -52,7 +52,7 @@ struct RolesTests {
         #expect(Self.sample(decisions, "cloudtap_issuer_decisions_total", containing: #"code="00""#) > 0)
 
         // SIGTERM: each process stops gracefully with status 0.
-        for p in everyone.reversed() { #expect(p.stop() == 0) }
+        for p in everyone.reversed() { #expect(await p.stop() == 0) }
     }
 
     /// The sum of a metric's samples whose labels contain `containing`.

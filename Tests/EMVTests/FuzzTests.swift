@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import PaymentCore
+import TestSupport
 @testable import EMV
 
 /// Random and mutated inputs through every decoder: they must return a value or throw, never
@@ -40,10 +41,10 @@ struct FuzzTests {
     }
 
     @Test("TLV, DOL and APDU decoders never trap")
-    func decoders() {
+    func decoders() async {
         var rng = Rng(seed: UInt64(Date().timeIntervalSince1970))
         var decoded = 0
-        for _ in 0..<Self.iterations {
+        await sharingThread(0..<Self.iterations) { _ in
             let bytes = Self.input(&rng)
             if let items = try? TLV.decodeTree(bytes) {
                 decoded += 1

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import PaymentCore
 @testable import EMV
@@ -29,9 +30,9 @@ struct RoundTripTests {
     }
 
     @Test("random TLV trees encode and decode to themselves")
-    func tlvTrees() throws {
+    func tlvTrees() async throws {
         var rng = Rng(seed: 7)
-        for _ in 0..<2_000 {
+        try await sharingThread(0..<2_000) { _ throws in
             let items = Self.tree(&rng, depth: 0)
             let bytes = items.encoded()
             let decoded = try TLV.decodeTree(bytes)
@@ -41,9 +42,9 @@ struct RoundTripTests {
     }
 
     @Test("random DOLs encode to themselves and their data splits back")
-    func dols() throws {
+    func dols() async throws {
         var rng = Rng(seed: 11)
-        for _ in 0..<2_000 {
+        try await sharingThread(0..<2_000) { _ throws in
             var seen = Set<EMV.Tag>()
             let entries = (0..<Int.random(in: 1...10, using: &rng)).compactMap { _ -> DOL.Entry? in
                 let t = Self.tag(&rng, constructed: false)

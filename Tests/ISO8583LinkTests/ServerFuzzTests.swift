@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOEmbedded
 import PaymentCore
+import TestSupport
 import Testing
 import ISO8583
 @testable import ISO8583Link
@@ -18,13 +19,13 @@ struct ServerFuzzTests {
     @Test("frames of every framing, mutated anywhere", arguments: [
         ("terminal", Framing.binaryLength2), ("network", .networkHeader), ("iso87ascii", .asciiLength4),
     ])
-    func fuzz(dialect: String, framing: Framing) throws {
+    func fuzz(dialect: String, framing: Framing) async throws {
         let spec = try MessageSpec.dialect(dialect)
         let parser = FrameParser(framing: framing)
         let seeds = try (1...5).map { i in try parser.frame(try spec.pack(LoopbackTests.request(i))) }
         var rng = SeededRandomNumberGenerator(seed: UInt64(Date().timeIntervalSince1970 * 1000))
         var replies = 0, closed = 0
-        for _ in 0..<Self.iterations / 3 {
+        try await sharingThread(0..<Self.iterations / 3) { _ in
             var bytes = seeds[Int.random(in: 0..<seeds.count, using: &rng)]
             for _ in 0..<Int.random(in: 1...3, using: &rng) {
                 switch Int.random(in: 0..<4, using: &rng) {

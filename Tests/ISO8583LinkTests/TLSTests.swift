@@ -11,8 +11,8 @@ struct TestPKI {
     let certificates: TestCertificates
     var dir: URL { certificates.directory }
 
-    static func make() throws -> TestPKI? {
-        try TestCertificates.make(clients: [("client", "acquirer-01")]).map(TestPKI.init)
+    static func make() async throws -> TestPKI? {
+        try await TestCertificates.make(clients: [("client", "acquirer-01")]).map(TestPKI.init)
     }
 
     func path(_ name: String) -> String { certificates.path(name) }
@@ -41,7 +41,7 @@ struct TestPKI {
 struct TLSTests {
     @Test("mutual TLS: a client with a certificate from the network's CA is served; one without is refused")
     func mutualTLS() async throws {
-        guard let pki = try TestPKI.make() else {
+        guard let pki = try await TestPKI.make() else {
             print("skipping TLS test: /usr/bin/openssl is not installed")
             return
         }

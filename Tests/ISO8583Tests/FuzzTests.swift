@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import PaymentCore
 @testable import ISO8583
@@ -12,12 +13,12 @@ struct ISO8583FuzzTests {
     }
 
     @Test("unpack and peek never trap", arguments: ["network", "terminal", "iso87ascii"])
-    func decoders(dialect: String) throws {
+    func decoders(dialect: String) async throws {
         let spec = try MessageSpec.dialect(dialect)
         let seeds = Sample.all.filter { $0.dialect == dialect }.map(\.bytes)
         var rng = SeededRandomNumberGenerator(seed: UInt64(Date().timeIntervalSince1970 * 1000))
         var decoded = 0
-        for _ in 0..<Self.iterations / 3 {
+        await sharingThread(0..<Self.iterations / 3) { _ in
             var bytes = seeds[Int.random(in: 0..<seeds.count, using: &rng)]
             for _ in 0..<Int.random(in: 1...4, using: &rng) {
                 switch Int.random(in: 0..<5, using: &rng) {

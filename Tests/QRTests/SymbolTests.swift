@@ -1,6 +1,7 @@
 import Foundation
 import PaymentCore
 import QR
+import TestSupport
 import Testing
 
 @Suite("QR symbols, read back by an independent decoder (zbarimg)")
@@ -50,9 +51,7 @@ struct SymbolTests {
             print("SymbolTests: zbarimg not installed (apt-get install zbar-tools); the round trip is not run")
             return
         }
-        let (payloads, decoded, versions) = try await withCheckedThrowingContinuation { (c: CheckedContinuation<([String], [String], Set<Int>), any Error>) in
-            DispatchQueue.global().async { c.resume(with: Result { try Self.roundTrip() }) }
-        }
+        let (payloads, decoded, versions) = try await offPool { try Self.roundTrip() }
         #expect(decoded.count == payloads.count)
         let wrong = zip(payloads, decoded).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
         #expect(wrong.isEmpty, "payloads not read back: \(wrong.prefix(10))")

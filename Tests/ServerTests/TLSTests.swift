@@ -16,8 +16,8 @@ struct TestPKI {
     let certificates: TestCertificates
     var dir: URL { certificates.directory }
 
-    static func make() throws -> TestPKI? {
-        try TestCertificates.make(clients: [("bank-a", "bank-a"), ("bank-b", "bank-b")]).map(TestPKI.init)
+    static func make() async throws -> TestPKI? {
+        try await TestCertificates.make(clients: [("bank-a", "bank-a"), ("bank-b", "bank-b")]).map(TestPKI.init)
     }
 
     func path(_ name: String) -> String { certificates.path(name) }
@@ -52,7 +52,7 @@ struct TLSTests {
 
     @Test("mutual TLS: a bank's key counts only with its pinned client certificate; no certificate, no connection")
     func mutualTLS() async throws {
-        guard let pki = try TestPKI.make() else {
+        guard let pki = try await TestPKI.make() else {
             print("skipping mutual TLS test: /usr/bin/openssl is not installed")
             return
         }

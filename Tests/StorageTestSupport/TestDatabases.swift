@@ -1,16 +1,18 @@
 import Foundation
 import Storage
+import TestSupport
 
 /// Databases for tests: a fresh SQLite file, and — when the PostgreSQL server binaries are
 /// installed — a fresh database in a throwaway cluster this process starts itself (initdb and
 /// pg_ctl under /tmp, loopback only, trust authentication, stopped at exit).
 public enum TestDatabases {
     /// Every engine available here; each call gives new, empty databases.
-    public static func locations(_ label: String = "t") throws -> [DatabaseLocation] {
+    public static func locations(_ label: String = "t") async throws -> [DatabaseLocation] {
         var out: [DatabaseLocation] = [.sqlite(path: sqlitePath(label))]
         if ProcessInfo.processInfo.environment["CLOUDTAP_TEST_POSTGRES"] == "0" { return out }
-        if let cluster = try PostgresCluster.shared() {
-            out.append(.postgres(url: try cluster.createDatabase()))
+        // initdb, pg_ctl and createdb are child processes waited for: off the shared threads.
+        if let url = try await offPool({ try PostgresCluster.shared()?.createDatabase() }) {
+            out.append(.postgres(url: url))
         } else {
             reportSkip()
         }
@@ -20,7 +22,7 @@ public enum TestDatabases {
     /// Opens a fresh database on every engine in turn, runs `body`, and shuts the database
     /// down whether the body returns or throws.
     public static func withEach(_ label: String, _ body: (Database) async throws -> Void) async throws {
-        for location in try locations(label) {
+        for location in try await locations(label) {
             let db = try await Database.open(location)
             do {
                 try await body(db)

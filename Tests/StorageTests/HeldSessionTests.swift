@@ -9,7 +9,7 @@ import Testing
 struct HeldSessionTests {
     @Test("a held session keeps its connection and its event loop from one run to the next, and the body runs on that loop")
     func keeps() async throws {
-        for location in try TestDatabases.locations("held") {
+        for location in try await TestDatabases.locations("held") {
             let db = try await Database.open(location)
             try await db.migrate(StorageTests.migrations)
             let session = db.heldSession()
@@ -31,7 +31,7 @@ struct HeldSessionTests {
     @Test("a held session whose connection the server closed fails that statement and opens a new connection for the next; shutdown closes it",
           .timeLimit(.minutes(1)))
     func reopens() async throws {
-        guard let location = try TestDatabases.locations("held-reopen").first(where: { if case .postgres = $0 { true } else { false } }) else { return }
+        guard let location = try await TestDatabases.locations("held-reopen").first(where: { if case .postgres = $0 { true } else { false } }) else { return }
         let db = try await Database.open(location)
         let session = db.heldSession()
         let before = try await session.run { try await Self.backend($0) }

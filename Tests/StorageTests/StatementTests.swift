@@ -52,7 +52,7 @@ struct StatementTests {
 
     @Test("statements run the same on every engine: reads, writes with RETURNING, NULL binds, inside units and alone")
     func runs() async throws {
-        for location in try TestDatabases.locations("statements") {
+        for location in try await TestDatabases.locations("statements") {
             let db = try await Database.open(location)
             try await db.migrate(StorageTests.migrations)
             try await db.sql.run("INSERT INTO counters (name, value) VALUES (\(bind: "a"), \(bind: 1)), (\(bind: "b"), \(bind: 5))")
@@ -76,7 +76,7 @@ struct StatementTests {
 
     @Test("a statement's prepared form follows the schema: run again after the table changes, it reads the new columns")
     func afterSchemaChange() async throws {
-        for location in try TestDatabases.locations("statements-schema") {
+        for location in try await TestDatabases.locations("statements-schema") {
             let db = try await Database.open(location)
             try await db.migrate(StorageTests.migrations)
             try await db.sql.run("INSERT INTO counters (name, value) VALUES (\(bind: "a"), \(bind: 1))")

@@ -18,7 +18,7 @@ struct StorageTests {
 
     @Test("migrations apply once, in order, on every engine")
     func migrations() async throws {
-        for location in try TestDatabases.locations("migrate") {
+        for location in try await TestDatabases.locations("migrate") {
             let db = try await Database.open(location)
             try await db.migrate(Self.migrations)
             try await db.migrate(Self.migrations)
@@ -30,7 +30,7 @@ struct StorageTests {
     @Test("a transaction commits when its body returns and rolls back when it throws")
     func transactions() async throws {
         struct Boom: Error {}
-        for location in try TestDatabases.locations("tx") {
+        for location in try await TestDatabases.locations("tx") {
             let db = try await Database.open(location)
             try await db.migrate(Self.migrations)
             try await db.transaction { tx in
@@ -55,7 +55,7 @@ struct StorageTests {
 
     @Test("an unflushed statement commits without waiting for the disk on PostgreSQL (its own connections), and is visible at once; others wait; a session's statements keep generic plans, plan no sequential scans, and commit by themselves")
     func unflushedStatements() async throws {
-        for location in try TestDatabases.locations("unflushed") {
+        for location in try await TestDatabases.locations("unflushed") {
             let db = try await Database.open(location)
             try await db.migrate(Self.migrations)
             try await db.statement(unflushed: true) { tx in try await tx.raw("INSERT INTO counters (name, value) VALUES ('u', 7)").run() }
@@ -86,7 +86,7 @@ struct StorageTests {
 
     @Test("arrays bound to a PostgreSQL statement come back element for element, from the first run: quotes, backslashes, braces, NULLs, any byte, the integers' ends; a NUL in text is refused, not sent")
     func arrays() async throws {
-        for location in try TestDatabases.locations("arrays") {
+        for location in try await TestDatabases.locations("arrays") {
             let db = try await Database.open(location)
             guard db.engine == .postgres else { await db.shutdown(); continue }
             let texts: [String?] = ["plain", "", "it's", #"say "hi""#, #"back\slash"#, #"\x41"#, "{brace,comma}", "NULL", nil, "一二三 €"]
@@ -116,7 +116,7 @@ struct StorageTests {
 
     @Test("a prepared statement's row captured: integers of each width, text, booleans, bytes and NULLs read back as the row did; a column set; only the columns asked for; a cell of another type captures nothing; described by its columns' names, not its values")
     func capturedRows() async throws {
-        for location in try TestDatabases.locations("captured") {
+        for location in try await TestDatabases.locations("captured") {
             let db = try await Database.open(location)
             guard db.engine == .postgres else { await db.shutdown(); continue }
             // Over an array, so the statement runs prepared and its rows are read cell by cell.
@@ -153,7 +153,7 @@ struct StorageTests {
 
     @Test("a statement run again runs prepared: every bind type, quotes and NULLs come back as sent; what cannot go prepared goes as it is")
     func preparedStatements() async throws {
-        for location in try TestDatabases.locations("prepared") {
+        for location in try await TestDatabases.locations("prepared") {
             let db = try await Database.open(location)
             try await db.migrate(Self.migrations)
             let names = ["plain", "it's", "''", "a\\b", "中文 ✓", ""]
@@ -227,7 +227,7 @@ struct StorageTests {
 
     @Test("every bind type CloudTap reads directly, and optionals of them, comes back as sent, first run and prepared")
     func bindTypes() async throws {
-        for location in try TestDatabases.locations("binds") {
+        for location in try await TestDatabases.locations("binds") {
             let db = try await Database.open(location)
             try await db.migrate(Self.migrations)
             func echo<T: Decodable & Equatable & Encodable & Sendable>(_ value: T, _ line: Int = #line) async throws {
@@ -278,7 +278,7 @@ struct StorageTests {
 
     @Test("concurrent read-modify-write transactions lose no update")
     func concurrency() async throws {
-        for location in try TestDatabases.locations("conc") {
+        for location in try await TestDatabases.locations("conc") {
             let db = try await Database.open(location)
             try await db.migrate(Self.migrations)
             try await db.sql.raw("INSERT INTO counters (name, value) VALUES ('c', 0)").run()

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Throwaway certificates for TLS tests, made with the openssl command line (CI installs it): a
 /// CA (`ca.pem`, `ca.key`), a server certificate for localhost and 127.0.0.1 (`server.pem`,
@@ -8,8 +9,15 @@ public struct TestCertificates: Sendable {
     public let directory: URL
 
     /// The certificates, with a client certificate for each (file name, common name); nil when
-    /// `/usr/bin/openssl` is not installed.
-    public static func make(clients: [(file: String, commonName: String)]) throws -> TestCertificates? {
+    /// `/usr/bin/openssl` is not installed. The openssl runs are waited for off the shared threads.
+    public static func make(clients: [(file: String, commonName: String)]) async throws -> TestCertificates? {
+        let clients = clients.map { Client(file: $0.file, commonName: $0.commonName) }
+        return try await offPool { try makeBlocking(clients: clients) }
+    }
+
+    private struct Client: Sendable { let file: String; let commonName: String }
+
+    private static func makeBlocking(clients: [Client]) throws -> TestCertificates? {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else { return nil }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cloudtap-pki-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

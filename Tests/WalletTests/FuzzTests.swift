@@ -2,6 +2,7 @@ import EMV
 import Foundation
 import PaymentCore
 import Terminal
+import TestSupport
 import Testing
 import Wallet
 
@@ -15,7 +16,7 @@ struct WalletFuzzTests {
         var applet = phone.wallet.applet()
         var rng = SeededRandomNumberGenerator(seed: 41)
         let seeds = [AppletTests.selectPPSE, AppletTests.selectAID, AppletTests.gpo, "00B2010C00", "80CA9F3600"].map { try! [UInt8](hex: $0) }
-        for i in 0..<Self.iterations {
+        await sharingThread(0..<Self.iterations) { i in
             var command: [UInt8]
             if i % 3 == 0 {
                 command = rng.bytes(Int.random(in: 0...300, using: &rng))
@@ -41,7 +42,7 @@ struct WalletFuzzTests {
         let phone = try Phone()
         // Record a real tap's answers, then replay them mutated.
         let (_, trace) = await tap(phone.wallet, amount: 3850)
-        for _ in 0..<Self.iterations / 10 {
+        await sharingThread(0..<Self.iterations / 10) { _ in
             var answers = trace.map(\.response)
             let victim = Int.random(in: 0..<answers.count, using: &rng)
             for _ in 0..<Int.random(in: 1...6, using: &rng) where !answers[victim].isEmpty {
