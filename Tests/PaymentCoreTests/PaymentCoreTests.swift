@@ -82,29 +82,29 @@ struct ChecksumTests {
 struct UTCTimeTests {
     @Test("agrees with Foundation's Gregorian calendar and ISO 8601 text for 20,000 moments from 1901 to 2199, leap days and the epoch included")
     func agreesWithCalendar() async {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        var rng = SeededRandomNumberGenerator(seed: 7)
-        let fixed: [TimeInterval] = [0, -1, 86_399, 86_400, 951_782_400 /* 2000-02-29 */, 4_107_542_399 /* 2100-02-28 23:59:59 */, -2_177_452_800]
-        let moments = fixed + (0..<20_000).map({ _ in TimeInterval(Int64.random(in: -2_147_483_648...7_258_118_399, using: &rng)) })
-        await sharingThread(moments.indices) { i in
-            let t = moments[i]
-            let date = Date(timeIntervalSince1970: t)
-            let p = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-            let u = UTCTime(date)
-            let ours: [Int] = [u.year, u.month, u.day, u.hour, u.minute, u.second]
-            let foundation: [Int] = [p.year!, p.month!, p.day!, p.hour!, p.minute!, p.second!]
-            #expect(ours == foundation, "\(t)")
-            #expect(u.iso8601 == date.ISO8601Format(), "\(t)")
+        await onOwnThread {
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            var rng = SeededRandomNumberGenerator(seed: 7)
+            let fixed: [TimeInterval] = [0, -1, 86_399, 86_400, 951_782_400 /* 2000-02-29 */, 4_107_542_399 /* 2100-02-28 23:59:59 */, -2_177_452_800]
+            for t in fixed + (0..<20_000).map({ _ in TimeInterval(Int64.random(in: -2_147_483_648...7_258_118_399, using: &rng)) }) {
+                let date = Date(timeIntervalSince1970: t)
+                let p = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+                let u = UTCTime(date)
+                let ours: [Int] = [u.year, u.month, u.day, u.hour, u.minute, u.second]
+                let foundation: [Int] = [p.year!, p.month!, p.day!, p.hour!, p.minute!, p.second!]
+                #expect(ours == foundation, "\(t)")
+                #expect(u.iso8601 == date.ISO8601Format(), "\(t)")
+            }
+            let moment = UTCTime(Date(timeIntervalSince1970: 1_795_651_200 + 3_723))  // 2026-11-26 01:02:03
+            #expect(moment.mmddhhmmss == "1126010203")
+            #expect(moment.yymm == "2611")
+            #expect(moment.isoDateTime == "2026-11-26 01:02:03")
+            #expect(moment.isoDate == "2026-11-26")
+            #expect(moment.hhmmss == "010203")
+            #expect(moment.mmdd == "1126")
+            #expect(moment.iso8601 == "2026-11-26T01:02:03Z")
+            #expect(UTCTime(Date(timeIntervalSince1970: -62_135_596_800)).isoDate == "1-01-01")  // year 1: its digits
         }
-        let moment = UTCTime(Date(timeIntervalSince1970: 1_795_651_200 + 3_723))  // 2026-11-26 01:02:03
-        #expect(moment.mmddhhmmss == "1126010203")
-        #expect(moment.yymm == "2611")
-        #expect(moment.isoDateTime == "2026-11-26 01:02:03")
-        #expect(moment.isoDate == "2026-11-26")
-        #expect(moment.hhmmss == "010203")
-        #expect(moment.mmdd == "1126")
-        #expect(moment.iso8601 == "2026-11-26T01:02:03Z")
-        #expect(UTCTime(Date(timeIntervalSince1970: -62_135_596_800)).isoDate == "1-01-01")  // year 1: its digits
     }
 }

@@ -30,13 +30,15 @@ struct CipherTests {
 
     @Test("SM4 matches GB/T 32907-2016 Annex A, including a million iterations")
     func sm4Vectors() async throws {
-        let f = try loadVectors("sm4", as: SM4File.self)
-        let c = try SM4(key: hex(f.key))
-        #expect(c.encrypt(block: hex(f.plaintext)).hexString == f.ciphertext)
-        #expect(c.decrypt(block: hex(f.ciphertext)).hexString == f.plaintext)
-        var block = hex(f.plaintext)
-        await sharingThread(0..<f.iterations) { _ in block = c.encrypt(block: block) }
-        #expect(block.hexString == f.ciphertextAfterIterations)
+        try await onOwnThread {
+            let f = try loadVectors("sm4", as: SM4File.self)
+            let c = try SM4(key: hex(f.key))
+            #expect(c.encrypt(block: hex(f.plaintext)).hexString == f.ciphertext)
+            #expect(c.decrypt(block: hex(f.ciphertext)).hexString == f.plaintext)
+            var block = hex(f.plaintext)
+            for _ in 0..<f.iterations { block = c.encrypt(block: block) }
+            #expect(block.hexString == f.ciphertextAfterIterations)
+        }
     }
 
     @Test("SM4 S-box is a permutation")

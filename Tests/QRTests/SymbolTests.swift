@@ -51,7 +51,7 @@ struct SymbolTests {
             print("SymbolTests: zbarimg not installed (apt-get install zbar-tools); the round trip is not run")
             return
         }
-        let (payloads, decoded, versions) = try await offPool { try Self.roundTrip() }
+        let (payloads, decoded, versions) = try await onOwnThread { try Self.roundTrip() }
         #expect(decoded.count == payloads.count)
         let wrong = zip(payloads, decoded).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
         #expect(wrong.isEmpty, "payloads not read back: \(wrong.prefix(10))")

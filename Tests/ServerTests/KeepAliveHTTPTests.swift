@@ -36,7 +36,13 @@ final class ScriptedHTTPServer: Sendable {
         Thread.detachNewThread {
             while true {
                 let connection = accept(listener, nil, nil)
-                guard connection >= 0 else { return }
+                guard connection >= 0 else {
+                    // Stopped. The listener is closed here, by the only thread that uses it: closed
+                    // in stop(), its number could go to another test's socket before this loop
+                    // came back to accept() on it, and take that socket's connections.
+                    Glibc.close(listener)
+                    return
+                }
                 counts.value.withLock { $0.connections += 1 }
                 Thread.detachNewThread {
                     defer { Glibc.close(connection) }
@@ -76,7 +82,8 @@ final class ScriptedHTTPServer: Sendable {
 
     var connections: Int { counts.value.withLock { $0.connections } }
 
-    func stop() { shutdown(listener, Int32(SHUT_RDWR)); Glibc.close(listener) }
+    /// Stops accepting: the accepting thread's accept() fails, and it closes the listener.
+    func stop() { shutdown(listener, Int32(SHUT_RDWR)) }
 
     private static func headEnd(_ bytes: [UInt8]) -> Int? {
         guard bytes.count >= 4 else { return nil }
