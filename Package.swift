@@ -122,6 +122,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(name: "PaymentCoreTests", dependencies: ["PaymentCore", "TestSupport"]),
         .testTarget(name: "EMVTests", dependencies: ["EMV", "TestSupport"]),
         .testTarget(name: "QRTests", dependencies: ["QR", "EMV", "PaymentCore", "TestSupport"]),

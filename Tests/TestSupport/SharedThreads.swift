@@ -15,9 +15,10 @@ import Foundation
 /// Swift concurrency runs its tasks on.
 public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try body() }) }
-        thread.name = "test-off-pool"
-        thread.start()
+        Thread {
+            nameThisThread("test-off-pool")
+            continuation.resume(with: Result { try body() })
+        }.start()
     }
 }
 
@@ -31,34 +32,41 @@ public func onOwnThread<T>(_ body: () async throws -> T) async rethrows -> T {
     return try await withTaskExecutorPreference(executor, operation: body)
 }
 
-/// A task executor with one thread, which runs the jobs given to it in order and ends once
-/// finished and idle.
+/// A task executor with one thread at a time, which runs the jobs given to it in order. Once
+/// finished it ends its thread when idle; a job that came later would start another.
 final class ThreadExecutor: TaskExecutor, @unchecked Sendable {  // state behind the condition
+    private let name: String
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
     private var finished = false
+    private var running = false
 
     init(name: String) {
-        let thread = Thread { [self] in
-            // Nice 10: the kernel gives the shared threads the cores first, so this one fills
-            // the time they leave instead of slowing every other test's hops. (On Linux a
-            // nice value is a thread's, and `who` 0 is the calling thread.)
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
-            run()
-        }
-        thread.name = name
-        thread.start()
+        self.name = name
     }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        condition.withLock {
+        let start = condition.withLock {
             jobs.append(job)
             condition.signal()
+            defer { running = true }
+            return !running
+        }
+        if start {
+            let thread = Thread { [self] in
+                // Nice 10: the kernel gives the shared threads the cores first, so this one fills
+                // the time they leave instead of slowing every other test's hops. (On Linux a
+                // nice value is a thread's, and `who` 0 is the calling thread.)
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+                nameThisThread(name)
+                run()
+            }
+            thread.start()
         }
     }
 
-    /// No more jobs will come: the thread ends when it has run those it has.
+    /// No more jobs are expected: the thread ends when it has run those it has.
     func finish() {
         condition.withLock {
             finished = true
@@ -71,6 +79,7 @@ final class ThreadExecutor: TaskExecutor, @unchecked Sendable {  // state behind
             condition.lock()
             while jobs.isEmpty && !finished { condition.wait() }
             if jobs.isEmpty {
+                running = false
                 condition.unlock()
                 return
             }
@@ -79,4 +88,12 @@ final class ThreadExecutor: TaskExecutor, @unchecked Sendable {  // state behind
             job.runSynchronously(on: asUnownedTaskExecutor())
         }
     }
+}
+
+/// Names the calling thread as `top -H`, perf and /proc show it (15 bytes at most). Foundation's
+/// `Thread.name` does not reach the kernel on Linux: the thread keeps its creator's name.
+func nameThisThread(_ name: String) {
+    guard let comm = FileHandle(forWritingAtPath: "/proc/thread-self/comm") else { return }
+    comm.write(Data(name.utf8.prefix(15)))
+    try? comm.close()
 }
