@@ -108,7 +108,8 @@ let package = Package(
                            .product(name: "SQLKit", package: "sql-kit"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics")]
         ),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "CTestSpawn", path: "Tests/CTestSpawn"),
+        .target(name: "TestSupport", dependencies: ["CTestSpawn"], path: "Tests/TestSupport"),
         .target(name: "StorageTestSupport", dependencies: ["Storage", "TestSupport", .product(name: "Logging", package: "swift-log")], path: "Tests/StorageTestSupport"),
         .target(name: "TLSTestSupport", dependencies: ["TestSupport"], path: "Tests/TLSTestSupport"),
         .executableTarget(

@@ -123,17 +123,12 @@ final class PostgresCluster: @unchecked Sendable {
         try run(getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + argv : argv)
     }
 
-    /// Runs a command through the shell with its output in a file. (Foundation's Process can
-    /// wait forever for a command whose child outlives it, as pg_ctl's server does.)
+    /// Runs a command and throws with its output when it fails. (Not Foundation's Process: it
+    /// waits for every descendant that keeps its descriptors, as pg_ctl's server does; not
+    /// system(): the server would keep descriptors of this process open for good. See TestSupport.)
     private static func run(_ argv: [String]) throws {
-        let outputPath = "/tmp/cloudtap-pg-cmd-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let quoted = argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-        let status = system("\(quoted) </dev/null >\(outputPath) 2>&1")
-        guard status == 0 else {
-            let message = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-            throw ClusterError(command: argv.joined(separator: " "), output: message)
-        }
+        let result = try runCommand(argv)
+        guard result.status == 0 else { throw ClusterError(command: argv.joined(separator: " "), output: result.output) }
     }
 }
 

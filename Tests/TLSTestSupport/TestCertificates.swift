@@ -40,15 +40,8 @@ public struct TestCertificates: Sendable {
     public func remove() { try? FileManager.default.removeItem(at: directory) }
 
     func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CertificateError(command: "openssl " + arguments.joined(separator: " ")) }
+        let result = try runCommand(["/usr/bin/openssl"] + arguments, in: directory)
+        guard result.status == 0 else { throw CertificateError(command: "openssl " + arguments.joined(separator: " ")) }
     }
 }
 

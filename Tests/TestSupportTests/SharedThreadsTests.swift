@@ -44,4 +44,22 @@ struct SharedThreadsTests {
         struct Failure: Error {}
         await #expect(throws: Failure.self) { try await offPool { throw Failure() } }
     }
+
+    @Test("runCommand gathers a command's output and status, runs it in the directory asked, and passes on no other descriptor")
+    func command() throws {
+        let echoed = try runCommand(["/bin/sh", "-c", "echo out; echo err >&2; exit 3"])
+        #expect(echoed.status == 3)
+        #expect(echoed.output == "out\nerr\n")
+        #expect(try runCommand(["/bin/pwd"], in: URL(fileURLWithPath: "/tmp")).output == "/tmp\n")
+        #expect(try runCommand(["/bin/sh", "-c", "kill -TERM $$"]).status == 128 + SIGTERM)
+        #expect(throws: CommandError.self) { try runCommand(["/nonexistent/tool"]) }
+        // A descriptor this process holds open, not close-on-exec, is not the child's.
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        let held = dup2(ends[1], 200)
+        defer { close(ends[0]); close(ends[1]); close(held) }
+        #expect(held == 200)
+        let listed = try runCommand(["/bin/sh", "-c", "ls /proc/$$/fd"]).output.split(separator: "\n")
+        #expect(listed.contains("1") && !listed.contains("200"), "\(listed)")
+    }
 }
