@@ -62,10 +62,7 @@ final class ServeProcess: @unchecked Sendable {
 
     /// SIGTERM: the graceful shutdown; returns the exit status.
     func stop() async -> Int32 {
-        guard let p = process, p.isRunning else { return process?.terminationStatus ?? 0 }
-        p.terminate()
-        await p.exited()
-        return p.terminationStatus
+        (try? await offPool { self.stopBlocking() }) ?? -1
     }
 
     /// As ``stop()``, blocking: for a `defer`, where nothing can be awaited.
