@@ -47,10 +47,11 @@ let package = Package(
             ]
         ),
         .target(name: "ISO8583", dependencies: ["PaymentCore", "EMV"], resources: [.copy("Dialects")]),
+        .target(name: "LoopExecutor", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         .target(
             name: "ISO8583Link",
             dependencies: [
-                "ISO8583", "PaymentCore",
+                "ISO8583", "PaymentCore", "LoopExecutor",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -65,6 +66,7 @@ let package = Package(
             dependencies: [
                 "SQLiteDirect",
                 "PaymentCore",
+                "LoopExecutor",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
@@ -115,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "cloudtap",
             dependencies: ["QR", "CAllocator",
-                "PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "Storage", "TokenService", "IssuerHost",
+                "PaymentCore", "EMV", "PaymentCrypto", "ISO8583", "ISO8583Link", "LoopExecutor", "Storage", "TokenService", "IssuerHost",
                 "CloudWire", "Wallet", "Terminal", "PCSC", "Switch", "Server",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -134,7 +136,7 @@ let package = Package(
             dependencies: ["ISO8583Link", "ISO8583", "TLSTestSupport", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]
         ),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", "SQLiteDirect", .product(name: "SQLKit", package: "sql-kit"),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTestSupport", "SQLiteDirect", "LoopExecutor", .product(name: "SQLKit", package: "sql-kit"),
                                                           .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "IssuerHostTests", dependencies: ["IssuerHost", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),
         .testTarget(name: "TokenServiceTests", dependencies: ["TokenService", "Storage", "StorageTestSupport", "PaymentCrypto", "PaymentCore"]),

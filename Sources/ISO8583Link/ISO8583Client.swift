@@ -17,6 +17,8 @@ public final class ISO8583Client: @unchecked Sendable {
 
     let endpoint: LinkEndpoint
     let loop: any EventLoop
+    /// The event loop the link runs on.
+    public var eventLoop: any EventLoop { loop }
     let sslContext: NIOSSLContext?
     let started = ContinuousClock.now
     private let lateContinuation: AsyncStream<Message>.Continuation

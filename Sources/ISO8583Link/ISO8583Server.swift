@@ -1,5 +1,6 @@
 import Foundation
 import ISO8583
+import LoopExecutor
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -8,6 +9,12 @@ import NIOSSL
 /// written back. A request that cannot be unpacked is answered with the dialect's format-error
 /// response code when its MTI, STAN and terminal id can be read, and its connection closed when
 /// not. Frames that cannot be cut (garbage, oversize) close the connection.
+///
+/// Each request's handler runs as a task that prefers its connection's event loop
+/// (``EventLoopTaskExecutor``): the loop that read the request runs the handler up to its first
+/// wait and writes the answer, with no hand-off to Swift's global executor and back. On a
+/// PostgreSQL load run at 865 sales a second that took the serving process from 6.8 to 3.9
+/// context switches a sale and its CPU a sale down by about 5 % (docs/benchmarks.md).
 public final class ISO8583Server: Sendable {
     /// Answers a request; nil sends nothing (advices that need no answer).
     public typealias Handler = @Sendable (Message) async -> Message?
@@ -115,7 +122,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         let spec = self.spec, handler = self.handler, state = self.state
         state.begin()
-        Task {
+        Task(executorPreference: EventLoopTaskExecutor(context.eventLoop)) {
             guard let response = await handler(request), let packed = try? spec.pack(response) else { return state.end() }
             // Done when the write is (a drain waits for it), without the task waking to hear so.
             channel.writeAndFlush(packed).whenComplete { _ in state.end() }

@@ -1,4 +1,5 @@
 import Logging
+import LoopExecutor
 import NIOCore
 import PostgresKit
 import SQLKit

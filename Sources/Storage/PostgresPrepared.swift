@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import LoopExecutor
 import NIOCore
 import PostgresKit
 import SQLKit
@@ -363,17 +364,6 @@ struct PooledPreparingDatabase: SQLDatabase, @unchecked Sendable {  // the pool 
             }
         }.get()
         return box.value
-    }
-}
-
-/// An event loop as a task executor (SE-0417): the jobs of tasks that prefer it run on the loop.
-final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {  // the loop is thread-safe
-    let loop: any EventLoop
-    init(_ loop: any EventLoop) { self.loop = loop }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

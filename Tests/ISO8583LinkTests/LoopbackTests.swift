@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 import ISO8583
 @testable import ISO8583Link
@@ -49,6 +50,32 @@ struct LoopbackTests {
         #expect(try await client.send(Self.request(2))[39] == "00")
         await client.shutdown()
         await server.shutdown()
+    }
+
+    @Test("a request's handler runs on its connection's event loop, not on Swift's global executor")
+    func handlerOnTheLoop() async throws {
+        let spec = try MessageSpec.dialect("terminal")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let seen = Mutex<[Bool]>([])
+        let server = ISO8583Server(endpoint: LinkEndpoint(host: "127.0.0.1", port: 0, spec: spec, framing: .binaryLength2), group: group) { request in
+            seen.withLock { $0.append(MultiThreadedEventLoopGroup.currentEventLoop === loop) }
+            // After a wait, too: the task comes back to the loop.
+            try? await Task.sleep(for: .milliseconds(1))
+            seen.withLock { $0.append(MultiThreadedEventLoopGroup.currentEventLoop === loop) }
+            return await Self.approve(request)
+        }
+        let port = try await server.start()
+        let client = try ISO8583Client(endpoint: LinkEndpoint(host: "127.0.0.1", port: port, spec: spec, framing: .binaryLength2),
+                                       configuration: Self.clientConfiguration(style: .terminal))
+        client.start()
+        for i in 1...3 { #expect(try await client.send(Self.request(i))[39] == "00") }
+        await client.shutdown()
+        await server.shutdown()
+        try await group.shutdownGracefully()
+        let onLoop = seen.withLock { $0 }
+        #expect(onLoop.count >= 6)
+        #expect(onLoop.allSatisfy { $0 })
     }
 
     @Test("many requests in flight on one connection, each answered, in each dialect", arguments: [

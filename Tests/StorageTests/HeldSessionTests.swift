@@ -1,4 +1,5 @@
 import Foundation
+import LoopExecutor
 import NIOCore
 import SQLKit
 @testable import Storage
