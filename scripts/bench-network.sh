@@ -2,7 +2,9 @@
 # The network's end-to-end figures beside pgbench, in one run on this machine:
 #   the disk's durable-write latency (`cloudtap bench disk`), at the start and at the end: every
 #   commit of either engine waits for such a write, so its tail is the floor under the p99s;
-#   pgbench TPC-B (scale 8, 8 clients) on a throwaway PostgreSQL cluster with default durability;
+#   pgbench TPC-B (scale 8, 8 clients) on a throwaway PostgreSQL cluster with default durability,
+#   at full rate and at half of it (its p99 there, from each transaction's start, is the reference
+#   for the network's half-load p99: the same cluster, disk and cores);
 #   cloudtap load on SQLite: full load, then half of it (for p99);
 #   cloudtap load on PostgreSQL (the same cluster): full load, then half of it.
 # Full load uses [terminals] terminals as fast as they go; half load spreads the rate over
@@ -72,6 +74,30 @@ echo "== SQLite / pgbench: $(echo "$ratios" | sed 's/^ //; s/ / %, /g') %$([ "$p
 # run moves by a millisecond or two from one run to the next on this machine).
 p99() { grep '^latency' | grep -o 'p99 [0-9.]*' | awk '{print $2}'; }
 run_note() { [ "$pairs" -gt 1 ] && echo ", run $1 of $pairs"; }
+
+# pgbench at half its median rate, [pairs] runs, each transaction's latency from its log: the
+# time from its start to its end (the log's time less its schedule lag, as `load` times a sale
+# from its actual start), quantiles by nearest rank as `load` takes them.
+pgbench_half() {
+    local rate=$1 tails="" run
+    for run in $(seq "$pairs"); do
+        echo "== pgbench TPC-B at half that: $rate tps, 8 clients, 2 threads, ${seconds} s$(run_note "$run") (the reference for the p99)"
+        settle
+        rm -f "$work"/pgbench-half.*
+        as_pg "$bin/pgbench" -h 127.0.0.1 -p "$port" -U postgres -c 8 -j 2 -T "$seconds" -R "$rate" -l --log-prefix="$work/pgbench-half" bench \
+            2>/dev/null | grep -E "^tps"
+        out=$(cat "$work"/pgbench-half.* | awk '{print ($3 - $7) / 1000}' | sort -g | awk '
+            function at(q) { i = int(q * NR); if (i < q * NR) i++; return v[i < 1 ? 1 : i] }
+            {v[NR] = $1}
+            END {printf "latency (transaction start to end): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n", at(0.5), at(0.9), at(0.99), at(0.999), v[NR]}')
+        echo "$out"
+        tails="$tails $(echo "$out" | p99)"
+    done
+    pgbench_p99=$(echo "$tails" | median)
+    [ "$pairs" -gt 1 ] && echo "== pgbench half-rate p99: $(echo "$tails" | sed 's/^ //; s/ / ms, /g') ms; median $pgbench_p99 ms"
+    return 0
+}
+pgbench_half "$(awk -v t="$tps" 'BEGIN {printf "%d", t / 2}')"
 pg_url() { echo "postgres://postgres@127.0.0.1:$port/$1?sslmode=disable"; }
 half_runs() {  # name, rate, PostgreSQL database prefix (none: SQLite)
     local name=$1 rate=$2 prefix=${3:-} tails="" run
@@ -90,7 +116,7 @@ half_runs() {  # name, rate, PostgreSQL database prefix (none: SQLite)
         rm -rf "$work/$name-half-$run"
     done
     if [ "$pairs" -gt 1 ]; then
-        echo "== $name half-load p99: $(echo "$tails" | sed 's/^ //; s/ / ms, /g') ms; median $(echo "$tails" | median) ms (the goal: 10 ms)"
+        echo "== $name half-load p99: $(echo "$tails" | sed 's/^ //; s/ / ms, /g') ms; median $(echo "$tails" | median) ms (the goal: 10 ms; pgbench at half its rate: $pgbench_p99 ms)"
     fi
 }
 

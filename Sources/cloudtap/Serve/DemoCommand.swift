@@ -8,6 +8,8 @@ import FoundationNetworking
 import ISO8583
 import ISO8583Link
 import Logging
+import NIOCore
+import NIOPosix
 import PaymentCore
 import PaymentCrypto
 import QR
@@ -291,14 +293,15 @@ struct Demo {
     }
 
     /// An ISO 8583 link from a terminal to the switch (terminal dialect, sign-on first).
-    static func terminalLink(host: String = "127.0.0.1", port: Int, terminalID: String, maximumBackoff: Duration = .seconds(30)) throws -> ISO8583Client {
+    static func terminalLink(host: String = "127.0.0.1", port: Int, terminalID: String, maximumBackoff: Duration = .seconds(30),
+                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws -> ISO8583Client {
         var link = ClientLinkStateMachine.Configuration(
             signOnMessage: { NetworkManagement(code: .signOn, stan: $0, terminalID: terminalID).message(style: .terminal) },
             echoMessage: { NetworkManagement(code: .echo, stan: $0, terminalID: terminalID).message(style: .terminal) })
         link.requestTimeoutNanos = 10_000_000_000
         link.maximumBackoffNanos = UInt64(maximumBackoff.components.seconds) * 1_000_000_000
         let client = try ISO8583Client(endpoint: LinkEndpoint(host: host, port: port, spec: try MessageSpec.dialect("terminal"), framing: .binaryLength2),
-                                       configuration: link)
+                                       configuration: link, group: group)
         client.start()
         return client
     }
