@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "EMV", targets: ["EMV"]),
         .library(name: "PaymentCrypto", targets: ["PaymentCrypto"]),
         .library(name: "ISO8583", targets: ["ISO8583"]),
+        .library(name: "LoopExecutor", targets: ["LoopExecutor"]),
         .library(name: "ISO8583Link", targets: ["ISO8583Link"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "IssuerHost", targets: ["IssuerHost"]),

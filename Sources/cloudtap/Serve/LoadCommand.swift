@@ -40,7 +40,7 @@ struct LoadCommand: ParsableCommand {
     @Option(help: "Target rate in sales per second across all terminals (0: as fast as they go).") var rate = 0.0
     @Option(help: "Write one JSON line per approval a POS saw (terminal, STAN, transmission time, approval code, amount).") var journal: String?
     @Option(help: "Write one CSV line per measured approved sale: when it started (ms into the measured run), terminal, tap to answer and 0200 to 0210 (ms).") var latencies: String?
-    @Option(help: "Threads the simulated terminals and phones run on, apart from the network's (here one keeps up with about 4,000 sales a second).") var deviceThreads = 1
+    @Option(help: "Threads the simulated terminals and phones run on, apart from the network's (one has room for about 4,000 sales a second here).") var deviceThreads = 1
 
     func validate() throws {
         if (api == nil) != (switchAddress == nil) { throw ValidationError("--api and --switch go together (a running network), or neither (start one)") }
