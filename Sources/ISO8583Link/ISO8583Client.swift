@@ -16,9 +16,8 @@ public final class ISO8583Client: @unchecked Sendable {
     private var timer: RepeatedTask?
 
     let endpoint: LinkEndpoint
-    let loop: any EventLoop
     /// The event loop the link runs on.
-    public var eventLoop: any EventLoop { loop }
+    public let loop: any EventLoop
     let sslContext: NIOSSLContext?
     let started = ContinuousClock.now
     private let lateContinuation: AsyncStream<Message>.Continuation

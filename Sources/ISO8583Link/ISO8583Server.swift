@@ -45,7 +45,7 @@ public final class ISO8583Server: Sendable {
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(FrameDecoder(parser: endpoint.parser)),
                         MessageToByteHandler(FrameEncoder(parser: endpoint.parser)),
-                        ServerConnectionHandler(spec: endpoint.spec, handler: handler, state: state),
+                        ServerConnectionHandler(spec: endpoint.spec, handler: handler, state: state, loop: channel.eventLoop),
                     ])
                     state.add(channel)
                 }
@@ -99,11 +99,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     let spec: MessageSpec
     let handler: ISO8583Server.Handler
     let state: ServerState
+    /// The connection's event loop, where its requests' handlers run.
+    let executor: EventLoopTaskExecutor
 
-    init(spec: MessageSpec, handler: @escaping ISO8583Server.Handler, state: ServerState) {
+    init(spec: MessageSpec, handler: @escaping ISO8583Server.Handler, state: ServerState, loop: any EventLoop) {
         self.spec = spec
         self.handler = handler
         self.state = state
+        self.executor = EventLoopTaskExecutor(loop)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -122,7 +125,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
         let spec = self.spec, handler = self.handler, state = self.state
         state.begin()
-        Task(executorPreference: EventLoopTaskExecutor(context.eventLoop)) {
+        Task(executorPreference: executor) {
             guard let response = await handler(request), let packed = try? spec.pack(response) else { return state.end() }
             // Done when the write is (a drain waits for it), without the task waking to hear so.
             channel.writeAndFlush(packed).whenComplete { _ in state.end() }

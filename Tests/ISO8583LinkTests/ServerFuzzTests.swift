@@ -40,7 +40,7 @@ struct ServerFuzzTests {
                 let channel = EmbeddedChannel()
                 try channel.pipeline.syncOperations.addHandlers([
                     ByteToMessageHandler(FrameDecoder(parser: parser)),
-                    ServerConnectionHandler(spec: spec, handler: { _ in nil }, state: state),
+                    ServerConnectionHandler(spec: spec, handler: { _ in nil }, state: state, loop: channel.eventLoop),
                 ])
                 // Deliver in two pieces, as TCP may.
                 let cut = Int.random(in: 0...bytes.count, using: &rng)

@@ -119,7 +119,7 @@ struct LoadCommand: ParsableCommand {
                 // Each lane runs on its link's event loop: the tap, the 0200 written and the 0210
                 // read on one thread, without waking a pool thread for each step (a load run at
                 // 865/s: 8.0 → 4.6 context switches a sale in this process, its CPU a sale −7 %).
-                group.addTask(executorPreference: EventLoopTaskExecutor(lane.host.link.eventLoop)) {
+                group.addTask(executorPreference: EventLoopTaskExecutor(lane.host.link.loop)) {
                     // Lanes start staggered across one interval, so arrivals are spread, not in bursts.
                     var next = ContinuousClock.now + (interval.map { $0 * Double(i) / Double(lanes.count) } ?? .zero)
                     if interval != nil { try? await Task.sleep(until: next) }
