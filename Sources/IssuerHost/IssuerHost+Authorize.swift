@@ -124,17 +124,16 @@ extension IssuerHost {
         "response_code", "auth_code", "reason",
     ]
 
-    /// A digest of what a decision reads from the card, its bank and its account and no booking
-    /// changes — the card's status, expiry, product, PIN method and reference, limits and
-    /// account, the bank's key names, the account's credit limit and currency — as an SQL
-    /// expression over ``cardRead(hash:day:key:)``'s `c`, `b` and `a`. A caller that decides from
-    /// a row it read before selects it with the row, and in its write compares it with the same
-    /// expression over the rows as they are then (the balance, the day's totals and the PIN tries
-    /// are checked by the booking itself).
-    public static let cardDigest: SQLQueryString = """
-        md5(ROW(c.bank_id, c.account_id, c.status, c.expiry, c.product, c.pin_method, c.pin_reference, c.per_transaction_limit,
-                c.daily_limit, c.daily_count_limit, b.pin_key_name, b.pvk_name, a.credit_limit, a.currency)::text)
-        """
+    /// The count of changes to what a decision reads from the card, its bank and its account
+    /// and no booking changes — the card's status, expiry, product, PIN method and reference,
+    /// limits and account, the bank's key names, the account's credit limit and currency (kept
+    /// by triggers, migration 1004) — as text. A caller that decides from a row it read before
+    /// selects it with the row, in the same statement, and in its write compares it with the
+    /// count then: one lookup, where comparing the rows took a join of three tables (the
+    /// balance, the day's totals and the PIN tries are checked by the booking itself). Any
+    /// change to any card moves it, so a caller keeps the highest it has seen and decides
+    /// nothing from rows read under a lower one.
+    public static let cardVersion: SQLQueryString = "(SELECT n FROM issuer_changes WHERE id = 1)::text"
 
     /// Decides from a row of ``cardRead(hash:day:key:)`` read for `input` (its key) on `day`:
     /// the PIN verified, the rules run. Writes nothing; ``book(_:in:)`` writes the decision.

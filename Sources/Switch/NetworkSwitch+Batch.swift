@@ -27,8 +27,8 @@ import TokenService
 ///
 /// The write checks again, in the database, everything the decisions were made from (the
 /// token still active, the ATC unseen, the key within its limits, the balance, the day's totals
-/// and the PIN tries unchanged, the request key new, and for a warm sale the digests of its
-/// rows); when any of it does not hold the statement fails whole, and the batch is read and
+/// and the PIN tries unchanged, the request key new, and for a warm sale the counts of changes
+/// its rows were read under); when any of it does not hold the statement fails whole, and the batch is read and
 /// decided once more if it had warm sales, else its sales go the single way
 /// (``NetworkSwitch/authorize(_:)``), which reads everything again. So do the sales of a batch
 /// that the single way answers differently: a request key already recorded, a cryptogram or
@@ -192,19 +192,22 @@ extension RecentlyUsed where Value == Data {
 /// What the switch last read and wrote for a token's sales, by the token's lookup hash: the
 /// token's row as its reading reads it, the limited-use keys it may name next (the one last
 /// used and up to eight issued after it), the card behind it (its ``WarmCard``, by the card's
-/// lookup hash: the tokens of one card share it), and the digest of the row's columns that no
-/// sale writes (``TokenService/readingDigest``). After a batch's commit the rows are brought to
+/// lookup hash: the tokens of one card share it), and the counts of changes to what no sale
+/// writes that they were read under (``TokenService/readingVersion``,
+/// ``IssuerHost/cardVersion``). After a batch's commit the rows are brought to
 /// what it wrote — the key's uses and amount; the card's balance, day and PIN tries — so the
 /// token's next sale with one of those keys on the card's day is verified and decided from them
 /// without reading anything (a warm sale). Its write checks that all of it still holds: the
-/// counts and amounts by the writes' own conditions, the rest by the digests, compared with the
-/// rows as they are then; if anything changed — another process's sale, a reversal, a blocked
+/// counts and amounts by the writes' own conditions, the rest by the counts of changes, compared
+/// with the counts then; if anything changed — another process's sale, a reversal, a blocked
 /// card, a new bank key — the statement fails whole, the batch's entries are dropped and its
 /// sales decided again from what they read. Rows hold the sealed card number (as the vault
 /// does), never a clear one.
 struct WarmToken: Sendable {
-    /// The token statement's row: token, vault entry, bank key, `token_digest`.
+    /// The token statement's row: token, vault entry, bank key, `token_version`.
     let token: CapturedRow
+    /// The count of changes it was read under.
+    var version: Int64? { (try? token.decode(column: "token_version", as: String.self)).flatMap { Int64($0) } }
     /// The keys it may name next, in the order a phone uses them, and the last ATC verified.
     let keys: [LimitedUseKeyRow], atc: Int
     /// The card's lookup hash at its issuer (``WarmCard``).
@@ -212,11 +215,13 @@ struct WarmToken: Sendable {
 }
 
 /// The card behind warm tokens, as its issuer decides from it: its row
-/// (``IssuerHost/cardRead(hash:day:key:)``, with the digest ``IssuerHost/cardDigest`` as
-/// `card_digest`) as the last batch that booked for it left it, on that day.
+/// (``IssuerHost/cardRead(hash:day:key:)``, with the count of changes
+/// ``IssuerHost/cardVersion`` as `card_version`) as the last batch that booked for it left it, on that day.
 struct WarmCard: Sendable {
     let card: CapturedRow
     let day: String
+    /// The count of changes it was read under.
+    var version: Int64? { (try? card.decode(column: "card_version", as: String.self)).flatMap { Int64($0) } }
 }
 
 /// Record ids taken from the sequence ahead of their sales, for sales decided without a
@@ -289,9 +294,9 @@ extension NetworkSwitch {
     }
 
     /// What a ``WarmToken`` keeps of the token's row and of the card's: what a reading and a
-    /// decision read, and the digests.
-    static let warmTokenColumns = TokenService.tokenColumnNames.union(["token_digest"])
-    static let warmCardColumns = IssuerHost.cardColumnNames.union(["card_digest"])
+    /// decision read, and the counts of changes they were read under.
+    static let warmTokenColumns = TokenService.tokenColumnNames.union(["token_version"])
+    static let warmCardColumns = IssuerHost.cardColumnNames.union(["card_version"])
 
     /// One batch: what each sale gets (see ``SaleBatcher``).
     func run(_ sales: [SaleBatcher.Sale], on held: HeldSession) async -> [SaleBatcher.Outcome] {
@@ -431,6 +436,16 @@ extension NetworkSwitch {
         }
     }
 
+    /// Keeps the highest counts of changes `rows` were read under (``changesSeen``).
+    private func noteChanges(_ rows: [any SQLRow]) {
+        var tokens: Int64 = 0, cards: Int64 = 0
+        for row in rows {
+            if let n = (try? row.decode(column: "token_version", as: String?.self)).flatMap({ $0 }).flatMap({ Int64($0) }) { tokens = max(tokens, n) }
+            if let n = (try? row.decode(column: "card_version", as: String?.self)).flatMap({ $0 }).flatMap({ Int64($0) }) { cards = max(cards, n) }
+        }
+        changesSeen.withLock { $0 = (max($0.tokens, tokens), max($0.cards, cards)) }
+    }
+
     /// Reads and decides the batch, writing nothing; the sales the single way answers
     /// differently are left out.
     func decide(_ sales: [SaleBatcher.Sale], on db: any SQLDatabase) async throws -> [DecidedSale] {
@@ -475,6 +490,7 @@ extension NetworkSwitch {
             let sale = sales[index]
             let named = TokenService.cryptogramKeys(sale.check)
             guard Int(named.atc) != warm.atc, let card = warmCards[warm.cardHash], UTCTime(sale.now).isoDate == card.day,
+                  let version = card.version, version >= seen.cards,
                   let key = warm.keys.first(where: { ($0.hour, $0.sequence) == (named.hour, named.sequence) }),
                   case .verified(let verified) = try await tsp.reading(sale.check, row: warm.token.setting(key.columns), on: db),
                   try await bank(for: verified.pan) == sale.bank, let id = recordIDs.take(),
@@ -490,7 +506,11 @@ extension NetworkSwitch {
         // taken ahead. Any other sale, and a token's second sale in the batch, is read.
         var cold: [Int] = []
         var tokensSeen = Set<Data>()
-        let warm = sales.map { tokensSeen.insert($0.lookup).inserted ? warmTokens[$0.lookup] : nil }
+        let seen = changesSeen.withLock { $0 }
+        let warm = sales.map { sale -> WarmToken? in
+            guard tokensSeen.insert(sale.lookup).inserted, let entry = warmTokens[sale.lookup], let version = entry.version, version >= seen.tokens else { return nil }
+            return entry
+        }
         let candidates = warm.count { $0 != nil }
         if candidates > 0 { try await recordIDs.refill(for: candidates, on: db, ahead: self.db.sql, logger: logger) }
         for index in sales.indices {
@@ -516,7 +536,7 @@ extension NetworkSwitch {
         let tokens = try await db.raw("""
             SELECT q.n, nextval(ids.record_sequence) AS record_id,
                    (SELECT true FROM net_transactions x WHERE x.request_key = q.request_key LIMIT 1) IS NOT NULL AS recorded,
-                   \(TokenService.cryptogramColumns), \(TokenService.readingDigest) AS token_digest,
+                   \(TokenService.cryptogramColumns), \(TokenService.readingVersion) AS token_version,
                    \(TokenService.nextKeysColumn) AS next_keys, card.*
             FROM unnest(\(bind: PostgresArray(reading.map(\.lookup))), \(bind: PostgresArray(cryptograms.map(\.atc))),
                         \(bind: PostgresArray(cryptograms.map(\.hour))), \(bind: PostgresArray(cryptograms.map(\.sequence))),
@@ -525,10 +545,11 @@ extension NetworkSwitch {
             -- The sequence looked up once: by name it is a catalog search a row.
             CROSS JOIN (SELECT pg_get_serial_sequence('net_transactions', 'id')::regclass AS record_sequence) ids
             \(TokenService.cryptogramJoins)
-            LEFT JOIN LATERAL (SELECT \(IssuerHost.cardDigest) AS card_digest,
+            LEFT JOIN LATERAL (SELECT \(IssuerHost.cardVersion) AS card_version,
                                       \(IssuerHost.cardRead(hash: "q.card", day: "q.day", key: "NULL::text"))) card ON true
             """).all()
         lap("tokens")
+        noteChanges(tokens)
         struct Forwarded {
             let index: Int, id: Int64, verified: VerifiedCryptogram, outbound: Message, input: AuthorizationInput, lookup: Data, day: String
             let token: CapturedRow?, keys: [LimitedUseKeyRow]
@@ -570,9 +591,10 @@ extension NetworkSwitch {
         let cards = try await db.raw("""
             SELECT q.n, card.* FROM unnest(\(bind: PostgresArray(unread.map(\.lookup))), \(bind: PostgresArray(unread.map(\.day))),
                                            \(bind: PostgresArray(unread.map(\.input.idempotencyKey)))) WITH ORDINALITY AS q(hash, day, key, n),
-            LATERAL (SELECT \(IssuerHost.cardDigest) AS card_digest, \(IssuerHost.cardRead(hash: "q.hash", day: "q.day", key: "q.key"))) card
+            LATERAL (SELECT \(IssuerHost.cardVersion) AS card_version, \(IssuerHost.cardRead(hash: "q.hash", day: "q.day", key: "q.key"))) card
             """).all()
         lap("cards")
+        noteChanges(cards)
         for row in cards {
             let f = unread[Int(try row.decode(column: "n", as: Int64.self)) - 1]
             try decideForwarded(f.index, id: f.id, verified: f.verified, outbound: f.outbound, input: f.input, card: row,
@@ -589,10 +611,10 @@ extension NetworkSwitch {
     func write(_ sales: [DecidedSale], on db: any SQLDatabase) async throws {
         let answered = UTCTime(Date()).iso8601
         let tokens = sales.map(\.verified.recordingValues), books = sales.map(\.booking)
-        // A warm sale's digests, to compare; a read sale's rows are as fresh as the single way's.
-        let digests = sales.map { sale -> (token: String?, card: String?) in
+        // A warm sale's counts of changes, to compare; a read sale's rows are as fresh as the single way's.
+        let versions = sales.map { sale -> (token: String?, card: String?) in
             guard sale.source == .warm else { return (nil, nil) }
-            return (try? sale.token?.decode(column: "token_digest", as: String.self), try? sale.card?.decode(column: "card_digest", as: String.self))
+            return (try? sale.token?.decode(column: "token_version", as: String.self), try? sale.card?.decode(column: "card_version", as: String.self))
         }
         let warm = sales.filter { $0.source == .warm }.count
         let source: SQLQueryString = """
@@ -611,17 +633,14 @@ extension NetworkSwitch {
                     \(bind: PostgresArray(books.map(\.state))), \(bind: PostgresArray(books.map(\.createdAt))), \(bind: PostgresArray(books.map(\.approved))),
                     \(bind: PostgresArray(books.map(\.account))), \(bind: PostgresArray(books.map(\.balance))), \(bind: PostgresArray(books.map(\.todayTotal))),
                     \(bind: PostgresArray(books.map(\.todayApprovals))), \(bind: PostgresArray(books.map(\.pinBefore))), \(bind: PostgresArray(books.map(\.pinAfter))),
-                    \(bind: PostgresArray(digests.map(\.token))), \(bind: PostgresArray(digests.map(\.card)))
+                    \(bind: PostgresArray(versions.map(\.token))), \(bind: PostgresArray(versions.map(\.card)))
                 ) AS s(record_id, request_key, terminal_id, stan, token_last4, requested_at, merchant_id, acquirer_id, trace,
                        token_id, atc, stamp, amount_authorised, key_sequence, key_id, spend,
                        bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at, approved,
-                       account_id, balance, today_total, today_approvals, pin_before, pin_after, token_digest, card_digest)),
-            -- The warm sales' rows unchanged in all that no sale writes (the rest the writes check).
-            fresh AS (
-                SELECT COUNT(*) AS n FROM s JOIN tsp_tokens t ON t.id = s.token_id JOIN tsp_vault v ON v.id = t.vault_id
-                    JOIN tsp_bank_keys k ON k.bank_id = t.bank_id
-                    JOIN issuer_cards c ON c.id = s.card_id JOIN issuer_banks b ON b.id = c.bank_id JOIN issuer_accounts a ON a.id = c.account_id
-                WHERE s.token_digest IS NOT NULL AND \(TokenService.readingDigest) = s.token_digest AND \(IssuerHost.cardDigest) = s.card_digest),
+                       account_id, balance, today_total, today_approvals, pin_before, pin_after, token_version, card_version)),
+            -- The warm sales' rows unchanged in all that no sale writes (the rest the writes check):
+            -- the counts of changes the same as when they were read.
+            fresh AS (SELECT COUNT(*) AS n FROM s WHERE s.token_version = \(TokenService.readingVersion) AND s.card_version = \(IssuerHost.cardVersion)),
             request AS (
                 INSERT INTO net_transactions (id, request_key, terminal_id, stan, token_last4, amount, currency, state, reason, created_at,
                     merchant_id, acquirer_id, bank_id, issuer_key, response_code, auth_code, answered_at) OVERRIDING SYSTEM VALUE

@@ -89,6 +89,10 @@ public final class NetworkSwitch: Sendable {
     let warmTokens = RecentlyUsed<WarmToken>(generation: 8_192)
     /// The cards behind those tokens, as their issuers decide from them (see ``WarmCard``).
     let warmCards = RecentlyUsed<WarmCard>(generation: 8_192)
+    /// The highest counts of changes the token service's and the issuers' rows were read under
+    /// (``TokenService/readingVersion``, ``IssuerHost/cardVersion``): an entry read under a
+    /// lower one is read again, not tried (its write would fail).
+    let changesSeen = Locked<(tokens: Int64, cards: Int64)>((0, 0))
     /// Record ids for sales decided without a statement.
     let recordIDs = RecordIDs()
     /// Requests whose record is not committed yet (see ``InFlight``).

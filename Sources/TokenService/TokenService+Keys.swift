@@ -209,16 +209,14 @@ extension TokenService {
         COALESCE((SELECT 1 FROM tsp_atcs a WHERE a.token_id = t.id AND a.atc = q.atc LIMIT 1), 0) AS atc_seen
         """
 
-    /// A digest of what a reading decides from the token and no write of a sale changes — its
-    /// expiry and bank, its vault entry, its bank's key names — as an SQL expression over
-    /// ``cryptogramJoins``' `t`, `v` and `k`. A caller that verifies from a row it read before
-    /// selects it with the row, and in its write compares it with the same expression over the
-    /// rows as they are then. The rest its writes check themselves: the token's state, the ATC
-    /// unseen, the key's state, count and amount against its limits (which, with its time to
-    /// live, are never changed once it is issued).
-    public static let readingDigest: SQLQueryString = """
-        md5(ROW(t.token_expiry, t.bank_id, t.vault_id, v.pan_sealed, v.data_key_id, v.par, k.imk_name, k.profile)::text)
-        """
+    /// The count of changes to what a reading decides from the token and no write of a sale
+    /// changes — its expiry and bank, its vault entry, its bank's key names (kept by triggers,
+    /// migration 2007) — as text. A caller that verifies from a row it read before selects it
+    /// with the row, in the same statement, and in its write compares it with the count then.
+    /// The rest its writes check themselves: the token's state, the ATC unseen, the key's state,
+    /// count and amount against its limits (which, with its time to live, are never changed
+    /// once it is issued).
+    public static let readingVersion: SQLQueryString = "(SELECT n FROM tsp_changes WHERE id = 1)::text"
 
     /// The token's issued keys after the one `q` names (`q.hour`, `q.sequence`), up to eight in
     /// the order a phone uses them, as text: `id:hour:sequence:max_transactions:ttl_seconds:

@@ -322,7 +322,7 @@ struct SwitchTests {
         }
     }
 
-    @Test("on PostgreSQL sales go many to a batch: two cards approved and a decline booked by one write; two sales of one card, a duplicate and a replay go the single way, written only there; the cards behind tokens seen are read with the tokens; a token's next sale is decided from what its last one left, and a card changed since has its batch read and decided again")
+    @Test("on PostgreSQL sales go many to a batch: two cards approved and a decline booked by one write; two sales of one card, a duplicate and a replay go the single way, written only there; the cards behind tokens seen are read with the tokens; a token's next sale is decided from what its last one left, and a card changed since has its batch read and decided again; entries read before a change are read again; the counts of changes move with any statement that sets what no sale writes")
     func batches() async throws {
         try await CloudFlowTests.each("switch-batch") { (c: Cloud) async throws -> Void in
             let s = try await Self.setUp(c)
@@ -433,6 +433,10 @@ struct SwitchTests {
             // decided warm, as approved, but the write finds the card changed and writes nothing;
             // the batch's entries are dropped and its sales decided again from what they read:
             // that one declined (62), the other approved, in one write.
+            func changes(_ table: String) async throws -> Int64 {
+                try #require(try await c.db.sql.raw("SELECT n FROM \(unsafeRaw: table)").first()?.decode(column: "n", as: Int64.self))
+            }
+            let issuerChanges = try await changes("issuer_changes")
             try await c.issuer.setCardStatus(card2, .blocked)
             let ninth = try await tap(phone2, "1.00"), tenth = try await tap(s.phone, "1.00")
             let changed = try [ninth, tenth].map { try #require(try sale($0)) }
@@ -447,6 +451,11 @@ struct SwitchTests {
             #expect(await s.network.handle(ninth)[39] == "62")
             #expect(await s.network.handle(tenth)[39] == "00")
             #expect(try await c.issuer.balance(account: s.account) == 500_000 - 3850 - 2000 - 3000 - 100)
+            // The block moved the issuers' count of changes once; the bookings since, none. The
+            // third card's entry, read under the lower count, is read again rather than tried.
+            #expect(try await changes("issuer_changes") == issuerChanges + 1)
+            let stale = [try #require(try sale(try await tap(phone3, "1.00")))]
+            #expect(try await s.network.batcher.sessions[0].run { try await s.network.decide(stale, on: $0) }.map(\.source) == [.withToken])
             // A card's tokens on two devices share what is kept of the card: after a sale with a
             // second phone's token, the first phone's next sale is decided warm from the card as
             // that sale left it, and its write holds.
@@ -461,6 +470,16 @@ struct SwitchTests {
             }
             #expect(sharedDecided.map(\.source) == [.warm])
             #expect(try await c.issuer.balance(account: account3) == 1_000 - 200 - 400 - 100 - 200)
+            // The counts move with any statement that sets what a reading or a decision reads
+            // and no sale writes, whoever runs it; not with a token's state, which writes check.
+            let tokenChanges = try await changes("tsp_changes")
+            try await c.db.sql.raw("UPDATE tsp_tokens SET state = state").run()
+            #expect(try await changes("tsp_changes") == tokenChanges)
+            try await c.db.sql.raw("UPDATE tsp_bank_keys SET profile = profile").run()
+            try await c.db.sql.raw("UPDATE tsp_vault SET par = par WHERE false").run()
+            #expect(try await changes("tsp_changes") == tokenChanges + 2)
+            try await c.db.sql.raw("UPDATE issuer_accounts SET credit_limit = credit_limit").run()
+            #expect(try await changes("issuer_changes") == issuerChanges + 2)
         }
     }
 
