@@ -16,6 +16,35 @@ public struct Migration: Sendable {
     }
 }
 
+extension Migration {
+    /// PostgreSQL statements for a count of the changes to some columns: a one-row table
+    /// `counter` (column `n`, from 0) that statement triggers move by one after every statement
+    /// that sets any of `columns` in its table, deletes from it or truncates it, whether or not
+    /// it changed a row. A caller that decides from rows it read before selects the count with
+    /// them and checks, when it writes, that the count is the same: one single-row lookup, where
+    /// comparing the rows themselves would read them all again. Statements that set none of the
+    /// columns pay nothing. SQLite: none (nothing reads the count there).
+    public static func changeCount(_ counter: String, of columns: [(table: String, columns: [String])], on engine: Engine) -> [String] {
+        guard engine == .postgres else { return [] }
+        return [
+            "CREATE TABLE \(counter) (id INTEGER PRIMARY KEY CHECK (id = 1), n BIGINT NOT NULL)",
+            "INSERT INTO \(counter) (id, n) VALUES (1, 0)",
+            """
+            CREATE FUNCTION \(counter)_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE \(counter) SET n = n + 1 WHERE id = 1;
+                RETURN NULL;
+            END $$
+            """,
+        ] + columns.map { watched in
+            """
+            CREATE TRIGGER \(watched.table)_\(counter) AFTER UPDATE OF \(watched.columns.joined(separator: ", ")) OR DELETE OR TRUNCATE
+                ON \(watched.table) FOR EACH STATEMENT EXECUTE FUNCTION \(counter)_moved()
+            """
+        }
+    }
+}
+
 extension Database {
     /// Applies the migrations not yet applied, in id order, each in its own transaction, and
     /// records them in `schema_migrations`. Safe to run at every start.

@@ -44,30 +44,12 @@ public enum TokenSchema {
         ] },
         Migration(id: 2007, name: "a count of the changes to what a reading reads and no sale writes") { e in
             // As the issuer's (migration 1004): ``TokenService/readingVersion`` for a caller that
-            // verifies from rows it read before; statement triggers on the columns no sale sets.
-            e == .postgres ? [
-                "CREATE TABLE tsp_changes (id INTEGER PRIMARY KEY CHECK (id = 1), n BIGINT NOT NULL)",
-                "INSERT INTO tsp_changes (id, n) VALUES (1, 0)",
-                """
-                CREATE FUNCTION tsp_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                    UPDATE tsp_changes SET n = n + 1 WHERE id = 1;
-                    RETURN NULL;
-                END $$
-                """,
-                """
-                CREATE TRIGGER tsp_tokens_changed AFTER UPDATE OF id, token_expiry, bank_id, vault_id OR DELETE OR TRUNCATE ON tsp_tokens
-                    FOR EACH STATEMENT EXECUTE FUNCTION tsp_changed()
-                """,
-                """
-                CREATE TRIGGER tsp_vault_changed AFTER UPDATE OF id, pan_sealed, data_key_id, par OR DELETE OR TRUNCATE ON tsp_vault
-                    FOR EACH STATEMENT EXECUTE FUNCTION tsp_changed()
-                """,
-                """
-                CREATE TRIGGER tsp_bank_keys_changed AFTER UPDATE OF bank_id, imk_name, profile OR DELETE OR TRUNCATE ON tsp_bank_keys
-                    FOR EACH STATEMENT EXECUTE FUNCTION tsp_changed()
-                """,
-            ] : []
+            // verifies from rows it read before. No sale sets these columns.
+            Migration.changeCount("tsp_changes", of: [
+                ("tsp_tokens", ["id", "token_expiry", "bank_id", "vault_id"]),
+                ("tsp_vault", ["id", "pan_sealed", "data_key_id", "par"]),
+                ("tsp_bank_keys", ["bank_id", "imk_name", "profile"]),
+            ], on: e)
         },
     ]
 }
