@@ -28,8 +28,8 @@ import TokenService
 /// The write checks again, in the database, everything the decisions were made from (the
 /// token still active, the ATC unseen, the key within its limits, the balance, the day's totals
 /// and the PIN tries unchanged, the request key new, and for a warm sale the counts of changes
-/// its rows were read under); when any of it does not hold the statement fails whole, and the batch is read and
-/// decided once more if it had warm sales, else its sales go the single way
+/// its rows were read under); when any of it does not hold the statement fails whole, and the
+/// batch is read and decided once more if it had warm sales, else its sales go the single way
 /// (``NetworkSwitch/authorize(_:)``), which reads everything again. So do the sales of a batch
 /// that the single way answers differently: a request key already recorded, a cryptogram or
 /// token declined, an unknown card, a decision without a card, a PIN block without a key, and
@@ -194,8 +194,8 @@ extension RecentlyUsed where Value == Data {
 /// used and up to eight issued after it), the card behind it (its ``WarmCard``, by the card's
 /// lookup hash: the tokens of one card share it), and the counts of changes to what no sale
 /// writes that they were read under (``TokenService/readingVersion``,
-/// ``IssuerHost/cardVersion``). After a batch's commit the rows are brought to
-/// what it wrote — the key's uses and amount; the card's balance, day and PIN tries — so the
+/// ``IssuerHost/cardVersion``). After a batch's commit the rows are brought to what it wrote —
+/// the key's uses and amount; the card's balance, day and PIN tries — so the
 /// token's next sale with one of those keys on the card's day is verified and decided from them
 /// without reading anything (a warm sale). Its write checks that all of it still holds: the
 /// counts and amounts by the writes' own conditions, the rest by the counts of changes, compared
@@ -207,7 +207,7 @@ struct WarmToken: Sendable {
     /// The token statement's row: token, vault entry, bank key, `token_version`.
     let token: CapturedRow
     /// The count of changes it was read under.
-    var version: Int64? { (try? token.decode(column: "token_version", as: String.self)).flatMap { Int64($0) } }
+    var version: Int64? { NetworkSwitch.changeCount(token, "token_version") }
     /// The keys it may name next, in the order a phone uses them, and the last ATC verified.
     let keys: [LimitedUseKeyRow], atc: Int
     /// The card's lookup hash at its issuer (``WarmCard``).
@@ -216,12 +216,13 @@ struct WarmToken: Sendable {
 
 /// The card behind warm tokens, as its issuer decides from it: its row
 /// (``IssuerHost/cardRead(hash:day:key:)``, with the count of changes
-/// ``IssuerHost/cardVersion`` as `card_version`) as the last batch that booked for it left it, on that day.
+/// ``IssuerHost/cardVersion`` as `card_version`) as the last batch that booked for it left it,
+/// on that day.
 struct WarmCard: Sendable {
     let card: CapturedRow
     let day: String
     /// The count of changes it was read under.
-    var version: Int64? { (try? card.decode(column: "card_version", as: String.self)).flatMap { Int64($0) } }
+    var version: Int64? { NetworkSwitch.changeCount(card, "card_version") }
 }
 
 /// Record ids taken from the sequence ahead of their sales, for sales decided without a
@@ -436,13 +437,15 @@ extension NetworkSwitch {
         }
     }
 
+    /// The count of changes in `column` of a row (selected as text); nil when there is none.
+    static func changeCount(_ row: any SQLRow, _ column: String) -> Int64? {
+        (try? row.decode(column: column, as: String?.self)).flatMap { Int64($0) }
+    }
+
     /// Keeps the highest counts of changes `rows` were read under (``changesSeen``).
     private func noteChanges(_ rows: [any SQLRow]) {
-        var tokens: Int64 = 0, cards: Int64 = 0
-        for row in rows {
-            if let n = (try? row.decode(column: "token_version", as: String?.self)).flatMap({ $0 }).flatMap({ Int64($0) }) { tokens = max(tokens, n) }
-            if let n = (try? row.decode(column: "card_version", as: String?.self)).flatMap({ $0 }).flatMap({ Int64($0) }) { cards = max(cards, n) }
-        }
+        let tokens = rows.compactMap { Self.changeCount($0, "token_version") }.max() ?? 0
+        let cards = rows.compactMap { Self.changeCount($0, "card_version") }.max() ?? 0
         changesSeen.withLock { $0 = (max($0.tokens, tokens), max($0.cards, cards)) }
     }
 
@@ -508,7 +511,8 @@ extension NetworkSwitch {
         var tokensSeen = Set<Data>()
         let seen = changesSeen.withLock { $0 }
         let warm = sales.map { sale -> WarmToken? in
-            guard tokensSeen.insert(sale.lookup).inserted, let entry = warmTokens[sale.lookup], let version = entry.version, version >= seen.tokens else { return nil }
+            guard tokensSeen.insert(sale.lookup).inserted, let entry = warmTokens[sale.lookup],
+                  let version = entry.version, version >= seen.tokens else { return nil }
             return entry
         }
         let candidates = warm.count { $0 != nil }
