@@ -192,10 +192,9 @@ struct LoadNetwork {
     /// executor at the deadline, which then hands the task back to the loop: two wake-ups a
     /// paced sale, where this is one.
     static func sleep(until deadline: ContinuousClock.Instant, on loop: any EventLoop) async {
-        let delay = (deadline - .now).components
-        let nanoseconds = delay.seconds * 1_000_000_000 + delay.attoseconds / 1_000_000_000
-        guard nanoseconds > 0 else { return }
-        try? await loop.scheduleTask(in: .nanoseconds(nanoseconds)) {}.futureResult.get()
+        let delay = deadline - .now
+        guard delay > .zero else { return }
+        try? await loop.scheduleTask(in: TimeAmount(delay)) {}.futureResult.get()
     }
 
     static func running(api: String, switchAddress: String, dataDirectory: String) throws -> LoadNetwork {
