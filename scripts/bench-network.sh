@@ -13,8 +13,8 @@
 # the other order from the one before), and compares each pair and their medians (runs on this
 # machine differ by several per cent from one to the next; alternating keeps a slow spell from
 # landing on one side only); it also runs the PostgreSQL full load and each half load that many
-# times, each on a fresh database, and gives their medians (PostgreSQL's half load at half the
-# median full rate).
+# times, each on a fresh database dropped after it, and gives their medians (PostgreSQL's half
+# load at half the median full rate).
 # Needs the PostgreSQL server binaries (apt-get install postgresql); run as root or as a user
 # that can run them. Usage: scripts/bench-network.sh [terminals] [seconds] [half-terminals] [pairs]
 set -euo pipefail
@@ -26,9 +26,15 @@ pairs=${4:-1}
 . scripts/pg-cluster.sh
 pg_cluster cloudtap-bench
 
-# Before each measured run: the cluster checkpointed and the page cache written back, so no run
-# pays for the writes of the one before it (pgbench's initialisation included).
-settle() { as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qAt -c CHECKPOINT postgres >/dev/null; sync; }
+# Before each measured run: pgbench's database vacuumed and analysed, the cluster checkpointed
+# and the page cache written back, so no run pays for the housekeeping or the writes of the one
+# before it (pgbench's initialisation included): autovacuum would otherwise take its turn at
+# pgbench's tables during whichever run came next.
+settle() {
+    as_pg "$bin/vacuumdb" -h 127.0.0.1 -p "$port" -U postgres -q --analyze bench
+    as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qAt -c CHECKPOINT postgres >/dev/null
+    sync
+}
 
 echo "== machine: $(nproc) cores, $(uname -r); PostgreSQL $("$bin/postgres" --version | awk '{print $3}'), fsync on, synchronous_commit on"
 disk() {
@@ -99,6 +105,10 @@ pgbench_half() {
 }
 pgbench_half "$(awk -v t="$tps" 'BEGIN {printf "%d", t / 2}')"
 pg_url() { echo "postgres://postgres@127.0.0.1:$port/$1?sslmode=disable"; }
+# A finished run's database goes, as a SQLite run's files do: left behind, its tables are due
+# for autovacuum, which would run during the next run and take its cores (on this machine a
+# half-load p99 about 1 ms higher after a full load's database was kept, three pairs).
+drop() { as_pg "$bin/dropdb" -h 127.0.0.1 -p "$port" -U postgres "$1"; }
 half_runs() {  # name, rate, PostgreSQL database prefix (none: SQLite)
     local name=$1 rate=$2 prefix=${3:-} tails="" run
     for run in $(seq "$pairs"); do
@@ -114,6 +124,7 @@ half_runs() {  # name, rate, PostgreSQL database prefix (none: SQLite)
         echo "$out" | grep -E "approved sales|latency|books"
         tails="$tails $(echo "$out" | p99)"
         rm -rf "$work/$name-half-$run"
+        if [ -n "$prefix" ]; then drop "${prefix}_$run"; fi
     done
     if [ "$pairs" -gt 1 ]; then
         echo "== $name half-load p99: $(echo "$tails" | sed 's/^ //; s/ / ms, /g') ms; median $(echo "$tails" | median) ms (the goal: 10 ms; pgbench at half its rate: $pgbench_p99 ms)"
@@ -133,6 +144,7 @@ for run in $(seq "$pairs"); do
     echo "$out" | grep -E "approved sales|latency|books"
     rates="$rates $(echo "$out" | rate)"
     rm -rf "$work/pg-full-$run"
+    drop "cloudtap_full_$run"
 done
 postgres=$(echo "$rates" | median)
 echo "== PostgreSQL / pgbench: $(echo "$rates" | awk -v t="$tps" '{for (i = 1; i <= NF; i++) printf "%s%.1f", (i > 1 ? " %, " : ""), 100 * $i / t}') %$(
