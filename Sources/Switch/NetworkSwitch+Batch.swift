@@ -551,8 +551,8 @@ extension NetworkSwitch {
                         \(bind: PostgresArray(cryptograms.map(\.hour))), \(bind: PostgresArray(cryptograms.map(\.sequence))),
                         \(bind: PostgresArray(reading.map(\.key))), \(bind: PostgresArray(behind)),
                         \(bind: PostgresArray(readDays))) WITH ORDINALITY AS q(hash, atc, hour, sequence, request_key, card, day, n)
-            -- The sequence looked up once (OFFSET 0: not pulled up into each row): by name it is
-            -- a catalog search a row.
+            -- The sequence looked up by name once, not for each row (OFFSET 0 keeps the planner
+            -- from pulling the look-up into the rows).
             CROSS JOIN (SELECT pg_get_serial_sequence('net_transactions', 'id')::regclass AS record_sequence OFFSET 0) ids
             \(TokenService.cryptogramJoins)
             LEFT JOIN LATERAL (SELECT \(IssuerHost.cardVersion) AS card_version,
