@@ -206,21 +206,21 @@ extension IssuerHost {
         }
         let input = prepared.input, decision = prepared.decision
         let amount = input.amount.minorUnits
-        func require(_ statement: Statement) async throws -> any SQLRow {
-            guard let row = try await tx.first(statement) else { throw AuthorizationChanged() }
-            return row
+        // Each write must write its row: otherwise what the decision was made from has changed.
+        func require(_ statement: Statement) async throws {
+            guard try await tx.changes(statement) > 0 else { throw AuthorizationChanged() }
         }
-        let authorization = try await require(
+        guard let authorization = try await tx.insertedID(
             IssuerHost.authorizationInsert(bank: basis.bank, key: input.idempotencyKey, card: basis.card, input: input, decision: decision,
-                                           day: basis.day, now: basis.now) + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
-        ).decode(column: "id", as: Int64.self)
-        if let tries = basis.pinTries, let card = basis.card { _ = try await require(IssuerHost.pinTries(tries, card: card)) }
+                                           day: basis.day, now: basis.now) + " ON CONFLICT (idempotency_key) DO NOTHING"
+        ) else { throw AuthorizationChanged() }
+        if let tries = basis.pinTries, let card = basis.card { try await require(IssuerHost.pinTries(tries, card: card)) }
         guard decision.isApproved, let card = basis.card else { return outcome }
         try await IssuerHost.post(tx, bank: basis.bank, authorization: authorization, currency: input.amount.currency.numericCode, memo: "purchase", entries: [
             ("acct:\(basis.account)", amount), ("bank:\(basis.bank):network-payable", -amount),
         ], now: basis.now)
-        _ = try await require(IssuerHost.balance(basis, amount: amount, after: nil))
-        _ = try await require(IssuerHost.today(basis, card: card, amount: amount, after: nil))
+        try await require(IssuerHost.balance(basis, amount: amount, after: nil))
+        try await require(IssuerHost.today(basis, card: card, amount: amount, after: nil))
         return outcome
     }
 
@@ -236,14 +236,15 @@ extension IssuerHost {
         let insert = IssuerHost.authorizationInsert(bank: basis.bank, key: input.idempotencyKey, card: basis.card, input: input, decision: decision,
                                                     day: basis.day, now: basis.now)
         var parts: SQLQueryString = "auth AS (\(insert) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
-        if let tries = basis.pinTries, let card = basis.card { parts = parts + ", pins AS (\(IssuerHost.pinTries(tries, card: card)))" }
+        if let tries = basis.pinTries, let card = basis.card { parts = parts + ", pins AS (\(IssuerHost.pinTries(tries, card: card)) RETURNING id)" }
         if decision.isApproved, let card = basis.card {
             parts = parts + """
                 , ledger AS (
                     INSERT INTO issuer_ledger (bank_id, authorization_id, account, amount, currency, memo, created_at)
                     SELECT \(bind: basis.bank), auth.id, entry.account, entry.amount, \(bind: currency), 'purchase', \(bind: basis.now)
                     FROM auth, (VALUES (\(bind: "acct:\(basis.account)"), \(bind: amount)), (\(bind: "bank:\(basis.bank):network-payable"), \(bind: -amount))) AS entry (account, amount)),
-                balance AS (\(IssuerHost.balance(basis, amount: amount, after: "auth"))), today AS (\(IssuerHost.today(basis, card: card, amount: amount, after: "auth")))
+                balance AS (\(IssuerHost.balance(basis, amount: amount, after: "auth")) RETURNING id),
+                today AS (\(IssuerHost.today(basis, card: card, amount: amount, after: "auth")) RETURNING card_id)
                 """
         }
         return parts
@@ -311,14 +312,16 @@ extension IssuerHost {
     /// Whether `error` says a prepared decision no longer held when it was booked.
     public static func isChange(_ error: any Error) -> Bool { error is AuthorizationChanged || isSerializationFailure(error) }
 
+    // The booking's checked writes, without RETURNING: on SQLite the rows written are counted
+    // (`changes`), and a PostgreSQL `WITH` adds RETURNING to count them.
+
     static func pinTries(_ tries: (before: Int, after: Int), card: Int64) -> Statement {
-        "UPDATE issuer_cards SET pin_tries = \(bind: tries.after) WHERE id = \(bind: card) AND pin_tries = \(bind: tries.before) RETURNING id"
+        "UPDATE issuer_cards SET pin_tries = \(bind: tries.after) WHERE id = \(bind: card) AND pin_tries = \(bind: tries.before)"
     }
 
     static func balance(_ basis: PreparedAuthorization.Basis, amount: Int64, after source: String?) -> Statement {
         """
         UPDATE issuer_accounts SET balance = balance - \(bind: amount) WHERE id = \(bind: basis.account) AND balance = \(bind: basis.balance)\(unsafeRaw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
-        RETURNING id
         """
     }
 
@@ -327,7 +330,6 @@ extension IssuerHost {
         INSERT INTO issuer_card_days (card_id, day, total, approvals) SELECT \(bind: card), \(bind: basis.day), \(bind: amount), 1\(unsafeRaw: source.map { " FROM \($0)" } ?? " WHERE true")
         ON CONFLICT (card_id, day) DO UPDATE SET total = issuer_card_days.total + excluded.total, approvals = issuer_card_days.approvals + 1
             WHERE issuer_card_days.total = \(bind: basis.todayTotal) AND issuer_card_days.approvals = \(bind: basis.todayApprovals)
-        RETURNING card_id
         """
     }
 

@@ -67,6 +67,14 @@ public final class SQLiteHandle: @unchecked Sendable {
         return String(cString: name)
     }
 
+    /// Rows the last INSERT, UPDATE or DELETE that finished on this connection wrote
+    /// (`sqlite3_changes64`; rows written by triggers and foreign-key actions not counted).
+    public var changes: Int { Int(sqlite3_changes64(db)) }
+
+    /// The rowid of the last row an INSERT that finished on this connection wrote; an INSERT that
+    /// wrote nothing leaves it as it was.
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
+
     public func close() {
         for prepared in statements.values { sqlite3_finalize(prepared.statement) }
         statements = [:]

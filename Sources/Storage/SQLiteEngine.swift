@@ -588,6 +588,16 @@ struct SQLiteSession: SQLiteFace, @unchecked Sendable {
     }
 }
 
+extension SQLiteSession: SQLiteWriting {
+    func written(_ statement: Statement) async throws -> (changes: Int, rowID: Int64) {
+        // The statement and the reading of its counts in one go on the writer's thread: nothing
+        // else runs on the connection in between.
+        if let rendered = statement.sqlite, rendered.isRead { throw StorageError("not a write: \(rendered.sql.prefix(60))") }
+        try await execute(sql: statement) { _ in }
+        return (connection.changes, connection.lastInsertRowID)
+    }
+}
+
 /// `db.sql` on SQLite: a write is its own unit (and so waits for its batch's commit); a plain
 /// SELECT goes to the read connection.
 struct QueuedSQLiteDatabase: SQLiteFace, @unchecked Sendable {
@@ -611,6 +621,15 @@ struct QueuedSQLiteDatabase: SQLiteFace, @unchecked Sendable {
     func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         let box = try await engine.unit { session in UncheckedBox(try await closure(session)) }
         return box.value
+    }
+}
+
+extension QueuedSQLiteDatabase: SQLiteWriting {
+    func written(_ statement: Statement) async throws -> (changes: Int, rowID: Int64) {
+        try await engine.unit { session in
+            guard let session = session as? SQLiteSession else { throw StorageError("a unit without the writer's session") }
+            return try await session.written(statement)
+        }
     }
 }
 

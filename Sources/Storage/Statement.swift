@@ -224,6 +224,36 @@ extension SQLDatabase {
     public func run(_ statement: Statement) async throws {
         try await execute(sql: statement) { _ in }
     }
+
+    /// Runs an INSERT, UPDATE or DELETE (without RETURNING); the number of rows it wrote — an
+    /// upsert's update counted, a conflict it does nothing for not. On SQLite the count comes
+    /// from the connection: a statement with RETURNING buffers its rows in a temporary table
+    /// before the first is handed back, which cost more than the write itself (an insert of a
+    /// sale's record: 14 µs with RETURNING, 8 without). Elsewhere the statement is run with
+    /// `RETURNING 1` under a `WITH` and its rows counted.
+    public func changes(_ statement: Statement) async throws -> Int {
+        if let sqlite = self as? any SQLiteWriting { return try await sqlite.written(statement).changes }
+        let row = try await first("WITH written AS (\(statement) RETURNING 1) SELECT count(*) AS n FROM written")
+        return try row?.decode(column: "n", as: Int.self) ?? 0
+    }
+
+    /// Runs an INSERT of one row into a table whose key is the integer column `id` (an
+    /// `ON CONFLICT … DO NOTHING` may write none; not an upsert that updates); the new row's id,
+    /// nil when it wrote none. On SQLite the id is the connection's last inserted rowid (see
+    /// ``changes(_:)``); elsewhere the statement is run with `RETURNING id`.
+    public func insertedID(_ statement: Statement) async throws -> Int64? {
+        if let sqlite = self as? any SQLiteWriting {
+            let written = try await sqlite.written(statement)
+            return written.changes > 0 ? written.rowID : nil
+        }
+        return try await first("\(statement) RETURNING id")?.decode(column: "id", as: Int64.self)
+    }
+}
+
+/// A SQLite face that can say what its last write did (``SQLDatabase/changes(_:)``).
+protocol SQLiteWriting: SQLDatabase {
+    /// Runs the statement; the rows it wrote and the connection's last inserted rowid after it.
+    func written(_ statement: Statement) async throws -> (changes: Int, rowID: Int64)
 }
 
 /// Collects the rows of one statement (called on the thread that runs it, one row at a time).

@@ -306,13 +306,13 @@ extension TokenService {
             let row = try await tx.raw("WITH " + recording(verified, after: nil) + " SELECT " + Self.recordingColumns(verified)).first()!
             return try verdict(verified, row: row)
         }
-        let seen = try await tx.first("""
+        let seen = try await tx.changes("""
             INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
             SELECT \(bind: verified.tokenID), \(bind: verified.atc), \(bind: verified.stamp), \(bind: verified.amountAuthorised), \(bind: Int(verified.keyIndex.sequence))
             WHERE EXISTS (SELECT 1 FROM tsp_tokens WHERE id = \(bind: verified.tokenID) AND state = 'active')
-            ON CONFLICT DO NOTHING RETURNING atc
-            """) != nil
-        let used = seen ? try await tx.first(Self.keyUse(verified, after: nil)) != nil : false
+            ON CONFLICT DO NOTHING
+            """) > 0
+        let used = seen ? try await tx.changes(Self.keyUse(verified, after: nil)) > 0 : false
         let state = seen ? TokenState.active.rawValue
             : try await tx.raw("SELECT state FROM tsp_tokens WHERE id = \(bind: verified.tokenID)").first()?.decode(column: "state", as: String.self)
         return Self.verdict(verified, tokenState: state, atcRecorded: seen, keyUsed: used)
@@ -329,7 +329,7 @@ extension TokenService {
             SELECT \(bind: verified.tokenID), \(bind: verified.atc), \(bind: verified.stamp), \(bind: verified.amountAuthorised), \(bind: Int(verified.keyIndex.sequence))
             \(unsafeRaw: source.map { "FROM \($0) " } ?? "")WHERE EXISTS (SELECT 1 FROM tsp_tokens WHERE id = \(bind: verified.tokenID) AND state = 'active')
             ON CONFLICT DO NOTHING RETURNING atc),
-        used AS (\(Self.keyUse(verified, after: "seen")))
+        used AS (\(Self.keyUse(verified, after: "seen")) RETURNING id)
         """
     }
 
@@ -376,12 +376,12 @@ extension TokenService {
     }
 
     /// The key's use counted, only while its count and amount allow (and, with `after`, only
-    /// when that part yielded a row).
+    /// when that part yielded a row). Without RETURNING: SQLite counts the row written
+    /// (`changes`), a PostgreSQL `WITH` adds `RETURNING id` to count it.
     static func keyUse(_ verified: VerifiedCryptogram, after source: String?) -> Statement {
         """
         UPDATE tsp_luks SET uses = uses + 1, cumulative = cumulative + \(bind: verified.spend)
         WHERE id = \(bind: verified.keyID) AND state = 'issued' AND uses < max_transactions AND cumulative + \(bind: verified.spend) <= max_amount\(unsafeRaw: source.map { " AND EXISTS (SELECT 1 FROM \($0))" } ?? "")
-        RETURNING id
         """
     }
 

@@ -10,6 +10,10 @@ import Testing
 struct StatementTests {
     static func lookUp(_ name: String) -> Statement { "SELECT value FROM counters WHERE name = \(bind: name)" }
 
+    static func put(_ name: String, _ value: Int64) -> Statement {
+        "INSERT INTO counters (name, value) VALUES (\(bind: name), \(bind: value)) ON CONFLICT (name) DO NOTHING"
+    }
+
     static func update(_ name: String, by delta: Int64, only condition: String?) -> Statement {
         "UPDATE counters SET value = value + \(bind: delta) WHERE name = \(bind: name)\(unsafeRaw: condition.map { " AND \($0)" } ?? "") RETURNING value"
     }
@@ -70,6 +74,43 @@ struct StatementTests {
             // A statement inside an SQLKit query string, as PostgreSQL's composed statements hold them.
             let composed: SQLQueryString = "SELECT COUNT(*) AS n FROM (\(Self.lookUp("a"))) AS q"
             #expect(try await db.sql.raw(composed).first()?.decode(column: "n", as: Int.self) == 1, "\(location)")
+            await db.shutdown()
+        }
+    }
+
+    @Test("a write's count of rows and an insert's new id, on every engine, inside units and alone: conflicts and failed conditions count none, and an insert that wrote nothing has no id (not the one before)")
+    func writtenRows() async throws {
+        for location in try await TestDatabases.locations("statements-written") {
+            let db = try await Database.open(location)
+            try await db.migrate(StorageTests.migrations)
+            #expect(try await db.sql.changes(Self.put("a", 1)) == 1, "\(location)")
+            #expect(try await db.transaction { tx in try await tx.changes(Self.put("a", 2)) } == 0, "\(location)")
+            let counts = try await db.transaction { tx in
+                [try await tx.changes(Self.put("b", 5)),
+                 try await tx.changes("UPDATE counters SET value = value + 1 WHERE name = \(bind: "a") AND value < 10"),
+                 try await tx.changes("UPDATE counters SET value = value + 1 WHERE name = \(bind: "a") AND value > 100"),
+                 try await tx.changes("""
+                    INSERT INTO counters (name, value) VALUES (\(bind: "b"), \(bind: 1))
+                    ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value
+                    """),
+                 try await tx.changes("UPDATE counters SET value = value * 2")]
+            }
+            #expect(counts == [1, 1, 0, 1, 2], "\(location)")
+            #expect(try await db.sql.first(Self.lookUp("b"))?.decode(column: "value", as: Int64.self) == 12, "\(location)")
+            #expect(try await db.sql.changes("DELETE FROM counters WHERE name = \(bind: "a")") == 1, "\(location)")
+
+            let blob = Data([1, 2, 3])
+            let first = try await db.sql.insertedID("INSERT INTO blobs (data) VALUES (\(bind: blob))")
+            let ids = try await db.transaction { tx in
+                [try await tx.insertedID("INSERT INTO blobs (data) VALUES (\(bind: blob))"),
+                 try await tx.insertedID("INSERT INTO blobs (data) SELECT \(bind: blob) WHERE 1 = 0")]
+            }
+            let rows = try await db.sql.all("SELECT id FROM blobs ORDER BY id").map { try $0.decode(column: "id", as: Int64.self) }
+            #expect(rows.count == 2 && [first] + ids == [rows[0], rows[1], nil], "\(location)")
+            if case .sqlite = location {
+                // A read has no count of its own: refused rather than answered with the last write's.
+                await #expect(throws: StorageError.self) { try await db.transaction { tx in try await tx.changes(Self.lookUp("b")) } }
+            }
             await db.shutdown()
         }
     }
