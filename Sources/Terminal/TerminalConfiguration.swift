@@ -68,7 +68,7 @@ public struct TransactionInput: Sendable, Hashable {
         self.otherAmount = otherAmount
         self.type = type
         self.date = date
-        var rng = SystemRandomNumberGenerator()
-        self.unpredictableNumber = unpredictableNumber ?? (0..<4).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        // Four random bytes from one draw (one call to the system's generator, not four).
+        self.unpredictableNumber = unpredictableNumber ?? withUnsafeBytes(of: UInt32.random(in: .min ... .max)) { Array($0) }
     }
 }

@@ -141,4 +141,25 @@ extension Message {
         case .ebcdic: return String(decoding: bytes.map { EBCDIC.toASCII[Int($0)] ?? 63 }, as: UTF8.self)
         }
     }
+
+    /// ``headerValue(_:at:)``'s text appended as UTF-8 to `out` (nothing when it is nil),
+    /// without making the string.
+    static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
+
+    func appendHeaderValue(_ f: HeaderSpec.Field, at offset: Int, to out: inout [UInt8]) {
+        if !header.isEmpty, let given = header[f.name] { out.append(contentsOf: given.utf8); return }
+        guard let raw = receivedHeader, raw.count >= offset + f.length else {
+            if let value = f.defaultValue { out.append(contentsOf: value.utf8) }
+            return
+        }
+        for byte in raw[offset..<offset + f.length] {
+            switch f.encoding {
+            case .binary, .hex, .bcd:
+                out.append(Message.hexDigits[Int(byte >> 4)])
+                out.append(Message.hexDigits[Int(byte & 0x0F)])
+            case .ascii: out.append(byte)
+            case .ebcdic: out.append(EBCDIC.toASCII[Int(byte)] ?? 63)
+            }
+        }
+    }
 }

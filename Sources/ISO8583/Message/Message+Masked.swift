@@ -19,17 +19,23 @@ extension Message {
         var out = Message.maskedMagic
         out.reserveCapacity(512)
         if let h = spec.header {
-            // name=value lines, as headerFields(spec:) gives them, without the dictionary.
-            var text = ""
+            // name=value lines, as headerFields(spec:) gives them, written straight into the
+            // entry (its length filled in after).
+            out.append(0)
+            let lengthAt = out.count
+            out.append(contentsOf: [0, 0])
             var offset = 0
-            for (i, f) in h.fields.enumerated() {
-                defer { offset += f.length }
-                if i > 0 { text += "\n" }
-                text += f.name
-                text += "="
-                text += headerValue(f, at: offset) ?? ""
+            for i in h.fields.indices {
+                if i > 0 { out.append(0x0A) }
+                out.append(contentsOf: h.fields[i].name.utf8)
+                out.append(0x3D)
+                appendHeaderValue(h.fields[i], at: offset, to: &out)
+                offset += h.fields[i].length
             }
-            guard Message.appendEntry(0, Array(text.utf8), to: &out) else { return nil }
+            let length = out.count - lengthAt - 2
+            guard length <= 0xFFFF else { return nil }
+            out[lengthAt] = UInt8(length >> 8)
+            out[lengthAt + 1] = UInt8(length & 0xFF)
         }
         for n in spans.indices where spans[n].isPresent {
             guard let slice = self.value(n) else { continue }
