@@ -592,8 +592,13 @@ extension SQLiteSession: SQLiteWriting {
     func written(_ statement: Statement) async throws -> (changes: Int, rowID: Int64) {
         // The statement and the reading of its counts in one go on the writer's thread: nothing
         // else runs on the connection in between.
-        if let rendered = statement.sqlite, rendered.isRead { throw StorageError("not a write: \(rendered.sql.prefix(60))") }
-        try await execute(sql: statement) { _ in }
+        if let rendered = statement.sqlite {
+            guard !rendered.isRead else { throw StorageError("not a write: \(rendered.sql.prefix(60))") }
+            logger.debug("\(rendered.sql)")
+            try connection.execute(rendered.sql, slot: rendered.slot, binds: try statement.sqliteValues())
+        } else {
+            try await execute(sql: statement) { _ in }
+        }
         return (connection.changes, connection.lastInsertRowID)
     }
 }

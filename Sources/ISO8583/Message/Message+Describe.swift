@@ -142,10 +142,11 @@ extension Message {
         }
     }
 
-    /// ``headerValue(_:at:)``'s text appended as UTF-8 to `out` (nothing when it is nil),
-    /// without making the string.
+    /// Upper-case hexadecimal digits, as `hexString` writes them.
     static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 
+    /// ``headerValue(_:at:)``'s text appended as UTF-8 to `out` (nothing when it is nil),
+    /// without making the string.
     func appendHeaderValue(_ f: HeaderSpec.Field, at offset: Int, to out: inout [UInt8]) {
         if !header.isEmpty, let given = header[f.name] { out.append(contentsOf: given.utf8); return }
         guard let raw = receivedHeader, raw.count >= offset + f.length else {
