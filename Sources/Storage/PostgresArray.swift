@@ -1,10 +1,12 @@
 import Foundation
 import NIOCore
 import PostgresNIO
+import SQLKit
 
 /// A one-dimensional array bound to a PostgreSQL statement that works on many rows at once
-/// (`unnest($1, $2, …) WITH ORDINALITY`): one statement and one commit for a batch instead of
-/// one each. Its elements are integers, text, bytes or booleans; an element may be NULL.
+/// (`unnest($1, $2, …) WITH ORDINALITY`, or ``rows(_:)`` for many columns): one statement and
+/// one commit for a batch instead of one each. Its elements are integers, text, bytes or
+/// booleans; an element may be NULL.
 ///
 /// Such a statement is always prepared (``PreparingPostgresDatabase``), which keeps one plan
 /// whatever the batch's size; the array travels in PostgreSQL's binary array format. Text
@@ -97,5 +99,26 @@ public struct PostgresArray: Encodable, Sendable {
     /// form (``binary``), by ``PreparingPostgresDatabase``.
     public func encode(to encoder: any Encoder) throws {
         throw EncodingError.invalidValue(self, .init(codingPath: encoder.codingPath, debugDescription: "a PostgresArray travels only in a prepared statement"))
+    }
+}
+
+extension PostgresArray {
+    /// A SELECT of one row per element of `columns`' arrays, which are of one length: row `n`
+    /// holds each array's `n`th element under its column's name. For a batch of many columns,
+    /// in place of `unnest` over all the arrays, which runs a function a column and keeps each
+    /// one's results in a tuple store of its own: for 36 arrays of a dozen elements, 0.33–0.40 ms
+    /// a run against 0.11–0.12 ms this way (`docs/benchmarks.md`). The first array is unnested
+    /// with its ordinality, which keeps the planner's estimate of an unnest's rows (a generic
+    /// plan's joins are chosen by it), and the others are read by that index. The arrays are
+    /// bound once each.
+    public static func rows(_ columns: [(name: String, array: PostgresArray)]) -> SQLQueryString {
+        precondition(!columns.isEmpty)
+        var select: SQLQueryString = "SELECT u.v AS \(unsafeRaw: columns[0].name)"
+        var from: SQLQueryString = " FROM (SELECT \(bind: columns[0].array) AS a0"
+        for (i, column) in columns.enumerated().dropFirst() {
+            select = select + ", (a.a\(unsafeRaw: String(i)))[u.n] AS \(unsafeRaw: column.name)"
+            from = from + ", \(bind: column.array) AS a\(unsafeRaw: String(i))"
+        }
+        return select + from + ") a, unnest(a.a0) WITH ORDINALITY AS u(v, n)"
     }
 }

@@ -625,27 +625,25 @@ extension NetworkSwitch {
             return (try? sale.token?.decode(column: "token_version", as: String.self), try? sale.card?.decode(column: "card_version", as: String.self))
         }
         let warm = sales.filter { $0.source == .warm }.count
+        let rows = PostgresArray.rows([
+            ("record_id", PostgresArray(sales.map(\.id))), ("request_key", PostgresArray(sales.map(\.sale.key))),
+            ("terminal_id", PostgresArray(sales.map(\.sale.request.terminalID))), ("stan", PostgresArray(sales.map(\.sale.request.stan))),
+            ("token_last4", PostgresArray(sales.map(\.sale.request.pan.lastFour))), ("requested_at", PostgresArray(sales.map { UTCTime($0.sale.now).iso8601 })),
+            ("merchant_id", PostgresArray(sales.map(\.sale.request.merchantID))), ("acquirer_id", PostgresArray(sales.map(\.sale.request.acquirerID))),
+            ("trace", PostgresArray(sales.map { Data(Trace.record($0.trace.lines)) })),
+            ("token_id", PostgresArray(tokens.map(\.tokenID))), ("atc", PostgresArray(tokens.map(\.atc))), ("stamp", PostgresArray(tokens.map(\.stamp))),
+            ("amount_authorised", PostgresArray(tokens.map(\.amountAuthorised))), ("key_sequence", PostgresArray(tokens.map(\.keySequence))),
+            ("key_id", PostgresArray(tokens.map(\.keyID))), ("spend", PostgresArray(tokens.map(\.spend))),
+            ("bank_id", PostgresArray(books.map(\.bank))), ("idempotency_key", PostgresArray(books.map(\.idempotencyKey))), ("card_id", PostgresArray(books.map(\.card))),
+            ("amount", PostgresArray(books.map(\.amount))), ("currency", PostgresArray(books.map(\.currency))), ("response_code", PostgresArray(books.map(\.responseCode))),
+            ("auth_code", PostgresArray(books.map(\.authCode))), ("reason", PostgresArray(books.map(\.reason))), ("day", PostgresArray(books.map(\.day))),
+            ("state", PostgresArray(books.map(\.state))), ("created_at", PostgresArray(books.map(\.createdAt))), ("approved", PostgresArray(books.map(\.approved))),
+            ("account_id", PostgresArray(books.map(\.account))), ("balance", PostgresArray(books.map(\.balance))), ("today_total", PostgresArray(books.map(\.todayTotal))),
+            ("today_approvals", PostgresArray(books.map(\.todayApprovals))), ("pin_before", PostgresArray(books.map(\.pinBefore))), ("pin_after", PostgresArray(books.map(\.pinAfter))),
+            ("token_version", PostgresArray(versions.map(\.token))), ("card_version", PostgresArray(versions.map(\.card))),
+        ])
         let source: SQLQueryString = """
-            WITH s AS (
-                SELECT * FROM unnest(
-                    \(bind: PostgresArray(sales.map(\.id))), \(bind: PostgresArray(sales.map(\.sale.key))), \(bind: PostgresArray(sales.map(\.sale.request.terminalID))),
-                    \(bind: PostgresArray(sales.map(\.sale.request.stan))), \(bind: PostgresArray(sales.map(\.sale.request.pan.lastFour))),
-                    \(bind: PostgresArray(sales.map { UTCTime($0.sale.now).iso8601 })), \(bind: PostgresArray(sales.map(\.sale.request.merchantID))),
-                    \(bind: PostgresArray(sales.map(\.sale.request.acquirerID))), \(bind: PostgresArray(sales.map { Data(Trace.record($0.trace.lines)) })),
-                    \(bind: PostgresArray(tokens.map(\.tokenID))), \(bind: PostgresArray(tokens.map(\.atc))), \(bind: PostgresArray(tokens.map(\.stamp))),
-                    \(bind: PostgresArray(tokens.map(\.amountAuthorised))), \(bind: PostgresArray(tokens.map(\.keySequence))),
-                    \(bind: PostgresArray(tokens.map(\.keyID))), \(bind: PostgresArray(tokens.map(\.spend))),
-                    \(bind: PostgresArray(books.map(\.bank))), \(bind: PostgresArray(books.map(\.idempotencyKey))), \(bind: PostgresArray(books.map(\.card))),
-                    \(bind: PostgresArray(books.map(\.amount))), \(bind: PostgresArray(books.map(\.currency))), \(bind: PostgresArray(books.map(\.responseCode))),
-                    \(bind: PostgresArray(books.map(\.authCode))), \(bind: PostgresArray(books.map(\.reason))), \(bind: PostgresArray(books.map(\.day))),
-                    \(bind: PostgresArray(books.map(\.state))), \(bind: PostgresArray(books.map(\.createdAt))), \(bind: PostgresArray(books.map(\.approved))),
-                    \(bind: PostgresArray(books.map(\.account))), \(bind: PostgresArray(books.map(\.balance))), \(bind: PostgresArray(books.map(\.todayTotal))),
-                    \(bind: PostgresArray(books.map(\.todayApprovals))), \(bind: PostgresArray(books.map(\.pinBefore))), \(bind: PostgresArray(books.map(\.pinAfter))),
-                    \(bind: PostgresArray(versions.map(\.token))), \(bind: PostgresArray(versions.map(\.card)))
-                ) AS s(record_id, request_key, terminal_id, stan, token_last4, requested_at, merchant_id, acquirer_id, trace,
-                       token_id, atc, stamp, amount_authorised, key_sequence, key_id, spend,
-                       bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at, approved,
-                       account_id, balance, today_total, today_approvals, pin_before, pin_after, token_version, card_version)),
+            WITH s AS (\(rows)),
             -- The warm sales' rows unchanged in all that no sale writes (the rest the writes check):
             -- the counts of changes the same as when they were read.
             fresh AS (SELECT COUNT(*) AS n FROM s WHERE s.token_version = \(TokenService.readingVersion) AND s.card_version = \(IssuerHost.cardVersion)),

@@ -84,7 +84,7 @@ struct StorageTests {
         }
     }
 
-    @Test("arrays bound to a PostgreSQL statement come back element for element, from the first run: quotes, backslashes, braces, NULLs, any byte, the integers' ends; a NUL in text is refused, not sent")
+    @Test("arrays bound to a PostgreSQL statement come back element for element, from the first run, by unnest and as the rows of many columns: quotes, backslashes, braces, NULLs, any byte, the integers' ends; a NUL in text is refused, not sent")
     func arrays() async throws {
         for location in try await TestDatabases.locations("arrays") {
             let db = try await Database.open(location)
@@ -105,6 +105,15 @@ struct StorageTests {
                     #expect(try row.decode(column: "i", as: Int64?.self) == integers[k], "integer \(k)")
                     #expect(try row.decode(column: "f", as: Bool.self) == flags[k], "flag \(k)")
                 }
+                // The same as the rows of many columns: a row an index, each array's element under its name.
+                let table = try await db.sql.raw("""
+                    SELECT r.* FROM (\(PostgresArray.rows([("i", PostgresArray(integers)), ("t", PostgresArray(texts)), ("b", PostgresArray(bytes)),
+                                                           ("f", PostgresArray(flags))]))) r
+                    """).all()
+                func line(_ i: Int64?, _ t: String?, _ b: Data?, _ f: Bool) -> String { "\(i.map(String.init) ?? "-")|\(t ?? "-")|\(b?.base64EncodedString() ?? "-")|\(f)" }
+                let read = try table.map { try line($0.decode(column: "i", as: Int64?.self), $0.decode(column: "t", as: String?.self),
+                                                   $0.decode(column: "b", as: Data?.self), $0.decode(column: "f", as: Bool.self)) }
+                #expect(read.sorted() == texts.indices.map { line(integers[$0], texts[$0], bytes[$0], flags[$0]) }.sorted(), "run \(run)")
             }
             #expect(!PostgresArray.canHold("a\u{0}b"))
             await #expect(throws: StorageError.self) {
