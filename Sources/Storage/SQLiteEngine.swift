@@ -548,15 +548,18 @@ struct SQLiteSession: SQLiteFace, @unchecked Sendable {
     let logger: Logger
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
-        if let statement = query as? Statement, let rendered = statement.sqlite {
-            logger.debug("\(rendered.sql)")
-            return try connection.execute(rendered.sql, slot: rendered.slot, binds: try statement.sqliteValues()) { columns, row in
-                onRow(SQLiteResultRow(columns: columns, values: row))
-            }
-        }
+        if let statement = query as? Statement, let rendered = statement.sqlite { return try run(statement, rendered, onRow) }
         let (sql, binds) = serialize(query)
         logger.debug("\(sql)")
         try connection.execute(sql, binds: try Self.values(binds)) { columns, row in onRow(SQLiteResultRow(columns: columns, values: row)) }
+    }
+
+    /// A fixed statement as rendered for SQLite, run on the connection.
+    func run(_ statement: Statement, _ rendered: RenderedStatement, _ onRow: @escaping @Sendable (any SQLRow) -> ()) throws {
+        logger.debug("\(rendered.sql)")
+        try connection.execute(rendered.sql, slot: rendered.slot, binds: try statement.sqliteValues()) { columns, row in
+            onRow(SQLiteResultRow(columns: columns, values: row))
+        }
     }
 
     /// SQLKit's binds as SQLite values (through SQLiteKit's encoder, as its driver would).
@@ -594,8 +597,7 @@ extension SQLiteSession: SQLiteWriting {
         // else runs on the connection in between.
         if let rendered = statement.sqlite {
             guard !rendered.isRead else { throw StorageError("not a write: \(rendered.sql.prefix(60))") }
-            logger.debug("\(rendered.sql)")
-            try connection.execute(rendered.sql, slot: rendered.slot, binds: try statement.sqliteValues())
+            try run(statement, rendered) { _ in }
         } else {
             try await execute(sql: statement) { _ in }
         }
