@@ -133,7 +133,7 @@ extension IssuerHost {
     /// balance, the day's totals and the PIN tries are checked by the booking itself). Any
     /// change to any card moves it, so a caller keeps the highest it has seen and decides
     /// nothing from rows read under a lower one.
-    public static let cardVersion: SQLQueryString = "(SELECT n FROM issuer_changes WHERE id = 1)::text"
+    public static let cardVersion: Statement = "(SELECT n FROM issuer_changes WHERE id = 1)::text"
 
     /// Decides from a row of ``cardRead(hash:day:key:)`` read for `input` (its key) on `day`:
     /// the PIN verified, the rules run. Writes nothing; ``book(_:in:)`` writes the decision.
@@ -269,7 +269,7 @@ extension IssuerHost {
     /// statement fails whole (SQLSTATE 40001) unless every decision was booked as made. Two
     /// decisions on one account or card in one batch cannot both be checked: the statement then
     /// fails too (40001, or 21000 for the card's day), and the caller books them one by one.
-    public static func bookingMany(from source: String) -> SQLQueryString {
+    public static func bookingMany(from source: String) -> Statement {
         """
         auth AS (
             INSERT INTO issuer_authorizations (bank_id, idempotency_key, card_id, amount, currency, response_code, auth_code, reason, day, state, created_at)
@@ -299,7 +299,7 @@ extension IssuerHost {
 
     /// The check to select in a statement holding ``bookingMany(from:)`` for `prepared`: true,
     /// or the statement fails.
-    public static func bookedManyCheck(_ prepared: [PreparedAuthorization]) -> SQLQueryString {
+    public static func bookedManyCheck(_ prepared: [PreparedAuthorization]) -> Statement {
         let pins = prepared.filter { $0.basis?.pinTries != nil && $0.basis?.card != nil }.count
         let approved = prepared.filter { $0.decision.isApproved && $0.basis?.card != nil }.count
         // The counts as binds: one statement, one plan, whatever the batch.

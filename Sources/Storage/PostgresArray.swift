@@ -111,15 +111,25 @@ extension PostgresArray {
     /// whole runs about 3 % shorter (`docs/benchmarks.md`). The first array is unnested
     /// with its ordinality, which keeps the planner's estimate of an unnest's rows (a generic
     /// plan's joins are chosen by it), and the others are read by that index. The arrays are
-    /// bound once each.
-    public static func rows(_ columns: [(name: String, array: PostgresArray)]) -> SQLQueryString {
+    /// bound once each. A ``Statement``: the column names are text of the caller's code (never
+    /// a value), so its text is rendered once for each set of names.
+    public static func rows(_ columns: [(name: String, array: PostgresArray)]) -> Statement {
         precondition(!columns.isEmpty)
-        var select: SQLQueryString = "SELECT u.v AS \(unsafeRaw: columns[0].name)"
-        var from: SQLQueryString = " FROM (SELECT \(bind: columns[0].array) AS a0"
+        // Built piece by piece (a text between each two binds): a batch builds it every time.
+        var select = "SELECT u.v AS " + columns[0].name
         for (i, column) in columns.enumerated().dropFirst() {
-            select = select + ", (a.a\(unsafeRaw: String(i)))[u.n] AS \(unsafeRaw: column.name)"
-            from = from + ", \(bind: column.array) AS a\(unsafeRaw: String(i))"
+            select += ", (a.a" + String(i) + ")[u.n] AS " + column.name
         }
-        return select + from + ") a, unnest(a.a0) WITH ORDINALITY AS u(v, n)"
+        var rows = Statement()
+        rows.pieces.reserveCapacity(2 * columns.count + 1)
+        rows.binds.reserveCapacity(columns.count)
+        rows.pieces.append(.text(select + " FROM (SELECT "))
+        for (i, column) in columns.enumerated() {
+            rows.pieces.append(.bind)
+            rows.binds.append(.other(column.array))
+            let name = " AS a" + String(i)
+            rows.pieces.append(.text(i == columns.count - 1 ? name + ") a, unnest(a.a0) WITH ORDINALITY AS u(v, n)" : name + ", "))
+        }
+        return rows
     }
 }

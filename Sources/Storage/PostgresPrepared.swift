@@ -47,23 +47,31 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
         try checkOpen()
-        let (sql, binds) = serialize(query)
+        // A ``Statement`` fixed in the source: its text rendered once, known by its number (no
+        // rendering by SQLKit, and no hashing of the text to find the statement prepared).
+        let sql: String, binds: [any Encodable & Sendable], key: PreparedStatements.Key
+        if let statement = query as? Statement, let rendered = statement.rendered {
+            (sql, binds, key) = (rendered.postgres, statement.binds.map(\.value), .rendered(rendered.slot))
+        } else {
+            (sql, binds) = serialize(query)
+            key = .text(sql)
+        }
         let arguments = BoundArgument.all(binds)
         // A statement with an array bind runs prepared from its first call, or not at all.
         if arguments?.contains(where: \.isArray) ?? binds.contains(where: { $0 is PostgresArray }) {
-            guard let arguments, let (name, body) = statements.statement(sql, arguments) else {
+            guard let arguments, let (name, body) = statements.statement(sql, key, arguments) else {
                 throw StorageError("a statement over arrays has an argument that cannot be sent (a NUL in array text, or in a text bind)")
             }
             if let prepared = statements.prepared(name, on: connection) { return try await run(name, prepared, arguments, onRow) }
             // Required: prepared, or the server's refusal thrown.
-            guard let prepared = try await prepare(name, body, sql, required: true) else { throw StorageError("statement \(name) not prepared") }
+            guard let prepared = try await prepare(name, body, key, required: true) else { throw StorageError("statement \(name) not prepared") }
             return try await run(name, prepared, arguments, onRow)
         }
-        guard statements.shouldPrepare(sql), let arguments, let (name, body) = statements.statement(sql, arguments) else {
+        guard statements.shouldPrepare(sql, key), let arguments, let (name, body) = statements.statement(sql, key, arguments) else {
             return try await base.execute(sql: query, onRow)
         }
         if let prepared = statements.prepared(name, on: connection) { return try await run(name, prepared, arguments, onRow) }
-        guard let prepared = try await prepare(name, body, sql) else {
+        guard let prepared = try await prepare(name, body, key) else {
             try checkOpen()
             return try await base.execute(sql: query, onRow)
         }
@@ -93,7 +101,7 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
     /// refused it (the statement is then never prepared again) or the connection holds as many
     /// as it may. `required` (a statement over arrays, which has no other way): prepared
     /// whatever the count, and the server's refusal thrown.
-    private func prepare(_ name: String, _ body: String, _ sql: String, required: Bool = false) async throws -> PreparedQuery? {
+    private func prepare(_ name: String, _ body: String, _ key: PreparedStatements.Key, required: Bool = false) async throws -> PreparedQuery? {
         guard required || statements.hasRoom(on: connection) else { return nil }
         try checkOpen()
         let prepared: PreparedQuery
@@ -114,7 +122,7 @@ struct PreparingPostgresDatabase: SQLDatabase, @unchecked Sendable {  // the con
             // A transaction already failed refuses everything; that says nothing of the statement.
             if postgresSQLState(error) == "25P02" || required { throw error }
             logger.debug("statement not prepared: \(String(reflecting: error))")
-            statements.refuse(sql)
+            statements.refuse(key)
             return nil
         }
         statements.add(name, prepared, on: connection)
@@ -234,9 +242,9 @@ final class PreparedStatements: @unchecked Sendable {  // state behind the lock
     static let distinctStatements = 10_000
 
     private let lock = NSLock()
-    /// SQL → whether it has been seen more than once.
-    private var seen: [String: Bool] = [:]
-    private var refused: Set<String> = []
+    /// Statement → whether it has been seen more than once.
+    private var seen: [Key: Bool] = [:]
+    private var refused: Set<Key> = []
     /// Name → the statement it stands for (a second statement with the same digest goes unprepared).
     private var named: [String: String] = [:]
     /// Statement shape → its name and the statement prepared.
@@ -244,24 +252,31 @@ final class PreparedStatements: @unchecked Sendable {  // state behind the lock
     /// By connection: the connection and the statements it has prepared, by name.
     private var connections: [ObjectIdentifier: (connection: PostgresConnection, prepared: [String: PreparedQuery])] = [:]
 
-    /// Whether `sql` is to run prepared: a SELECT, INSERT, UPDATE, DELETE or WITH seen before
-    /// and not refused by the server.
-    func shouldPrepare(_ sql: String) -> Bool {
+    /// What a statement is known by: its text, or for a ``Statement`` the number its rendered
+    /// text has in this process (``RenderedStatement/slot``).
+    enum Key: Hashable {
+        case text(String)
+        case rendered(Int)
+    }
+
+    /// Whether the statement (`sql`, known by `key`) is to run prepared: a SELECT, INSERT,
+    /// UPDATE, DELETE or WITH seen before and not refused by the server.
+    func shouldPrepare(_ sql: String, _ key: Key) -> Bool {
         lock.withLock {
-            if let again = seen[sql] {
-                if !again { seen[sql] = true }
+            if let again = seen[key] {
+                if !again { seen[key] = true }
                 return true
             }
-            guard seen.count < Self.distinctStatements, !refused.contains(sql), Self.isPreparable(sql) else { return false }
-            seen[sql] = false
+            guard seen.count < Self.distinctStatements, !refused.contains(key), Self.isPreparable(sql) else { return false }
+            seen[key] = false
             return false
         }
     }
 
-    /// The name and the statement to prepare for `sql` with these arguments' types and NULLs,
-    /// worked out once per such shape.
-    func statement(_ sql: String, _ arguments: [BoundArgument]) -> (name: String, body: String)? {
-        let shape = StatementShape(sql: sql, types: arguments.map { $0.value == nil ? "" : $0.type })
+    /// The name and the statement to prepare for `sql` (known by `key`) with these arguments'
+    /// types and NULLs, worked out once per such shape.
+    func statement(_ sql: String, _ key: Key, _ arguments: [BoundArgument]) -> (name: String, body: String)? {
+        let shape = StatementShape(key: key, types: arguments.map { $0.value == nil ? "" : $0.type })
         if let known = lock.withLock({ shapes[shape] }) { return known }
         let body = BoundArgument.renumbered(sql, arguments)
         let name = "ct_" + Self.digest(body)
@@ -275,9 +290,9 @@ final class PreparedStatements: @unchecked Sendable {  // state behind the lock
         }
     }
 
-    /// A statement's SQL with its arguments' types ("" for a NULL).
+    /// A statement with its arguments' types ("" for a NULL).
     struct StatementShape: Hashable {
-        let sql: String
+        let key: Key
         let types: [String]
     }
 
@@ -302,10 +317,10 @@ final class PreparedStatements: @unchecked Sendable {  // state behind the lock
         }
     }
 
-    func refuse(_ sql: String) {
+    func refuse(_ key: Key) {
         lock.withLock {
-            refused.insert(sql)
-            seen[sql] = nil
+            refused.insert(key)
+            seen[key] = nil
         }
     }
 

@@ -548,7 +548,7 @@ struct SQLiteSession: SQLiteFace, @unchecked Sendable {
     let logger: Logger
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
-        if let statement = query as? Statement, let rendered = statement.sqlite { return try run(statement, rendered, onRow) }
+        if let statement = query as? Statement, let rendered = statement.rendered { return try run(statement, rendered, onRow) }
         let (sql, binds) = serialize(query)
         logger.debug("\(sql)")
         try connection.execute(sql, binds: try Self.values(binds)) { columns, row in onRow(SQLiteResultRow(columns: columns, values: row)) }
@@ -595,7 +595,7 @@ extension SQLiteSession: SQLiteWriting {
     func written(_ statement: Statement) async throws -> (changes: Int, rowID: Int64) {
         // The statement and the reading of its counts in one go on the writer's thread: nothing
         // else runs on the connection in between.
-        if let rendered = statement.sqlite {
+        if let rendered = statement.rendered {
             guard !rendered.isRead else { throw StorageError("not a write: \(rendered.sql.prefix(60))") }
             try run(statement, rendered) { _ in }
         } else {
@@ -612,7 +612,7 @@ struct QueuedSQLiteDatabase: SQLiteFace, @unchecked Sendable {
     let logger: Logger
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) async throws {
-        if let statement = query as? Statement, let rendered = statement.sqlite {
+        if let statement = query as? Statement, let rendered = statement.rendered {
             guard rendered.isRead else { return try await engine.unit { session in try await session.execute(sql: query, onRow) } }
             logger.debug("\(rendered.sql)")
             return try await engine.reader.execute(rendered.sql, slot: rendered.slot, binds: try statement.sqliteValues(), onRow)

@@ -5,11 +5,12 @@ import Synchronization
 
 /// A statement written in the source with its values bound, for the statements a sale runs
 /// every time. SQLKit's `SQLQueryString` renders its text anew on every run — fragment by
-/// fragment, a placeholder made for each bind — and SQLite's statement cache then hashes that
-/// text to find the prepared statement: on SQLite's only writer that was a tenth of its time
-/// at full load. A `Statement`'s fixed pieces are the literals of the source (`StaticString`),
-/// so what its text will be is known from their addresses: SQLite renders it once, and finds
-/// the prepared statement by a number. Any engine can still run it as an SQLKit expression.
+/// fragment, a placeholder made for each bind — and the engine's statement cache then hashes
+/// that text to find the prepared statement: on SQLite's only writer that was a tenth of its
+/// time at full load. A `Statement`'s fixed pieces are the literals of the source
+/// (`StaticString`), so what its text will be is known from their addresses: its text is
+/// rendered once for each engine (``RenderedStatement``), and SQLite and PostgreSQL find the
+/// prepared statement by a number. Any engine can still run it as an SQLKit expression.
 ///
 ///     let row = try await tx.first("SELECT id FROM t WHERE key = \(bind: key)" as Statement)
 ///
@@ -120,27 +121,34 @@ public struct Statement: SQLExpression, ExpressibleByStringInterpolation, Sendab
         String(decoding: UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: address), count: count), as: UTF8.self)
     }
 
-    /// The statement's SQLite text, rendered once for its pieces (nil when SQLKit must render it).
+    /// The statement's texts, rendered once for its pieces (nil when SQLKit must render it).
     /// Past ``RenderedStatement/limit`` texts, new ones are not kept (run-time text that varies
     /// more than it should): they are rendered by SQLKit, as any expression.
-    var sqlite: RenderedStatement? { sqlite(keepingAtMost: RenderedStatement.limit) }
+    var rendered: RenderedStatement? { rendered(keepingAtMost: RenderedStatement.limit) }
 
-    func sqlite(keepingAtMost limit: Int) -> RenderedStatement? {
+    func rendered(keepingAtMost limit: Int) -> RenderedStatement? {
         guard isFixed else { return nil }
         return RenderedStatement.cache.withLock { cache in
             if let rendered = cache[pieces] { return rendered }
             guard cache.count < limit else { return nil }
-            var text = "", position = 0
+            // Placeholders as each engine's SQLKit dialect writes them: ?1 for SQLite, $1 for PostgreSQL.
+            var sqlite = "", postgres = "", position = 0
             for piece in pieces {
                 switch piece {
-                case .literal(let address, let count): text += Self.text(address, count)
-                case .text(let raw): text += raw
+                case .literal(let address, let count):
+                    let text = Self.text(address, count)
+                    sqlite += text
+                    postgres += text
+                case .text(let raw):
+                    sqlite += raw
+                    postgres += raw
                 case .bind:
                     position += 1
-                    text += "?\(position)"
+                    sqlite += "?\(position)"
+                    postgres += "$\(position)"
                 }
             }
-            let rendered = RenderedStatement(sql: text, slot: cache.count)
+            let rendered = RenderedStatement(sql: sqlite, postgres: postgres, slot: cache.count)
             cache[pieces] = rendered
             return rendered
         }
@@ -186,15 +194,19 @@ extension Statement {
     }
 }
 
-/// A ``Statement``'s SQLite text, and the number the connections keep its prepared form under.
+/// A ``Statement``'s texts, and the number the connections keep its prepared form under.
 final class RenderedStatement: Sendable {
+    /// SQLite's text.
     let sql: String
+    /// PostgreSQL's text.
+    let postgres: String
     let slot: Int
-    /// Whether it is a plain SELECT, which outside a unit goes to the read connection.
+    /// Whether it is a plain SELECT, which outside a unit goes to SQLite's read connection.
     let isRead: Bool
 
-    init(sql: String, slot: Int) {
+    init(sql: String, postgres: String, slot: Int) {
         self.sql = sql
+        self.postgres = postgres
         self.slot = slot
         self.isRead = SQLiteReader.isRead(sql)
     }

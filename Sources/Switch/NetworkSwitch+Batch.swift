@@ -642,7 +642,7 @@ extension NetworkSwitch {
             ("today_approvals", PostgresArray(books.map(\.todayApprovals))), ("pin_before", PostgresArray(books.map(\.pinBefore))), ("pin_after", PostgresArray(books.map(\.pinAfter))),
             ("token_version", PostgresArray(versions.map(\.token))), ("card_version", PostgresArray(versions.map(\.card))),
         ])
-        let source: SQLQueryString = """
+        let source: Statement = """
             WITH s AS (\(rows)),
             -- The warm sales' rows unchanged in all that no sale writes (the rest the writes check):
             -- the counts of changes the same as when they were read.
@@ -660,6 +660,6 @@ extension NetworkSwitch {
                                      AND \(TokenService.recordedManyCheck(count: sales.count))) AS recorded,
                 \(IssuerHost.bookedManyCheck(sales.map(\.prepared)))
             """
-        _ = try await db.raw(statement).all()
+        _ = try await db.all(statement)
     }
 }

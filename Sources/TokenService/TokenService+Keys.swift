@@ -216,7 +216,7 @@ extension TokenService {
     /// The rest its writes check themselves: the token's state, the ATC unseen, the key's state,
     /// count and amount against its limits (which, with its time to live, are never changed
     /// once it is issued).
-    public static let readingVersion: SQLQueryString = "(SELECT n FROM tsp_changes WHERE id = 1)::text"
+    public static let readingVersion: Statement = "(SELECT n FROM tsp_changes WHERE id = 1)::text"
 
     /// The token's issued keys after the one `q` names (`q.hour`, `q.sequence`), up to eight in
     /// the order a phone uses them, as text: `id:hour:sequence:max_transactions:ttl_seconds:
@@ -340,7 +340,7 @@ extension TokenService {
     /// checks again what the reading saw, as one cryptogram's do. Select
     /// ``recordedManyCheck(count:)``: the statement fails whole unless every one was recorded
     /// (rows that touch the same key twice count once, and fail it too).
-    public static func recordingMany(from source: String) -> SQLQueryString {
+    public static func recordingMany(from source: String) -> Statement {
         """
         seen AS (
             INSERT INTO tsp_atcs (token_id, atc, seen_at, amount, key_sequence)
@@ -357,7 +357,7 @@ extension TokenService {
 
     /// The condition, for ``recordingMany(from:)``'s caller, that all `count` were recorded (the
     /// count a bind: one statement, one plan, whatever the batch).
-    public static func recordedManyCheck(count: Int) -> SQLQueryString {
+    public static func recordedManyCheck(count: Int) -> Statement {
         "(SELECT COUNT(*) FROM seen) = \(bind: count) AND (SELECT COUNT(*) FROM used) = \(bind: count)"
     }
 

@@ -18,39 +18,41 @@ struct StatementTests {
         "UPDATE counters SET value = value + \(bind: delta) WHERE name = \(bind: name)\(unsafeRaw: condition.map { " AND \($0)" } ?? "") RETURNING value"
     }
 
-    @Test("SQLite's text is rendered once for the place a statement is written: the same text and number for any binds, other text for other run-time text, none for an SQLKit expression")
+    @Test("SQLite's and PostgreSQL's texts are rendered once for the place a statement is written: the same texts and number for any binds, other text for other run-time text, none for an SQLKit expression")
     func rendering() throws {
-        let a = try #require(Self.lookUp("a").sqlite), b = try #require(Self.lookUp("b").sqlite)
+        let a = try #require(Self.lookUp("a").rendered), b = try #require(Self.lookUp("b").rendered)
         #expect(a === b)
         #expect(a.sql == "SELECT value FROM counters WHERE name = ?1")
+        #expect(a.postgres == "SELECT value FROM counters WHERE name = $1")
         #expect(a.isRead)
-        let plain = try #require(Self.update("a", by: 1, only: nil).sqlite)
-        let conditional = try #require(Self.update("a", by: 1, only: "value < 10").sqlite)
+        let plain = try #require(Self.update("a", by: 1, only: nil).rendered)
+        let conditional = try #require(Self.update("a", by: 1, only: "value < 10").rendered)
         #expect(plain !== conditional && plain.slot != conditional.slot)
         #expect(plain.sql == "UPDATE counters SET value = value + ?1 WHERE name = ?2 RETURNING value")
         #expect(conditional.sql == "UPDATE counters SET value = value + ?1 WHERE name = ?2 AND value < 10 RETURNING value")
+        #expect(conditional.postgres == "UPDATE counters SET value = value + $1 WHERE name = $2 AND value < 10 RETURNING value")
         #expect(!plain.isRead)
         // Nested statements take their pieces and binds in order; SQLKit renders the same text.
         let inner: Statement = "\(bind: 7), \(bind: "x")"
         let outer: Statement = "INSERT INTO t (n, s, d) VALUES (\(inner), \(bind: Data([1])))"
-        #expect(outer.sqlite?.sql == "INSERT INTO t (n, s, d) VALUES (?1, ?2, ?3)")
+        #expect(outer.rendered?.sql == "INSERT INTO t (n, s, d) VALUES (?1, ?2, ?3)")
         #expect(outer.binds.count == 3 && outer.binds[1].value as? String == "x")
         let (sql, binds) = SQLiteRenderer().serialize(outer)
         #expect(sql == "INSERT INTO t (n, s, d) VALUES (?1, ?2, ?3)" && binds.count == 3)
         let joined = "SELECT " + inner + " AS pair"
-        #expect(joined.sqlite?.sql == "SELECT ?1, ?2 AS pair")
+        #expect(joined.rendered?.sql == "SELECT ?1, ?2 AS pair")
         // An SQLKit expression inside: rendered by SQLKit every time, never cached.
         let mixed: Statement = "SELECT \(sql: SQLLiteral.numeric("1")) AS one WHERE \(bind: 1) = 1"
-        #expect(mixed.sqlite == nil)
+        #expect(mixed.rendered == nil)
         #expect(SQLiteRenderer().serialize(mixed).0 == "SELECT 1 AS one WHERE ?1 = 1")
         let nested = "SELECT \(bind: 0) AS zero, " + ("\(sql: SQLLiteral.numeric("1")) AS one" as Statement)
-        #expect(nested.sqlite == nil)
+        #expect(nested.rendered == nil)
         #expect(SQLiteRenderer().serialize(nested).0 == "SELECT ?1 AS zero, 1 AS one")
         // With the cache full, a text already kept is still found, a new one is left to SQLKit.
         let kept = RenderedStatement.cache.withLock { $0.count }
-        #expect(Self.lookUp("c").sqlite(keepingAtMost: kept) === a)
+        #expect(Self.lookUp("c").rendered(keepingAtMost: kept) === a)
         let new = "SELECT value FROM counters WHERE name = \(bind: "d")\(unsafeRaw: " LIMIT 1")" as Statement
-        #expect(new.sqlite(keepingAtMost: 0) == nil)
+        #expect(new.rendered(keepingAtMost: 0) == nil)
         #expect(SQLiteRenderer().serialize(new).0 == "SELECT value FROM counters WHERE name = ?1 LIMIT 1")
     }
 
@@ -74,6 +76,21 @@ struct StatementTests {
             // A statement inside an SQLKit query string, as PostgreSQL's composed statements hold them.
             let composed: SQLQueryString = "SELECT COUNT(*) AS n FROM (\(Self.lookUp("a"))) AS q"
             #expect(try await db.sql.raw(composed).first()?.decode(column: "n", as: Int.self) == 1, "\(location)")
+            if db.engine == .postgres {
+                // Found by its number, a statement's second run on a connection is prepared there
+                // from its PostgreSQL text, each placeholder cast to its bind's type.
+                let prepared = try await db.transaction { tx in
+                    for name in ["a", "b"] {
+                        let value = try await tx.first("SELECT value AS statement_marker FROM counters WHERE name = \(bind: name)" as Statement)
+                        #expect(try value?.decode(column: "statement_marker", as: Int64.self) == (name == "a" ? 3 : 5))
+                    }
+                    return try await tx.raw("""
+                        SELECT COUNT(*) AS n FROM pg_prepared_statements
+                        WHERE NOT from_sql AND statement = 'SELECT value AS statement_marker FROM counters WHERE name = ($1::text)'
+                        """).first()!.decode(column: "n", as: Int.self)
+                }
+                #expect(prepared == 1)
+            }
             await db.shutdown()
         }
     }

@@ -106,10 +106,10 @@ struct StorageTests {
                     #expect(try row.decode(column: "f", as: Bool.self) == flags[k], "flag \(k)")
                 }
                 // The same as the rows of many columns: a row an index, each array's element under its name.
-                let table = try await db.sql.raw("""
+                let table = try await db.sql.all("""
                     SELECT r.* FROM (\(PostgresArray.rows([("i", PostgresArray(integers)), ("t", PostgresArray(texts)), ("b", PostgresArray(bytes)),
                                                            ("f", PostgresArray(flags))]))) r
-                    """).all()
+                    """ as Statement)
                 func line(_ i: Int64?, _ t: String?, _ b: Data?, _ f: Bool) -> String { "\(i.map(String.init) ?? "-")|\(t ?? "-")|\(b?.base64EncodedString() ?? "-")|\(f)" }
                 let read = try table.map { try line($0.decode(column: "i", as: Int64?.self), $0.decode(column: "t", as: String?.self),
                                                    $0.decode(column: "b", as: Data?.self), $0.decode(column: "f", as: Bool.self)) }
