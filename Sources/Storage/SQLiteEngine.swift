@@ -61,15 +61,15 @@ final class SQLiteEngine: @unchecked Sendable {  // the connection is touched on
         // Checkpoints move the WAL into the database file. Done inside a commit (SQLite's
         // default, every 1,000 pages) they stall every caller of that batch for milliseconds;
         // a second connection does them in the background instead (passive: never blocks the
-        // writer), once a second — more often, its I/O shows in the writer's commit times.
+        // writer), five times a second, and syncs the database file after each (`Checkpointer`).
         //
         // A passive checkpoint copies only the frames that were in the WAL when it began, and
         // the writer keeps appending meanwhile, so alone it never catches up: SQLite starts the
         // WAL over only when a write begins with every frame copied, and the WAL (and with it
         // each page look-up through the WAL index) grew without end — throughput halved over
-        // twenty seconds of load. So after each background checkpoint the writer, between two
-        // batches, checkpoints what was written meanwhile (a small part of a second's pages)
-        // and its next write starts the WAL over.
+        // twenty seconds of load. So once a second, after a background checkpoint, the writer,
+        // between two batches, checkpoints what was written meanwhile (a few milliseconds'
+        // pages) and its next write starts the WAL over.
         try connection.execute("PRAGMA wal_autocheckpoint=0")
         let caughtUp = CheckpointSignal()
         checkpointer = try Checkpointer(path: path, logger: logger, signal: caughtUp)
@@ -195,7 +195,7 @@ final class WALSyncer: @unchecked Sendable {  // state behind the condition's lo
     private let logger: Logger
     /// Makes the log durable; nil, or the error it failed with. Called on the syncer's thread only.
     private let sync: @Sendable () -> (any Error)?
-    private let file: LogFile?
+    private let file: SyncedFile?
     /// Batches whose commit has begun (a reader may see any of them), and committed batches.
     private var announced: UInt64 = 0
     private var written: UInt64 = 0
@@ -214,12 +214,12 @@ final class WALSyncer: @unchecked Sendable {  // state behind the condition's lo
 
     /// `path`: the log file, `…-wal` (a connection in WAL mode keeps it while open).
     convenience init(path: String, logger: Logger) {
-        let file = LogFile(path: path)
+        let file = SyncedFile(path: path)
         self.init(logger: logger, file: file) { file.sync() }
     }
 
     /// With `sync` doing what syncing the log does (tests stand in for the disk with it).
-    init(logger: Logger, file: LogFile? = nil, slowSync: Duration = .milliseconds(100), sync: @escaping @Sendable () -> (any Error)?) {
+    init(logger: Logger, file: SyncedFile? = nil, slowSync: Duration = .milliseconds(100), sync: @escaping @Sendable () -> (any Error)?) {
         self.logger = logger
         self.file = file
         self.slowSync = slowSync
@@ -358,10 +358,23 @@ final class CheckpointSignal: @unchecked Sendable {  // state behind the lock
     func take() -> Bool { lock.withLock { defer { set = false }; return set } }
 }
 
-/// A thread with its own connection that checkpoints the WAL every second (passive mode:
-/// it copies what no reader needs and never waits for, or blocks, the writer), then signals
-/// the writer to copy what came meanwhile.
+/// A thread with its own connection that checkpoints the WAL five times a second (passive
+/// mode: it copies what no reader needs and never waits for, or blocks, the writer) and syncs
+/// the database file after each; once a second it then signals the writer to copy what came
+/// meanwhile, so that the WAL starts over.
+///
+/// Every sync of the log waits for whatever the disk is flushing, so the database file's pages
+/// are flushed a fifth of a second's at a time, off the writer's thread. Checkpointed once a
+/// second and synced by the writer's own checkpoint (SQLite syncs the database file only after
+/// a checkpoint that copied the whole WAL), a second's pages were flushed at once while no
+/// batch ran: every second, every sale in flight waited 15–30 ms — about 1 % of the sales at
+/// half load, the p99 itself (docs/benchmarks.md).
 final class Checkpointer: @unchecked Sendable {
+    /// Time between two checkpoints.
+    static let interval = 0.2
+    /// Checkpoints between two of the writer's.
+    static let perWriterCheckpoint = 5
+
     private let connection: SQLiteHandle
     private let condition = NSCondition()
     private var stopped = false
@@ -372,21 +385,27 @@ final class Checkpointer: @unchecked Sendable {
         try connection.execute("PRAGMA busy_timeout=0")
         // Its checkpoints sync the log before copying it and the database file after.
         try connection.execute("PRAGMA synchronous=FULL")
+        let database = SyncedFile(path: path)
         let thread = Thread {
             OwnThread.name("cloudtap-checkpt")
+            var round = 0
             while true {
                 self.condition.lock()
-                if !self.stopped { _ = self.condition.wait(until: Date().addingTimeInterval(1.0)) }
+                if !self.stopped { _ = self.condition.wait(until: Date().addingTimeInterval(Self.interval)) }
                 let stop = self.stopped
                 self.condition.unlock()
                 if stop { break }
                 do {
-                    try self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    signal?.raise()
+                    try self.catchUp()
+                    // The pages it copied, flushed here (SQLite would not: the writer writes on).
+                    if let error = database.sync() { logger.warning("the database file could not be synced after a checkpoint", metadata: ["error": "\(error)"]) }
+                    round += 1
+                    if round % Self.perWriterCheckpoint == 0 { signal?.raise() }
                 } catch {
                     logger.debug("background checkpoint skipped", metadata: ["error": "\(error)"])
                 }
             }
+            database.close()
             self.connection.close()
             self.condition.lock()
             self.done = true
@@ -394,6 +413,26 @@ final class Checkpointer: @unchecked Sendable {
             self.condition.unlock()
         }
         thread.start()
+    }
+
+    /// Frames a pass may leave for the writer's own checkpoint, which it copies between two
+    /// batches while they wait: a few milliseconds of writes.
+    static let leftForWriter: Int64 = 256
+
+    /// Passive checkpoints, each copying what came during the one before, until one finds at
+    /// most ``leftForWriter`` new frames (four at most): a pass takes milliseconds, more after
+    /// a pause, and what came meanwhile would otherwise be the writer's to copy.
+    private func catchUp() throws {
+        var before: Int64?
+        for _ in 0..<4 {
+            // Its row: whether it was blocked, the frames in the WAL when it began, the frames copied.
+            var log: Int64 = -1
+            try connection.execute("PRAGMA wal_checkpoint(PASSIVE)") { _, row in
+                if row.count == 3, case .integer(let frames) = row[1] { log = frames }
+            }
+            if let before, log - before <= Self.leftForWriter { return }
+            before = log
+        }
     }
 
     /// Stops the thread and waits for it to close its connection.
@@ -450,9 +489,10 @@ final class TypedWork<T: Sendable>: Work, @unchecked Sendable {
     }
 }
 
-/// The log file as the syncer syncs it: its own descriptor, opened at the first sync (the file
-/// exists once a connection has opened the database in WAL mode). Used by the syncer's thread.
-final class LogFile: @unchecked Sendable {
+/// A file synced through a descriptor of its own, opened at the first sync: the log by the
+/// syncer (the file exists once a connection has opened the database in WAL mode), the
+/// database file by the checkpointer. Used by one thread.
+final class SyncedFile: @unchecked Sendable {
     let path: String
     private var descriptor: Int32 = -1
 
