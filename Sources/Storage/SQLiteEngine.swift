@@ -388,7 +388,7 @@ final class Checkpointer: @unchecked Sendable {
         let database = SyncedFile(path: path)
         let thread = Thread {
             OwnThread.name("cloudtap-checkpt")
-            var round = 0
+            var round = 0, synced: Int64 = 0
             while true {
                 self.condition.lock()
                 if !self.stopped { _ = self.condition.wait(until: Date().addingTimeInterval(Self.interval)) }
@@ -396,9 +396,14 @@ final class Checkpointer: @unchecked Sendable {
                 self.condition.unlock()
                 if stop { break }
                 do {
-                    try self.catchUp()
-                    // The pages it copied, flushed here (SQLite would not: the writer writes on).
-                    if let error = database.sync() { logger.warning("the database file could not be synced after a checkpoint", metadata: ["error": "\(error)"]) }
+                    // The pages it copied, flushed here (SQLite would not: the writer writes on);
+                    // nothing to flush when the WAL has not moved since the last time (an idle
+                    // database is not synced five times a second).
+                    let log = try self.catchUp()
+                    if log != synced {
+                        if let error = database.sync() { logger.warning("the database file could not be synced after a checkpoint", metadata: ["error": "\(error)"]) }
+                        synced = log
+                    }
                     round += 1
                     if round % Self.perWriterCheckpoint == 0 { signal?.raise() }
                 } catch {
@@ -421,18 +426,19 @@ final class Checkpointer: @unchecked Sendable {
 
     /// Passive checkpoints, each copying what came during the one before, until one finds at
     /// most ``leftForWriter`` new frames (four at most): a pass takes milliseconds, more after
-    /// a pause, and what came meanwhile would otherwise be the writer's to copy.
-    private func catchUp() throws {
-        var before: Int64?
+    /// a pause, and what came meanwhile would otherwise be the writer's to copy. The frames in
+    /// the WAL when the last pass began.
+    private func catchUp() throws -> Int64 {
+        var before: Int64?, log: Int64 = -1
         for _ in 0..<4 {
             // Its row: whether it was blocked, the frames in the WAL when it began, the frames copied.
-            var log: Int64 = -1
             try connection.execute("PRAGMA wal_checkpoint(PASSIVE)") { _, row in
                 if row.count == 3, case .integer(let frames) = row[1] { log = frames }
             }
-            if let before, log - before <= Self.leftForWriter { return }
+            if let before, log - before <= Self.leftForWriter { return log }
             before = log
         }
+        return log
     }
 
     /// Stops the thread and waits for it to close its connection.
